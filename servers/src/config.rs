@@ -1,0 +1,337 @@
+//! Server configuration: command-line flags and an optional TOML file, merged and validated
+//! into a [`ServerConfig`] before anything starts. The core never sees an unchecked value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+/// Which auth design the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyName {
+    /// Checks nothing: the ceiling of the HTTP stack.
+    Baseline,
+    /// Opaque id, one Redis lookup per request.
+    Session,
+    /// Signed JWT, verified locally, no I/O.
+    Jwt,
+    /// Signed JWT plus a jti table in Redis.
+    Hybrid,
+}
+
+impl StrategyName {
+    /// The name as it appears on the command line and in `/capabilities`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Session => "session",
+            Self::Jwt => "jwt",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    /// Whether the strategy keeps state in Redis.
+    pub fn uses_store(self) -> bool {
+        matches!(self, Self::Session | Self::Hybrid)
+    }
+}
+
+/// Signature algorithm of the JWT strategies; one key per algorithm, pinned at verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
+pub enum JwtAlg {
+    #[value(name = "HS256")]
+    HS256,
+    #[value(name = "RS256")]
+    RS256,
+    #[value(name = "ES256")]
+    ES256,
+    #[value(name = "EdDSA")]
+    EdDSA,
+}
+
+/// How the server talks to Redis; both exist so their cost can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisClientKind {
+    /// One auto-reconnecting multiplexed connection (redis `ConnectionManager`).
+    Multiplexed,
+    /// A deadpool-redis pool of multiplexed connections.
+    Pool,
+}
+
+/// What the hybrid table in Redis holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JtiMode {
+    /// A key per live jti; absent means revoked.
+    Allowlist,
+    /// Revoked jtis plus per-user and global "not before" marks.
+    Denylist,
+}
+
+/// What the hybrid strategy does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Answer 503: no request is accepted without the revocation check.
+    Closed,
+    /// Accept signature-valid tokens: availability over revocation.
+    Open,
+}
+
+/// Command-line flags. Every flag is optional here so that a TOML file can supply it;
+/// defaults are applied after the merge, in [`ServerOptions::resolve`].
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(
+    name = "authbench-server",
+    version,
+    about = "An auth server speaking the authbench protocol v1, one strategy per process"
+)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerOptions {
+    /// Auth design to run.
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyName>,
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Redis URL (session and hybrid only).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Key for the /admin endpoints, sent as X-Admin-Key.
+    #[arg(long)]
+    pub admin_key: Option<String>,
+    /// Number of seeded users user0..user{N-1}.
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Password shared by the seeded users.
+    #[arg(long)]
+    pub user_password: Option<String>,
+    /// TOML file with any of these settings (flags win over the file).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// JWT signature algorithm (jwt and hybrid).
+    #[arg(long, value_enum)]
+    pub jwt_alg: Option<JwtAlg>,
+    /// Lifetime of an access token or session, e.g. 15m, 20s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub access_ttl: Option<Duration>,
+    /// Redis client: one multiplexed connection or a deadpool pool.
+    #[arg(long, value_enum)]
+    pub redis_client: Option<RedisClientKind>,
+    /// Connections in the pool (with --redis-client pool).
+    #[arg(long)]
+    pub redis_pool_size: Option<usize>,
+    /// Deadline of every Redis call; a hung Redis gives 503 after about this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub redis_timeout: Option<Duration>,
+    /// Hybrid table: allowlist of live jtis or denylist of revoked ones.
+    #[arg(long, value_enum)]
+    pub jti_mode: Option<JtiMode>,
+    /// Hybrid behaviour when Redis is unreachable.
+    #[arg(long, value_enum)]
+    pub fail_mode: Option<FailMode>,
+    /// Live sessions allowed per user; 1 is the single-device policy.
+    #[arg(long)]
+    pub max_sessions_per_user: Option<u32>,
+}
+
+/// A configuration problem, reported as one line with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub strategy: StrategyName,
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub admin_key: String,
+    pub users: u32,
+    pub user_password: String,
+    pub jwt_alg: JwtAlg,
+    pub access_ttl: Duration,
+    pub redis_client: RedisClientKind,
+    pub redis_pool_size: usize,
+    pub redis_timeout: Duration,
+    pub jti_mode: JtiMode,
+    pub fail_mode: FailMode,
+    pub max_sessions_per_user: Option<u32>,
+}
+
+/// Longest accepted access lifetime: a week. Longer lifetimes only hide revocation windows.
+const MAX_ACCESS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl ServerConfig {
+    /// A configuration with every default, for the given strategy; tests and benches start here.
+    pub fn new(strategy: StrategyName) -> Self {
+        Self {
+            strategy,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            admin_key: "authbench-admin".to_owned(),
+            users: 1000,
+            user_password: "authbench-password".to_owned(),
+            jwt_alg: JwtAlg::HS256,
+            access_ttl: Duration::from_secs(15 * 60),
+            redis_client: RedisClientKind::Multiplexed,
+            redis_pool_size: 8,
+            redis_timeout: Duration::from_millis(250),
+            jti_mode: JtiMode::Allowlist,
+            fail_mode: FailMode::Closed,
+            max_sessions_per_user: None,
+        }
+    }
+
+    /// Rejects combinations that would make the server say something untrue about itself.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.users == 0 {
+            return invalid("--users must be at least 1");
+        }
+        if self.user_password.is_empty() || self.user_password.len() > crate::users::MAX_PASSWORD_BYTES {
+            return invalid("--user-password must be 1 to 1024 bytes");
+        }
+        if self.admin_key.len() < 8 {
+            return invalid("--admin-key must be at least 8 bytes");
+        }
+        if self.access_ttl < Duration::from_secs(1) || self.access_ttl > MAX_ACCESS_TTL {
+            return invalid("--access-ttl must be between 1s and 7days");
+        }
+        if self.redis_timeout < Duration::from_millis(1) || self.redis_timeout > Duration::from_secs(60) {
+            return invalid("--redis-timeout must be between 1ms and 60s");
+        }
+        if self.redis_pool_size == 0 || self.redis_pool_size > 1024 {
+            return invalid("--redis-pool-size must be between 1 and 1024");
+        }
+        if self.strategy.uses_store() && !self.redis_url.starts_with("redis://") {
+            return invalid("--redis-url must start with redis:// (e.g. redis://127.0.0.1:6379)");
+        }
+        if self.fail_mode == FailMode::Open && self.strategy != StrategyName::Hybrid {
+            return invalid(
+                "--fail-mode open only applies to --strategy hybrid (a session cannot be checked without Redis)",
+            );
+        }
+        if self.jti_mode != JtiMode::Allowlist && self.strategy != StrategyName::Hybrid {
+            return invalid("--jti-mode only applies to --strategy hybrid");
+        }
+        match self.max_sessions_per_user {
+            Some(0) => return invalid("--max-sessions-per-user must be at least 1"),
+            Some(_) if !self.strategy.uses_store() => {
+                return invalid("--max-sessions-per-user needs server-side state: use --strategy session or hybrid");
+            }
+            Some(n) if n > 1 && self.jti_mode == JtiMode::Denylist && self.strategy == StrategyName::Hybrid => {
+                return invalid(
+                    "--jti-mode denylist keeps no per-user token list, so it supports --max-sessions-per-user 1 only",
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl ServerOptions {
+    /// Reads the TOML file named by `--config`, if any, and merges: flags, then file, then defaults.
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        let file = file.unwrap_or_default();
+        let strategy = self.strategy.or(file.strategy).ok_or_else(|| {
+            ConfigError::Invalid("--strategy is required (baseline, session, jwt or hybrid)".to_owned())
+        })?;
+        let d = ServerConfig::new(strategy);
+        let config = ServerConfig {
+            strategy,
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            redis_url: self.redis_url.or(file.redis_url).unwrap_or(d.redis_url),
+            admin_key: self.admin_key.or(file.admin_key).unwrap_or(d.admin_key),
+            users: self.users.or(file.users).unwrap_or(d.users),
+            user_password: self.user_password.or(file.user_password).unwrap_or(d.user_password),
+            jwt_alg: self.jwt_alg.or(file.jwt_alg).unwrap_or(d.jwt_alg),
+            access_ttl: self.access_ttl.or(file.access_ttl).unwrap_or(d.access_ttl),
+            redis_client: self.redis_client.or(file.redis_client).unwrap_or(d.redis_client),
+            redis_pool_size: self.redis_pool_size.or(file.redis_pool_size).unwrap_or(d.redis_pool_size),
+            redis_timeout: self.redis_timeout.or(file.redis_timeout).unwrap_or(d.redis_timeout),
+            jti_mode: self.jti_mode.or(file.jti_mode).unwrap_or(d.jti_mode),
+            fail_mode: self.fail_mode.or(file.fail_mode).unwrap_or(d.fail_mode),
+            max_sessions_per_user: self.max_sessions_per_user.or(file.max_sessions_per_user),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServerOptions, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        // toml's message spans several lines with a source excerpt; the first names the problem.
+        message: e.message().lines().next().unwrap_or("invalid TOML").to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, String> {
+        let mut argv = vec!["authbench-server"];
+        argv.extend_from_slice(args);
+        ServerOptions::try_parse_from(argv).map_err(|e| e.to_string())?.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_become_typed_values() {
+        let c = parse(&["--strategy", "hybrid", "--access-ttl", "20s", "--jwt-alg", "EdDSA", "--jti-mode", "denylist"])
+            .unwrap();
+        assert_eq!(c.strategy, StrategyName::Hybrid);
+        assert_eq!(c.access_ttl, Duration::from_secs(20));
+        assert_eq!(c.jwt_alg, JwtAlg::EdDSA);
+        assert_eq!(c.jti_mode, JtiMode::Denylist);
+    }
+
+    #[test]
+    fn misleading_combinations_are_rejected() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--strategy", "session", "--fail-mode", "open"]).is_err());
+        assert!(parse(&["--strategy", "jwt", "--max-sessions-per-user", "1"]).is_err());
+        assert!(parse(&["--strategy", "jwt", "--jti-mode", "denylist"]).is_err());
+        assert!(parse(&["--strategy", "hybrid", "--jti-mode", "denylist", "--max-sessions-per-user", "2"]).is_err());
+        assert!(parse(&["--strategy", "jwt", "--access-ttl", "0s"]).is_err());
+        assert!(parse(&["--strategy", "session", "--redis-url", "http://x"]).is_err());
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("authbench-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.toml");
+        std::fs::write(&path, "strategy = \"session\"\naccess-ttl = \"30s\"\nusers = 5\n").unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let c = parse(&["--config", &p, "--users", "7"]).unwrap();
+        assert_eq!(c.strategy, StrategyName::Session);
+        assert_eq!(c.access_ttl, Duration::from_secs(30));
+        assert_eq!(c.users, 7);
+        std::fs::write(&path, "strategy = \"session\"\nbogus = 1\n").unwrap();
+        let err = parse(&["--config", &p]).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,177 @@
+//! Every way a request can fail, and the JSON each failure becomes on the wire.
+//!
+//! Handlers return [`ApiError`]; its `IntoResponse` is the only place that decides status codes,
+//! so the protocol's error shapes (`invalid_token` with a reason, `store_unavailable`,
+//! `unsupported`, ...) cannot drift between strategies.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Why a token was not accepted; the `reason` of a 401 `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer <token>`, not ASCII, wrong length or alphabet, not a JWT shape, bad JSON.
+    Malformed,
+    /// Longer than any token this server issues.
+    Oversized,
+    /// The signature does not verify with the pinned key.
+    BadSignature,
+    /// The header names an algorithm other than the one pinned for the key.
+    BadAlgorithm,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iss` or `aud` is not this service.
+    WrongAudience,
+    /// A required claim is absent.
+    MissingClaim,
+    /// The token was valid but has been revoked (or the session does not exist).
+    Revoked,
+}
+
+impl TokenRejection {
+    /// The `reason` string of the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Oversized => "oversized",
+            Self::BadSignature => "bad_signature",
+            Self::BadAlgorithm => "bad_algorithm",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// All reasons, for pre-registering metrics.
+    pub const ALL: [Self; 10] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::Oversized,
+        Self::BadSignature,
+        Self::BadAlgorithm,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongAudience,
+        Self::MissingClaim,
+        Self::Revoked,
+    ];
+}
+
+/// What a strategy operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid token: {}", .0.as_str())]
+    Token(TokenRejection),
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("operation not supported by this strategy")]
+    Unsupported,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<TokenRejection> for AuthError {
+    fn from(r: TokenRejection) -> Self {
+        Self::Token(r)
+    }
+}
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Unknown user or wrong password; deliberately indistinguishable.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A correct token but the wrong current password on /password.
+    #[error("wrong current password")]
+    WrongPassword,
+    #[error("admin key missing or wrong")]
+    AdminKey,
+    #[error("no such user")]
+    UnknownUser,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A rejection that axum or hyper produced (404, 405, 413, 415, ...), re-expressed as JSON.
+    #[error("{1}")]
+    Http(StatusCode, &'static str),
+}
+
+impl From<TokenRejection> for ApiError {
+    fn from(r: TokenRejection) -> Self {
+        Self::Auth(AuthError::Token(r))
+    }
+}
+
+/// The `WWW-Authenticate` value for a rejected bearer token (RFC 6750 section 3).
+const BEARER_INVALID: &str = "Bearer realm=\"authbench\", error=\"invalid_token\"";
+/// The `WWW-Authenticate` value when no credentials were sent: no error code (RFC 6750 3.1).
+const BEARER_PLAIN: &str = "Bearer realm=\"authbench\"";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body, challenge) = match &self {
+            Self::Auth(AuthError::Token(reason)) => {
+                let challenge = if *reason == TokenRejection::Missing { BEARER_PLAIN } else { BEARER_INVALID };
+                (
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_token", "reason": reason.as_str()}),
+                    Some(challenge),
+                )
+            }
+            Self::Auth(AuthError::Store(e)) => {
+                tracing::debug!(error = %e, "store unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "store_unavailable"}), None)
+            }
+            Self::Auth(AuthError::Unsupported) => (StatusCode::NOT_IMPLEMENTED, json!({"error": "unsupported"}), None),
+            Self::Auth(AuthError::Internal(message)) => {
+                // Reached only by a bug (e.g. a signing failure); logged, never shown.
+                tracing::error!(%message, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal"}), None)
+            }
+            Self::InvalidCredentials => {
+                (StatusCode::UNAUTHORIZED, json!({"error": "invalid_credentials"}), Some(BEARER_PLAIN))
+            }
+            Self::WrongPassword => (StatusCode::FORBIDDEN, json!({"error": "wrong_password"}), None),
+            Self::AdminKey => (StatusCode::FORBIDDEN, json!({"error": "forbidden"}), None),
+            Self::UnknownUser => (StatusCode::NOT_FOUND, json!({"error": "unknown_user"}), None),
+            Self::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": message}), None)
+            }
+            Self::Http(status, code) => (*status, json!({"error": code}), None),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}
+
+/// The protocol's error code for a status that axum or hyper produced without a JSON body.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}

@@ -1,0 +1,350 @@
+//! The protocol (version 1): routes, handlers, the authentication extractor and the middleware
+//! that counts every request and turns every non-JSON rejection into a JSON one.
+//!
+//! Handlers are generic over the strategy and monomorphised once per strategy at start, so a
+//! request pays no dynamic dispatch and every strategy runs exactly the same plumbing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, AuthError, code_for_status};
+use crate::metrics::Metrics;
+use crate::strategy::{AuthStrategy, Principal, UserRevocation};
+use crate::users::{MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
+
+/// Largest request body accepted; every protocol body is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Shared state of one server: the strategy, the users, the admin key digest, the counters.
+#[derive(Debug)]
+pub struct AppState<S> {
+    pub strategy: S,
+    pub users: Arc<UserDirectory>,
+    pub metrics: Arc<Metrics>,
+    /// SHA-256 of the admin key: comparing digests in constant time hides the key's length too.
+    admin_key_digest: [u8; 32],
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+impl<S: AuthStrategy> AppState<S> {
+    pub fn new(strategy: S, users: Arc<UserDirectory>, metrics: Arc<Metrics>, admin_key: &str) -> Self {
+        Self { strategy, users, metrics, admin_key_digest: sha256(admin_key.as_bytes()) }
+    }
+
+    fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let given = headers.get("x-admin-key").map(HeaderValue::as_bytes).unwrap_or_default();
+        if bool::from(sha256(given).ct_eq(&self.admin_key_digest)) { Ok(()) } else { Err(ApiError::AdminKey) }
+    }
+}
+
+/// The protocol router for one strategy.
+pub fn router<S: AuthStrategy>(state: Arc<AppState<S>>) -> Router {
+    Router::new()
+        .route("/login", post(login::<S>))
+        .route("/me", get(me))
+        .route("/logout", post(logout::<S>))
+        .route("/logout-all", post(logout_all::<S>))
+        .route("/refresh", post(refresh::<S>))
+        .route("/password", post(password::<S>))
+        .route("/admin/users/{username}/revoke", post(admin_revoke::<S>))
+        .route("/admin/users/{username}/roles", put(admin_roles::<S>))
+        .route("/admin/revoke-all", post(admin_revoke_all::<S>))
+        .route("/capabilities", get(capabilities::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The route template as a static label; anything unmatched is one label, whatever its path.
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    match matched.map(MatchedPath::as_str) {
+        Some("/login") => "/login",
+        Some("/me") => "/me",
+        Some("/logout") => "/logout",
+        Some("/logout-all") => "/logout-all",
+        Some("/refresh") => "/refresh",
+        Some("/password") => "/password",
+        Some("/admin/users/{username}/revoke") => "/admin/users/{username}/revoke",
+        Some("/admin/users/{username}/roles") => "/admin/users/{username}/roles",
+        Some("/admin/revoke-all") => "/admin/revoke-all",
+        Some("/capabilities") => "/capabilities",
+        Some("/healthz") => "/healthz",
+        Some("/metrics") => "/metrics",
+        _ => "unmatched",
+    }
+}
+
+/// Counts the request and re-expresses any non-JSON error (axum's 404/405/413/415/...) as JSON.
+async fn observe<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = route_label(matched.as_ref());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let old_headers = std::mem::take(response.headers_mut());
+        response = ApiError::Http(status, code_for_status(status)).into_response();
+        for (name, value) in &old_headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
+    state.metrics.request(route, status.as_u16());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Http(StatusCode::NOT_FOUND, "not_found")
+}
+
+/// A request whose token the strategy accepted.
+#[derive(Debug)]
+pub struct Authenticated(pub Principal);
+
+impl<S: AuthStrategy> FromRequestParts<Arc<AppState<S>>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
+        match state.strategy.authenticate_request(&parts.headers).await {
+            Ok(principal) => {
+                state.metrics.auth_ok();
+                Ok(Self(principal))
+            }
+            Err(e) => {
+                if let AuthError::Token(reason) = &e {
+                    state.metrics.auth_rejected(*reason);
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A JSON body whose rejections follow the protocol: 400 for anything malformed (syntax or
+/// shape), 413 when too large, 415 without `Content-Type: application/json`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::Http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::Http(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        _ => ApiError::BadRequest(rejection.body_text()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Treats "this strategy cannot revoke" as success, for operations whose main effect (a stored
+/// password, new roles) happened anyway; `/capabilities` says the tokens were not touched.
+fn unsupported_is_ok(result: Result<(), AuthError>) -> Result<(), ApiError> {
+    match result {
+        Ok(()) | Err(AuthError::Unsupported) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn login<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    JsonBody(body): JsonBody<LoginBody>,
+) -> Result<Response, ApiError> {
+    let user = state.users.verify(&body.username, &body.password).await.ok_or(ApiError::InvalidCredentials)?;
+    let minting = Instant::now();
+    let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
+    let mint = minting.elapsed();
+    let mut body = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    });
+    if let Some(refresh) = issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    // RFC 6749 5.1: responses carrying tokens must not be cached.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Lets the login scenario report password hashing apart from token minting.
+    let timing =
+        format!("argon2;dur={:.3}, mint;dur={:.3}", user.argon2_time.as_secs_f64() * 1e3, mint.as_secs_f64() * 1e3);
+    if let Ok(value) = HeaderValue::from_str(&timing) {
+        headers.insert("server-timing", value);
+    }
+    Ok(response)
+}
+
+async fn me(Authenticated(principal): Authenticated) -> Json<Principal> {
+    Json(principal)
+}
+
+async fn logout<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    state.strategy.logout(&principal).await?;
+    Ok(no_content())
+}
+
+async fn logout_all<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    state.strategy.revoke_user(&principal.sub, UserRevocation::LogoutAll).await?;
+    Ok(no_content())
+}
+
+async fn refresh<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> Result<Response, ApiError> {
+    let issued = state.strategy.refresh(&body.refresh_token).await?;
+    let mut body = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    });
+    if let Some(refresh) = issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+async fn password<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    Authenticated(principal): Authenticated,
+    JsonBody(body): JsonBody<PasswordBody>,
+) -> Result<Response, ApiError> {
+    if !state.strategy.verifies_tokens() {
+        return Err(AuthError::Unsupported.into());
+    }
+    if body.new_password.is_empty() || body.new_password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::BadRequest(format!("new_password must be 1 to {MAX_PASSWORD_BYTES} bytes")));
+    }
+    state.users.verify(&principal.sub, &body.current_password).await.ok_or(ApiError::WrongPassword)?;
+    // Revoke first: if the store is down the password stays as it was and the client sees 503.
+    unsupported_is_ok(state.strategy.revoke_user(&principal.sub, UserRevocation::PasswordChange).await)?;
+    state.users.set_password(&principal.sub, &body.new_password).await.map_err(AuthError::Internal)?;
+    Ok(no_content())
+}
+
+async fn admin_revoke<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    state.require_admin(&headers)?;
+    if !state.users.contains(&username) {
+        return Err(ApiError::UnknownUser);
+    }
+    state.strategy.revoke_user(&username, UserRevocation::AdminRevoke).await?;
+    Ok(no_content())
+}
+
+async fn admin_roles<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    JsonBody(body): JsonBody<RolesBody>,
+) -> Result<Response, ApiError> {
+    state.require_admin(&headers)?;
+    if !state.strategy.verifies_tokens() {
+        return Err(AuthError::Unsupported.into());
+    }
+    validate_roles(&body.roles).map_err(ApiError::BadRequest)?;
+    if !state.users.set_roles(&username, body.roles) {
+        return Err(ApiError::UnknownUser);
+    }
+    let roles = state.users.roles(&username).ok_or(ApiError::UnknownUser)?;
+    state.strategy.roles_changed(&username, &roles).await?;
+    Ok(no_content())
+}
+
+async fn admin_revoke_all<S: AuthStrategy>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.require_admin(&headers)?;
+    state.strategy.revoke_all().await?;
+    Ok(no_content())
+}
+
+async fn capabilities<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>) -> Response {
+    Json(state.strategy.capabilities()).into_response()
+}
+
+async fn healthz<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>) -> Result<Response, ApiError> {
+    state.strategy.health().await?;
+    Ok(Json(json!({"status": "ok"})).into_response())
+}
+
+async fn metrics<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+        .into_response()
+}

@@ -1,0 +1,275 @@
+//! JWT keys, claims, signing and verification, shared by the `jwt` and `hybrid` strategies.
+//!
+//! Security decisions, in one place:
+//! - The accepted algorithm is pinned per key: [`Validation`] lists exactly the configured
+//!   algorithm, so a token's `alg` header (`none`, or HS256 signed with an RSA public key) only
+//!   ever leads to a rejection.
+//! - `iss`, `aud`, `exp` and `nbf` are required and validated with an explicit leeway of
+//!   [`LEEWAY_SECS`]; `iat`, `jti` and `sub` must be present or the claims do not deserialize.
+//! - Keys are generated at start from the system CSPRNG (aws-lc-rs); revoke-all rotates them.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwtAlg;
+use crate::error::TokenRejection;
+use crate::token::MAX_TOKEN_BYTES;
+
+/// `iss` of every token this server issues and accepts.
+pub const ISSUER: &str = "authbench";
+/// `aud` of every token this server issues and accepts.
+pub const AUDIENCE: &str = "authbench-api";
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 2;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    pub roles: Vec<String>,
+}
+
+/// One signing key and the matching verification key.
+struct KeyPairSet {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The public key (DER) for asymmetric algorithms; tests use it to forge key-confusion tokens.
+    public_der: Option<Vec<u8>>,
+}
+
+/// The key ring of one server: the current key, the algorithm pinned to it, and the ids of
+/// keys retired by revoke-all (to answer `revoked` rather than `bad_signature` for them).
+pub struct JwtKeys {
+    alg: Algorithm,
+    current: ArcSwap<KeyPairSet>,
+    validation: Validation,
+    /// Touched only when a signature fails, never on the accepting path.
+    retired: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys").field("alg", &self.alg).field("kid", &self.current.load().kid).finish()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl JwtKeys {
+    /// Generates a fresh key for `alg`.
+    pub fn generate(alg: JwtAlg) -> Result<Self, String> {
+        let algorithm = match alg {
+            JwtAlg::HS256 => Algorithm::HS256,
+            JwtAlg::RS256 => Algorithm::RS256,
+            JwtAlg::ES256 => Algorithm::ES256,
+            JwtAlg::EdDSA => Algorithm::EdDSA,
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let keys = generate_key(algorithm)?;
+        Ok(Self {
+            alg: algorithm,
+            current: ArcSwap::from_pointee(keys),
+            validation,
+            retired: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The pinned algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The current public key (DER), `None` for HMAC.
+    pub fn public_key_der(&self) -> Option<Vec<u8>> {
+        self.current.load().public_der.clone()
+    }
+
+    /// Signs claims with the current key; the header carries the key id.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+        let keys = self.current.load();
+        let mut header = Header::new(self.alg);
+        header.kid = Some(keys.kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.encoding).map_err(|e| e.to_string())
+    }
+
+    /// Verifies signature and claims. Never panics, whatever the input.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenRejection::Oversized);
+        }
+        let keys = self.current.load();
+        match jsonwebtoken::decode::<AccessClaims>(token, &keys.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => Err(match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    if self.signed_by_retired_key(token) {
+                        TokenRejection::Revoked
+                    } else {
+                        TokenRejection::BadSignature
+                    }
+                }
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                    TokenRejection::BadAlgorithm
+                }
+                ErrorKind::ExpiredSignature => TokenRejection::Expired,
+                ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience | ErrorKind::InvalidSubject => {
+                    TokenRejection::WrongAudience
+                }
+                ErrorKind::MissingRequiredClaim(_) => TokenRejection::MissingClaim,
+                _ => TokenRejection::Malformed,
+            }),
+        }
+    }
+
+    /// Replaces the key: every token signed before stops verifying. The stateless design's
+    /// only lever, and it logs out every user at once.
+    pub fn rotate(&self) -> Result<(), String> {
+        let fresh = generate_key(self.alg)?;
+        let old = self.current.swap(std::sync::Arc::new(fresh));
+        self.retired.lock().map_err(|_| "key ring lock poisoned".to_owned())?.insert(old.kid.clone());
+        Ok(())
+    }
+
+    fn signed_by_retired_key(&self, token: &str) -> bool {
+        let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
+        let Some(kid) = header.kid else { return false };
+        self.retired.lock().map(|r| r.contains(&kid)).unwrap_or(false)
+    }
+}
+
+fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {
+    let rng = SystemRandom::new();
+    let kid = crate::token::new_jti().map_err(|e| e.to_string())?;
+    let err = |e: &dyn std::fmt::Display| format!("key generation failed: {e}");
+    let (encoding, decoding, public_der) = match alg {
+        Algorithm::HS256 => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| err(&e))?;
+            (EncodingKey::from_secret(&secret), DecodingKey::from_secret(&secret), None)
+        }
+        Algorithm::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|e| err(&e))?;
+            let pkcs8 = pair.as_der().map_err(|e| err(&e))?;
+            // jsonwebtoken takes an RSA private key as PKCS#1 DER or as PEM (PKCS#1 or #8).
+            let pem = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+            );
+            let public = pair.public_key().as_ref().to_vec();
+            let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| err(&e))?;
+            (encoding, DecodingKey::from_rsa_der(&public), Some(public))
+        }
+        Algorithm::ES256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|e| err(&e))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|e| err(&e))?;
+            let public = pair.public_key().as_ref().to_vec();
+            (EncodingKey::from_ec_der(doc.as_ref()), DecodingKey::from_ec_der(&public), Some(public))
+        }
+        Algorithm::EdDSA => {
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| err(&e))?;
+            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|e| err(&e))?;
+            let public = pair.public_key().as_ref().to_vec();
+            (EncodingKey::from_ed_der(doc.as_ref()), DecodingKey::from_ed_der(&public), Some(public))
+        }
+        other => return Err(format!("unsupported algorithm {other:?}")),
+    };
+    Ok(KeyPairSet { kid, encoding, decoding, public_der })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn claims(now: u64, ttl: u64) -> AccessClaims {
+        AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "user0".into(),
+            exp: now + ttl,
+            nbf: now,
+            iat: now,
+            jti: crate::token::new_jti().unwrap(),
+            roles: vec!["user".into()],
+        }
+    }
+
+    #[test]
+    fn every_algorithm_round_trips_and_rotation_revokes() {
+        for alg in [JwtAlg::HS256, JwtAlg::RS256, JwtAlg::ES256, JwtAlg::EdDSA] {
+            let keys = JwtKeys::generate(alg).unwrap();
+            let c = claims(now_secs(), 60);
+            let token = keys.sign(&c).unwrap();
+            assert_eq!(keys.verify(&token), Ok(c), "{alg:?}");
+            keys.rotate().unwrap();
+            assert_eq!(keys.verify(&token), Err(TokenRejection::Revoked), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn time_claims_are_enforced_with_leeway() {
+        let keys = JwtKeys::generate(JwtAlg::HS256).unwrap();
+        let now = now_secs();
+        let expired = AccessClaims { exp: now - LEEWAY_SECS - 5, ..claims(now - 100, 0) };
+        assert_eq!(keys.verify(&keys.sign(&expired).unwrap()), Err(TokenRejection::Expired));
+        let within_leeway = AccessClaims { exp: now - 1, ..claims(now - 100, 0) };
+        assert!(keys.verify(&keys.sign(&within_leeway).unwrap()).is_ok());
+        let future = AccessClaims { nbf: now + 60, ..claims(now, 600) };
+        assert_eq!(keys.verify(&keys.sign(&future).unwrap()), Err(TokenRejection::NotYetValid));
+        let wrong_aud = AccessClaims { aud: "someone-else".into(), ..claims(now, 60) };
+        assert_eq!(keys.verify(&keys.sign(&wrong_aud).unwrap()), Err(TokenRejection::WrongAudience));
+    }
+
+    #[test]
+    fn another_servers_key_is_a_bad_signature() {
+        let a = JwtKeys::generate(JwtAlg::ES256).unwrap();
+        let b = JwtKeys::generate(JwtAlg::ES256).unwrap();
+        let token = a.sign(&claims(now_secs(), 60)).unwrap();
+        assert_eq!(b.verify(&token), Err(TokenRejection::BadSignature));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_tokens_never_panic(s in "[A-Za-z0-9_.=-]{0,400}") {
+            let keys = JwtKeys::generate(JwtAlg::HS256).unwrap();
+            prop_assert!(keys.verify(&s).is_err());
+        }
+
+        #[test]
+        fn arbitrary_segments_never_panic(h in proptest::collection::vec(any::<u8>(), 0..64),
+                                          p in proptest::collection::vec(any::<u8>(), 0..128),
+                                          s in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let keys = JwtKeys::generate(JwtAlg::HS256).unwrap();
+            let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            let token = format!("{}.{}.{}", enc(&h), enc(&p), enc(&s));
+            prop_assert!(keys.verify(&token).is_err());
+        }
+    }
+}

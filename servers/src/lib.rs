@@ -1,0 +1,142 @@
+//! authbench servers: one axum app, one [`AuthStrategy`](strategy::AuthStrategy) per auth
+//! design, all speaking the authbench protocol version 1 (see shared/DESIGN.md).
+//!
+//! [`Server::build`] turns a validated [`ServerConfig`] into a running app; [`Server::serve`]
+//! takes a bound listener and a shutdown future, so tests bind port 0 and run it in-process.
+//! [`redis_process`] starts and controls a real `redis-server`, for tests, benches and the harness.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod metrics;
+pub mod redis_process;
+pub mod serve;
+pub mod store;
+pub mod strategy;
+pub mod token;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use config::RedisClientKind;
+pub use config::{ServerConfig, ServerOptions, StrategyName};
+use http::AppState;
+use jwt::JwtKeys;
+use metrics::Metrics;
+use store::RedisStore;
+use strategy::{AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, SessionStrategy};
+use users::UserDirectory;
+
+/// `multiplexed` or `pool`, as `/capabilities` and the results name the client.
+pub fn redis_client_name(kind: RedisClientKind) -> &'static str {
+    match kind {
+        RedisClientKind::Multiplexed => "multiplexed",
+        RedisClientKind::Pool => "pool",
+    }
+}
+
+/// A server ready to serve: the router of its strategy, and handles tests need.
+#[derive(Debug)]
+pub struct Server {
+    router: Router,
+    capabilities: Capabilities,
+    jwt_keys: Option<Arc<JwtKeys>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Server {
+    /// Seeds the users, generates keys, connects to Redis (if the strategy needs it) and builds
+    /// the router. Fails with a readable message when Redis is unreachable.
+    pub async fn build(config: ServerConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let (count, password) = (config.users, config.user_password.clone());
+        let users = tokio::task::spawn_blocking(move || UserDirectory::seed(count, &password))
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot hash the seeded password: {e}"))?;
+        let users = Arc::new(users);
+        let jwt_keys = match config.strategy {
+            StrategyName::Jwt | StrategyName::Hybrid => {
+                let alg = config.jwt_alg;
+                let keys = tokio::task::spawn_blocking(move || JwtKeys::generate(alg))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("cannot generate a {alg:?} key: {e}"))?;
+                Some(Arc::new(keys))
+            }
+            _ => None,
+        };
+        let store = if config.strategy.uses_store() {
+            let store = RedisStore::connect(
+                &config.redis_url,
+                config.redis_client,
+                config.redis_timeout,
+                config.redis_pool_size,
+                metrics.clone(),
+            )
+            .await
+            .with_context(|| {
+                format!("cannot reach Redis at {} (start redis-server or pass --redis-url)", config.redis_url)
+            })?;
+            Some(store)
+        } else {
+            None
+        };
+        let admin_key = config.admin_key.clone();
+        let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
+            (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin_key),
+            (StrategyName::Session, _, Some(store)) => {
+                assemble(SessionStrategy::new(&config, store), users, &metrics, &admin_key)
+            }
+            (StrategyName::Jwt, Some(keys), _) => {
+                assemble(JwtStrategy::new(&config, keys), users, &metrics, &admin_key)
+            }
+            (StrategyName::Hybrid, Some(keys), Some(store)) => {
+                assemble(HybridStrategy::new(&config, keys, store, metrics.clone()), users, &metrics, &admin_key)
+            }
+            (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
+        };
+        Ok(Self { router, capabilities, jwt_keys, metrics })
+    }
+
+    /// The app, for in-process use (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// What the server reports on `/capabilities`.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// The JWT key ring, for the JWT strategies; tests use it to forge hostile tokens.
+    pub fn jwt_keys(&self) -> Option<Arc<JwtKeys>> {
+        self.jwt_keys.clone()
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        serve::serve(listener, self.router, shutdown).await
+    }
+}
+
+fn assemble<S: AuthStrategy>(
+    strategy: S,
+    users: Arc<UserDirectory>,
+    metrics: &Arc<Metrics>,
+    admin_key: &str,
+) -> (Router, Capabilities) {
+    let capabilities = strategy.capabilities();
+    let state = Arc::new(AppState::new(strategy, users, metrics.clone(), admin_key));
+    (http::router(state), capabilities)
+}

@@ -1,0 +1,97 @@
+//! `jwt`: a signed token verified locally; no I/O per request. Nothing can be revoked before
+//! `exp` except by rotating the signing key, which is what revoke-all does (and it logs out
+//! every user). Per-token and per-user revocation answer 501 `unsupported`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
+use crate::config::ServerConfig;
+use crate::error::AuthError;
+use crate::jwt::{AUDIENCE, AccessClaims, ISSUER, JwtKeys, now_secs};
+use crate::token::new_jti;
+
+#[derive(Debug)]
+pub struct JwtStrategy {
+    keys: Arc<JwtKeys>,
+    ttl: Duration,
+}
+
+impl JwtStrategy {
+    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>) -> Self {
+        Self { keys, ttl: config.access_ttl }
+    }
+}
+
+/// Claims for a new token issued now, with `iat` no earlier than `not_before` (seconds).
+pub(crate) fn new_claims(username: &str, roles: &[String], ttl: Duration, iat: u64) -> Result<AccessClaims, AuthError> {
+    let now = now_secs();
+    Ok(AccessClaims {
+        iss: ISSUER.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        sub: username.to_owned(),
+        exp: now + ttl.as_secs(),
+        nbf: now,
+        iat,
+        jti: new_jti().map_err(|e| AuthError::Internal(e.to_string()))?,
+        roles: roles.to_vec(),
+    })
+}
+
+/// The principal a verified token stands for.
+pub(crate) fn principal_of(claims: AccessClaims) -> Principal {
+    Principal { sub: claims.sub, roles: Arc::from(claims.roles), token_id: claims.jti, exp: claims.exp }
+}
+
+pub(crate) fn jwt_alg_name(keys: &JwtKeys) -> String {
+    format!("{:?}", keys.algorithm())
+}
+
+impl AuthStrategy for JwtStrategy {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            protocol: 1,
+            strategy: "jwt",
+            store: "none",
+            fail_mode: "n/a",
+            revocation: RevocationSupport { revoke_all: true, ..RevocationSupport::default() },
+            revocation_delay: "access_ttl",
+            access_ttl_s: self.ttl.as_secs(),
+            jwt_alg: Some(jwt_alg_name(&self.keys)),
+            redis_client: None,
+            jti_mode: None,
+        }
+    }
+
+    async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
+        let claims = new_claims(username, roles, self.ttl, now_secs())?;
+        let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
+        Ok(Issued { access_token: token, expires_in: self.ttl.as_secs(), refresh_token: None })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        Ok(principal_of(self.keys.verify(token)?))
+    }
+
+    async fn logout(&self, _principal: &Principal) -> Result<(), AuthError> {
+        Err(AuthError::Unsupported)
+    }
+
+    async fn revoke_user(&self, _username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
+        // A password change still succeeds (the handler stored it); old tokens live on.
+        Err(AuthError::Unsupported)
+    }
+
+    async fn roles_changed(&self, _username: &str, _roles: &Arc<[String]>) -> Result<(), AuthError> {
+        // New logins get the new roles; tokens already issued keep theirs until `exp`.
+        Ok(())
+    }
+
+    async fn revoke_all(&self) -> Result<(), AuthError> {
+        let keys = self.keys.clone();
+        tokio::task::spawn_blocking(move || keys.rotate())
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .map_err(AuthError::Internal)
+    }
+}

@@ -1,0 +1,145 @@
+//! `session`: the client holds an opaque random id; every request costs one Redis `GET`.
+//! Revocation is deleting the key, so it takes effect at once; claims (roles) live in the
+//! record, so a role change is visible on the next request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::index::TokenIndex;
+use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
+use crate::config::ServerConfig;
+use crate::error::{AuthError, TokenRejection};
+use crate::jwt::now_secs;
+use crate::store::RedisStore;
+use crate::token::{is_opaque_id, new_opaque_id};
+
+/// What Redis holds for one session.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionRecord {
+    sub: String,
+    roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    iat: u64,
+    exp: u64,
+}
+
+/// Longest device label stored with a session.
+const MAX_DEVICE_BYTES: usize = 128;
+
+#[derive(Debug)]
+pub struct SessionStrategy {
+    store: RedisStore,
+    index: TokenIndex,
+    ttl: Duration,
+    redis_client: &'static str,
+}
+
+impl SessionStrategy {
+    pub fn new(config: &ServerConfig, store: RedisStore) -> Self {
+        Self {
+            store,
+            index: TokenIndex::new("ab:s:", "ab:su:", config.max_sessions_per_user),
+            ttl: config.access_ttl,
+            redis_client: crate::redis_client_name(config.redis_client),
+        }
+    }
+}
+
+impl AuthStrategy for SessionStrategy {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            protocol: 1,
+            strategy: "session",
+            store: "redis",
+            fail_mode: "closed",
+            revocation: RevocationSupport {
+                logout: true,
+                logout_all: true,
+                single_device: self.index.max_per_user() == Some(1),
+                password_change: true,
+                admin_revoke: true,
+                role_change: true,
+                revoke_all: true,
+                refresh: false,
+            },
+            revocation_delay: "immediate",
+            access_ttl_s: self.ttl.as_secs(),
+            jwt_alg: None,
+            redis_client: Some(self.redis_client),
+            jti_mode: None,
+        }
+    }
+
+    async fn issue(&self, username: &str, roles: &Arc<[String]>, device: Option<&str>) -> Result<Issued, AuthError> {
+        let id = new_opaque_id().map_err(|e| AuthError::Internal(e.to_string()))?;
+        let iat = now_secs();
+        let record = SessionRecord {
+            sub: username.to_owned(),
+            roles: roles.to_vec(),
+            device: device.map(|d| d.chars().take(MAX_DEVICE_BYTES).collect()),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+        };
+        let json = serde_json::to_string(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
+        self.index.insert(&self.store, username, &id, &json, self.ttl).await?;
+        Ok(Issued { access_token: id, expires_in: self.ttl.as_secs(), refresh_token: None })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        if !is_opaque_id(token) {
+            return Err(TokenRejection::Malformed.into());
+        }
+        let record: Option<String> = self.store.cmd(redis::cmd("GET").arg(self.index.record_key(token))).await?;
+        let record = record.ok_or(TokenRejection::Revoked)?;
+        let record: SessionRecord = serde_json::from_str(&record).map_err(|e| {
+            tracing::warn!(error = %e, "unreadable session record");
+            TokenRejection::Revoked
+        })?;
+        Ok(Principal { sub: record.sub, roles: Arc::from(record.roles), token_id: token.to_owned(), exp: record.exp })
+    }
+
+    async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
+        Ok(self.index.remove(&self.store, &principal.sub, &principal.token_id).await?)
+    }
+
+    async fn revoke_user(&self, username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
+        Ok(self.index.clear_user(&self.store, username).await?)
+    }
+
+    async fn roles_changed(&self, username: &str, roles: &Arc<[String]>) -> Result<(), AuthError> {
+        // Rewrite each live record in place; KEEPTTL leaves its expiry alone and XX skips a
+        // session that ended in between.
+        let ids = self.index.ids_of(&self.store, username).await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.index.record_key(id)).collect();
+        let values: Vec<Option<String>> = self.store.cmd(redis::cmd("MGET").arg(&keys)).await?;
+        let mut p = redis::pipe();
+        let mut count = 0;
+        for (key, value) in keys.iter().zip(values) {
+            let Some(mut record) = value.and_then(|v| serde_json::from_str::<SessionRecord>(&v).ok()) else {
+                continue;
+            };
+            record.roles = roles.to_vec();
+            let json = serde_json::to_string(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
+            p.cmd("SET").arg(key).arg(json).arg("XX").arg("KEEPTTL").ignore();
+            count += 1;
+        }
+        if count > 0 {
+            self.store.pipe::<()>(&p, count).await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_all(&self) -> Result<(), AuthError> {
+        Ok(self.index.clear_all(&self.store).await?)
+    }
+
+    async fn health(&self) -> Result<(), AuthError> {
+        Ok(self.store.ping().await?)
+    }
+}
