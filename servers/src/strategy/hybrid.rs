@@ -7,10 +7,10 @@
 //!   A mark `M` revokes every token with `iat < M`; tokens issued afterwards carry `iat >= M`, so a
 //!   user can log in again in the same second. One `MGET` of three keys per request.
 //!
-//! Marks have one-second resolution (they compare with `iat`). Under the single-device policy
-//! each login raises the user's mark by one, so a user logging in several times within one
-//! second carries marks slightly ahead of the clock; a revoke-all in that same second raises
-//! the global mark from the clock and can miss those few tokens. The allowlist has no such edge.
+//! Marks have one-second resolution (they compare with `iat`), so a mark is always set one above
+//! the highest `iat` already issued: under the single-device policy every login raises the
+//! user's mark, which can run a little ahead of the clock, and revoke-all therefore raises the
+//! global mark above the highest user mark as well as above the clock.
 //!
 //! When Redis fails, `fail_mode` decides: closed answers 503, open accepts the signature-valid
 //! token (and counts it, because a revoked token may be among them).
@@ -35,12 +35,25 @@ const USER_MARK: &str = "ab:jm:";
 /// Denylist revocation mark of everyone.
 const GLOBAL_MARK: &str = "ab:jm-all";
 
-/// Raises a revocation mark to `max(current, ARGV[1]) + 1` atomically and returns it. KEYS[1] is
-/// the mark to raise; KEYS[2], when given, is another mark the result must also exceed.
-const RAISE_MARK: &str = r"
-local m = tonumber(redis.call('GET', KEYS[1]) or '0')
-if KEYS[2] then m = math.max(m, tonumber(redis.call('GET', KEYS[2]) or '0')) end
-local n = math.max(m, tonumber(ARGV[1])) + 1
+/// The highest user mark ever set (within a token lifetime); revoke-all must exceed it.
+const HIGHEST_USER_MARK: &str = "ab:jm-top";
+
+/// Raises a user's mark to `max(user, global, now) + 1` and records it as the highest user
+/// mark if it is. KEYS: user mark, global mark, highest user mark; ARGV: now, ttl (seconds).
+const RAISE_USER_MARK: &str = r"
+local function num(k) return tonumber(redis.call('GET', k) or '0') end
+local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
+redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
+if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
+return n
+";
+
+/// Raises the global mark to `max(global, highest user mark, now) + 1`, so that it also ends
+/// tokens whose `iat` a user mark pushed ahead of the clock. KEYS: global mark, highest user
+/// mark; ARGV: now, ttl (seconds).
+const RAISE_GLOBAL_MARK: &str = r"
+local function num(k) return tonumber(redis.call('GET', k) or '0') end
+local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
 return n
 ";
@@ -80,14 +93,16 @@ impl HybridStrategy {
         self.ttl.as_secs() + LEEWAY_SECS + 1
     }
 
-    async fn raise_mark(&self, key: &str, also_above: Option<&str>) -> Result<u64, AuthError> {
+    /// Runs a mark-raising script and returns the new mark.
+    async fn raise(&self, script: &str, keys: &[&str]) -> Result<u64, AuthError> {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RAISE_MARK).arg(if also_above.is_some() { 2 } else { 1 }).arg(key);
-        if let Some(other) = also_above {
-            cmd.arg(other);
-        }
-        cmd.arg(now_secs()).arg(self.mark_ttl_secs());
+        cmd.arg(script).arg(keys.len()).arg(keys).arg(now_secs()).arg(self.mark_ttl_secs());
         Ok(self.store.cmd(&cmd).await?)
+    }
+
+    /// Ends every token of `username` issued so far; returns the new mark.
+    async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
+        self.raise(RAISE_USER_MARK, &[&format!("{USER_MARK}{username}"), GLOBAL_MARK, HIGHEST_USER_MARK]).await
     }
 
     /// Checks the jti table for a token whose signature and claims are already valid.
@@ -156,7 +171,7 @@ impl AuthStrategy for HybridStrategy {
                 // A new token must not be born revoked: its iat is at least every mark.
                 let iat = if self.single_device {
                     // Raising the user's mark ends every older token: the single-device policy.
-                    self.raise_mark(&user_mark, Some(GLOBAL_MARK)).await?
+                    self.raise_user_mark(username).await?
                 } else {
                     let marks: (Option<u64>, Option<u64>) =
                         self.store.cmd(redis::cmd("MGET").arg(&user_mark).arg(GLOBAL_MARK)).await?;
@@ -208,8 +223,7 @@ impl AuthStrategy for HybridStrategy {
         match self.mode {
             JtiMode::Allowlist => Ok(self.index.clear_user(&self.store, username).await?),
             JtiMode::Denylist => {
-                // Above the global mark too: tokens issued after a revoke-all carry iat >= it.
-                self.raise_mark(&format!("{USER_MARK}{username}"), Some(GLOBAL_MARK)).await?;
+                self.raise_user_mark(username).await?;
                 Ok(())
             }
         }
@@ -224,7 +238,7 @@ impl AuthStrategy for HybridStrategy {
         match self.mode {
             JtiMode::Allowlist => Ok(self.index.clear_all(&self.store).await?),
             JtiMode::Denylist => {
-                self.raise_mark(GLOBAL_MARK, None).await?;
+                self.raise(RAISE_GLOBAL_MARK, &[GLOBAL_MARK, HIGHEST_USER_MARK]).await?;
                 Ok(())
             }
         }
