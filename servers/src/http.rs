@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, AuthError, code_for_status};
 use crate::metrics::Metrics;
-use crate::strategy::{AuthStrategy, Principal, UserRevocation};
+use crate::strategy::{AuthStrategy, Issued, Principal, UserRevocation};
 use crate::users::{MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
 
 /// Largest request body accepted; every protocol body is a few hundred bytes.
@@ -198,6 +198,27 @@ struct RolesBody {
     roles: Vec<String>,
 }
 
+/// The body of `/login` and `/refresh`.
+#[derive(Debug, serde::Serialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+fn token_response(issued: Issued) -> Response {
+    let body = TokenBody {
+        access_token: issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: issued.refresh_token,
+    };
+    // RFC 6749 5.1: responses carrying tokens must not be cached.
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -219,18 +240,8 @@ async fn login<S: AuthStrategy>(
     let minting = Instant::now();
     let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
     let mint = minting.elapsed();
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    });
-    if let Some(refresh) = issued.refresh_token {
-        body["refresh_token"] = json!(refresh);
-    }
-    let mut response = Json(body).into_response();
+    let mut response = token_response(issued);
     let headers = response.headers_mut();
-    // RFC 6749 5.1: responses carrying tokens must not be cached.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Lets the login scenario report password hashing apart from token minting.
     let timing =
         format!("argon2;dur={:.3}, mint;dur={:.3}", user.argon2_time.as_secs_f64() * 1e3, mint.as_secs_f64() * 1e3);
@@ -265,15 +276,7 @@ async fn refresh<S: AuthStrategy>(
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Response, ApiError> {
     let issued = state.strategy.refresh(&body.refresh_token).await?;
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    });
-    if let Some(refresh) = issued.refresh_token {
-        body["refresh_token"] = json!(refresh);
-    }
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(token_response(issued))
 }
 
 async fn password<S: AuthStrategy>(

@@ -110,8 +110,9 @@ impl JwtKeys {
         self.current.load().public_der.clone()
     }
 
-    /// Signs claims with the current key; the header carries the key id.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+    /// Signs claims with the current key; the header carries the key id. Generic so that tests
+    /// can sign claim sets this server would never issue and check that they are refused.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
         let keys = self.current.load();
         let mut header = Header::new(self.alg);
         header.kid = Some(keys.kid.clone());

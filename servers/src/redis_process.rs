@@ -134,10 +134,10 @@ impl RedisServer {
     fn wait_ready(&mut self) -> Result<(), RedisProcessError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited: port taken, bad option, ...
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                break; // exited: port taken, bad option, ...
             }
             if ping(self.addr(), Duration::from_millis(200)) {
                 return Ok(());

@@ -35,6 +35,8 @@ impl StoreError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
+            // The client's own response timeout can fire before ours: still a timeout.
+            Self::Redis(e) if e.is_timeout() => "timeout",
             Self::Redis(_) => "redis",
             Self::Pool(_) => "pool",
         }

@@ -1,0 +1,145 @@
+//! Redis failures against the servers that use it (and the one that does not): a hung Redis
+//! (SIGSTOP) gives 503 within about the Redis timeout rather than a hung request, service
+//! comes back by itself after SIGCONT and after a restart, and fail-open accepts instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use authbench_server::config::{FailMode, RedisClientKind, StrategyName};
+use authbench_server::redis_process::RedisServer;
+use reqwest::StatusCode;
+use support::TestServer;
+
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// Bound on "about the timeout": generous for a loaded 2-core CI machine, far below a hang.
+const ANSWER_BOUND: Duration = Duration::from_secs(3);
+/// How long service may take to come back after Redis does.
+const RECOVERY_BOUND: Duration = Duration::from_secs(10);
+
+async fn start(strategy: StrategyName, client: RedisClientKind, fail: FailMode) -> TestServer {
+    TestServer::start(strategy, |c| {
+        c.redis_timeout = REDIS_TIMEOUT;
+        c.redis_client = client;
+        c.fail_mode = fail;
+    })
+    .await
+}
+
+/// `/me` status and how long it took.
+async fn timed_me(s: &TestServer, token: &str) -> (StatusCode, Duration) {
+    let started = Instant::now();
+    let (status, _) = s.me(token).await;
+    (status, started.elapsed())
+}
+
+/// Polls `/me` until it answers something other than 503; returns that status.
+async fn wait_until_not_503(s: &TestServer, token: &str) -> StatusCode {
+    let deadline = Instant::now() + RECOVERY_BOUND;
+    loop {
+        let (status, _) = s.me(token).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn redis(s: &mut TestServer) -> &mut RedisServer {
+    s.redis.as_mut().unwrap()
+}
+
+/// Hang, resume, kill and restart empty, against a strategy that fails closed.
+async fn fails_closed_and_recovers(strategy: StrategyName, client: RedisClientKind) {
+    let mut s = start(strategy, client, FailMode::Closed).await;
+    let token = s.login("user1").await;
+    assert_eq!(s.me(&token).await.0, StatusCode::OK);
+
+    redis(&mut s).pause().unwrap();
+    let (status, took) = timed_me(&s, &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < ANSWER_BOUND, "503 took {took:?} with a {REDIS_TIMEOUT:?} Redis timeout");
+    let (status, body) = s.me(&token).await;
+    assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"error": "store_unavailable"})));
+    assert_eq!(s.get("/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let login = s.post_json("/login", serde_json::json!({"username": "user2", "password": support::PASSWORD})).await;
+    assert_eq!(login.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    redis(&mut s).resume().unwrap();
+    assert_eq!(wait_until_not_503(&s, &token).await, StatusCode::OK, "no recovery after SIGCONT");
+    assert_eq!(s.get("/healthz").await.0, StatusCode::OK);
+
+    // Killed and restarted without persistence: the server reconnects by itself, and the
+    // session (or allowlisted jti) is gone: the user is logged out.
+    redis(&mut s).kill().unwrap();
+    assert_eq!(s.me(&token).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    redis(&mut s).restart().unwrap();
+    assert_eq!(wait_until_not_503(&s, &token).await, StatusCode::UNAUTHORIZED, "state should be lost");
+    let fresh = s.login("user1").await;
+    assert_eq!(s.me(&fresh).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_multiplexed_fails_closed_and_recovers() {
+    fails_closed_and_recovers(StrategyName::Session, RedisClientKind::Multiplexed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_pool_fails_closed_and_recovers() {
+    fails_closed_and_recovers(StrategyName::Session, RedisClientKind::Pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_closed_fails_closed_and_recovers() {
+    fails_closed_and_recovers(StrategyName::Hybrid, RedisClientKind::Multiplexed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_open_accepts_during_a_hang_including_revoked_tokens() {
+    let mut s = start(StrategyName::Hybrid, RedisClientKind::Multiplexed, FailMode::Open).await;
+    let token = s.login("user1").await;
+    let revoked = s.login("user2").await;
+    assert_eq!(s.post_auth("/logout", &revoked, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(s.me(&revoked).await.0, StatusCode::UNAUTHORIZED);
+
+    redis(&mut s).pause().unwrap();
+    let (status, took) = timed_me(&s, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(took < ANSWER_BOUND, "fail-open answer took {took:?}");
+    // The price of failing open: a revoked token works while Redis is away.
+    assert_eq!(s.me(&revoked).await.0, StatusCode::OK);
+    redis(&mut s).resume().unwrap();
+    let deadline = Instant::now() + RECOVERY_BOUND;
+    while s.me(&revoked).await.0 != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "revocation not enforced again after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("authbench_auth_outcomes_total{outcome=\"fail_open\"} 0"), "{metrics}");
+    assert!(metrics.contains("authbench_redis_errors_total{kind=\"timeout\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_does_not_notice_redis() {
+    let s = TestServer::start(StrategyName::Jwt, |_| {}).await;
+    let redis = RedisServer::start().unwrap();
+    let token = s.login("user1").await;
+    redis.pause().unwrap();
+    assert_eq!(s.me(&token).await.0, StatusCode::OK);
+    assert_eq!(s.get("/healthz").await.0, StatusCode::OK);
+    redis.resume().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_redis_at_start_is_one_clear_error() {
+    let port = authbench_server::redis_process::free_port().unwrap();
+    let mut config = authbench_server::ServerConfig::new(StrategyName::Session);
+    config.redis_url = format!("redis://127.0.0.1:{port}");
+    config.users = 1;
+    let err = authbench_server::Server::build(config).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot reach Redis at redis://127.0.0.1:"), "{text}");
+    assert!(text.contains("start redis-server or pass --redis-url"), "{text}");
+}
