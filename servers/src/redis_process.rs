@@ -210,10 +210,7 @@ impl RedisServer {
 
     /// Sends one inline command and returns the raw reply (e.g. `INFO memory`).
     pub fn command(&self, line: &str) -> Result<String, RedisProcessError> {
-        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.write_all(format!("{line}\r\n").as_bytes())?;
-        read_reply(&mut stream)
+        command_at(self.addr(), line)
     }
 
     fn stop_child(&mut self) {
@@ -229,6 +226,15 @@ impl Drop for RedisServer {
         self.stop_child();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Sends one inline command to the Redis at `addr` and returns the raw reply: simple replies as
+/// their line (`+OK`, `:3`), bulk replies as their content.
+pub fn command_at(addr: SocketAddr, line: &str) -> Result<String, RedisProcessError> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{line}\r\n").as_bytes())?;
+    read_reply(&mut stream)
 }
 
 /// Whether something on `addr` answers a RESP `PING` with `+PONG`.

@@ -1,0 +1,224 @@
+//! The command line, validated into typed options at the edge (as oha turns flags into a
+//! `WorkMode` early): nothing past here sees an unchecked string.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::suite::{Scenario, SuiteName};
+
+#[derive(Debug, Parser)]
+#[command(name = "authbench", version, about = "Measures what each auth design costs, on this machine")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start Redis and every strategy's server, run the scenarios, write results/<run-id>/.
+    Run(RunArgs),
+    /// Measure a server someone else runs (any language speaking authbench protocol 1).
+    Load(LoadArgs),
+    /// Start one strategy's server (and the Redis it needs) until Ctrl-C.
+    Serve(ServeArgs),
+    /// Render the report of a results directory from its results.json.
+    Report {
+        /// A directory holding results.json.
+        dir: PathBuf,
+    },
+}
+
+/// Output switches shared by the measuring commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OutputArgs {
+    /// No progress bars and no table; only the path of the results.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print results.json to stdout at the end (implies --quiet for everything else).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunArgs {
+    /// How much to measure: smoke (<1 min), default (<10 min), full (longer).
+    #[arg(long, value_enum)]
+    pub suite: Option<SuiteName>,
+    /// Strategies or variants, comma-separated (e.g. session,jwt-rs256); default: the suite's.
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Option<Vec<String>>,
+    /// Scenarios, comma-separated; default: all of steady, sweep, login.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub scenarios: Option<Vec<Scenario>>,
+    /// Repetitions of each steady measurement (median, min and max are reported).
+    #[arg(long)]
+    pub repetitions: Option<u32>,
+    /// Where run directories are created.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// TOML file with any of these settings (flags win).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// CPU placement, e.g. server=0,generator=1,redis=1 (a value may be a range like 0-1).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Connections of the closed-loop and open-loop engines.
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Measured window of each steady repetition, e.g. 5s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub duration: Option<Duration>,
+    /// No progress bars and no table; only the path of the results.
+    #[arg(long, short)]
+    #[serde(skip)]
+    pub quiet: bool,
+    /// Print results.json to stdout at the end.
+    #[arg(long)]
+    #[serde(skip)]
+    pub json: bool,
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080 (loopback only).
+    #[arg(long)]
+    pub target: String,
+    /// Scenarios, comma-separated.
+    #[arg(long = "scenario", value_delimiter = ',', value_enum, default_values_t = [Scenario::Steady])]
+    pub scenarios: Vec<Scenario>,
+    /// Durations and repetitions come from this suite.
+    #[arg(long, value_enum, default_value_t = SuiteName::Default)]
+    pub suite: SuiteName,
+    #[arg(long)]
+    pub repetitions: Option<u32>,
+    #[arg(long)]
+    pub connections: Option<usize>,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Password of the seeded users user0.. on the target.
+    #[arg(long, default_value = "authbench-password")]
+    pub user_password: String,
+    /// Process id of the server, to measure its CPU time and memory (same machine only).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Port of the server's Redis on 127.0.0.1, to count Redis commands per request.
+    #[arg(long)]
+    pub redis_port: Option<u16>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Strategy or variant (baseline, session, session-pool, jwt, jwt-rs256, hybrid, ...).
+    #[arg(long)]
+    pub strategy: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Further authbench-server flags, after `--`.
+    #[arg(last = true)]
+    pub server_args: Vec<String>,
+}
+
+/// Which CPUs each process may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuPlacement {
+    pub server: Option<String>,
+    pub generator: Option<Vec<usize>>,
+    pub redis: Option<usize>,
+}
+
+/// Parses `server=0,generator=1,redis=1` (values may be ranges `a-b` for server and generator).
+pub fn parse_cpus(spec: &str) -> Result<CpuPlacement, String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut placement = CpuPlacement::default();
+    let cpu = |s: &str| -> Result<usize, String> {
+        let n: usize = s.trim().parse().map_err(|_| format!("--cpus: {s:?} is not a CPU number"))?;
+        if n >= cores {
+            return Err(format!("--cpus: CPU {n} does not exist (this machine has {cores})"));
+        }
+        Ok(n)
+    };
+    let list = |s: &str| -> Result<Vec<usize>, String> {
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (cpu(a)?, cpu(b)?);
+                if a > b {
+                    return Err(format!("--cpus: empty range {s}"));
+                }
+                Ok((a..=b).collect())
+            }
+            None => Ok(vec![cpu(s)?]),
+        }
+    };
+    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("--cpus: expected name=cpu, got {part:?}"))?;
+        match key.trim() {
+            "server" => {
+                let cpus = list(value)?;
+                placement.server = Some(cpus.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
+            }
+            "generator" => placement.generator = Some(list(value)?),
+            "redis" => placement.redis = Some(cpu(value)?),
+            other => return Err(format!("--cpus: unknown process {other:?} (server, generator, redis)")),
+        }
+    }
+    Ok(placement)
+}
+
+impl RunArgs {
+    /// Fills unset fields from the TOML file named by `--config`.
+    pub fn merge_file(mut self) -> anyhow::Result<Self> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        let file: RunArgs = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("config file {}: {}", path.display(), e.message().lines().next().unwrap_or("invalid TOML"))
+        })?;
+        self.suite = self.suite.or(file.suite);
+        self.strategies = self.strategies.or(file.strategies);
+        self.scenarios = self.scenarios.or(file.scenarios);
+        self.repetitions = self.repetitions.or(file.repetitions);
+        self.out = self.out.or(file.out);
+        self.cpus = self.cpus.or(file.cpus);
+        self.connections = self.connections.or(file.connections);
+        self.duration = self.duration.or(file.duration);
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_placement_parses() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let p = parse_cpus("server=0,redis=0").unwrap();
+        assert_eq!(p.server.as_deref(), Some("0"));
+        assert_eq!(p.redis, Some(0));
+        assert!(parse_cpus("server=x").is_err());
+        assert!(parse_cpus(&format!("server={cores}")).is_err());
+        assert!(parse_cpus("gpu=0").is_err());
+    }
+}

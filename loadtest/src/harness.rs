@@ -1,0 +1,531 @@
+//! `authbench run`, `load` and `serve`: the orchestration. `run` owns everything it measures:
+//! one `redis-server` on a free port (emptied between strategies), one `authbench-server` child
+//! per strategy variant, the scenarios, and `results.json` rewritten after every measurement.
+//! Ctrl-C or SIGTERM sets a flag the engine watches; the run then stops at once, writes what
+//! it has (marked interrupted), and every child is killed as its handle drops.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use authbench_server::redis_process::{RedisOptions, RedisServer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{CpuPlacement, LoadArgs, RunArgs, ServeArgs, parse_cpus};
+use crate::environment::Environment;
+use crate::measure::{RedisProbe, cpus_allowed};
+use crate::process::{ServerProcess, server_binary};
+use crate::results::{Method, Placement, Results, ResultsWriter, run_id, timestamp};
+use crate::scenario::{self, Knobs, Subject};
+use crate::suite::{Scenario, SuitePlan, select_variants, variant};
+
+/// Password of the seeded users on servers the harness starts.
+pub const USER_PASSWORD: &str = "authbench-password";
+/// Users each server seeds: steady tokens use user0..15, login flows user100 and up.
+const SEEDED_USERS: &str = "2000";
+/// A strategy at or above this fraction of the generator's own ceiling is `generator_bound`.
+const GENERATOR_BOUND: f64 = 0.9;
+
+/// Installs the Ctrl-C / SIGTERM handler once and returns the flag it sets.
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let handler_flag = flag.clone();
+        // goose installs its own handler later; ctrlc allows one per process, so ours stays.
+        let _ = ctrlc::set_handler(move || {
+            if handler_flag.swap(true, Ordering::SeqCst) {
+                eprintln!("authbench: interrupted again, stopping now");
+            } else {
+                eprintln!("authbench: interrupted, keeping what was measured and stopping the servers");
+            }
+        });
+        flag
+    })
+    .clone()
+}
+
+/// The overall progress bar (hidden with --quiet or when stderr is not a terminal).
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool, estimate: Duration) -> Self {
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(estimate.as_secs().max(1)) };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise} of ~{len}s] {bar:30} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self { bar, started: Instant::now(), quiet }
+    }
+
+    fn step(&self, message: String) {
+        self.bar.set_position(self.started.elapsed().as_secs());
+        self.bar.set_message(message);
+    }
+
+    /// A line above the bar; printed plainly when no bar is drawn (not a terminal).
+    fn println(&self, line: String) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn placement_of(p: &CpuPlacement) -> Placement {
+    Placement {
+        server: p.server.clone().unwrap_or_else(|| "unpinned".into()),
+        generator: p
+            .generator
+            .as_ref()
+            .map(|g| g.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "unpinned".into()),
+        redis: p.redis.map_or_else(|| "unpinned".into(), |r| r.to_string()),
+        observed: Default::default(),
+    }
+}
+
+fn method_of(plan: &SuitePlan, timeout: Duration) -> Method {
+    Method {
+        repetitions: plan.repetitions,
+        warmup_s: plan.warmup.as_secs_f64(),
+        steady_duration_s: plan.steady_duration.as_secs_f64(),
+        connections: plan.connections,
+        generator_threads: plan.threads,
+        sweep_fractions: plan.sweep_fractions.clone(),
+        sweep_step_s: plan.sweep_step.as_secs_f64(),
+        login_duration_s: plan.login_duration.as_secs_f64(),
+        login_users: plan.login_users,
+        request_timeout_s: timeout.as_secs_f64(),
+        notes: vec![
+            "Every request is timed by the harness into an HdrHistogram in nanoseconds (3 significant digits); latencies are reported in microseconds.".into(),
+            "steady: closed loop, each connection sends as soon as it has its answer; latency is service time; warm-up runs before each repetition and is not counted.".into(),
+            "sweep: open loop at constant arrival rates, latency measured from each request's intended send time (coordinated omission corrected); service time and the pacer's send lag are recorded too.".into(),
+            "login: goose user flows (login, /me, logout), each step timed around the goose call; argon2 and minting times come from the server's Server-Timing header.".into(),
+            "CPU per request: /proc/<pid>/stat user+system deltas over the measured window (10 ms clock ticks) divided by requests; Redis commands per request: INFO commandstats deltas.".into(),
+            "The generator, the server and Redis share this machine's CPUs unless --cpus pins them; see placement.".into(),
+        ],
+    }
+}
+
+fn new_results(
+    suite: &str,
+    target: Option<String>,
+    plan: &SuitePlan,
+    placement: Placement,
+    timeout: Duration,
+) -> Results {
+    let now = SystemTime::now();
+    Results {
+        schema_version: crate::results::SCHEMA_VERSION,
+        run_id: run_id(now),
+        started_at: timestamp(now),
+        finished_at: None,
+        complete: false,
+        interrupted: false,
+        command: std::env::args().collect(),
+        suite: suite.to_owned(),
+        target,
+        environment: Environment::capture(),
+        placement,
+        method: method_of(plan, timeout),
+        calibration: None,
+        runs: Vec::new(),
+        sweeps: Vec::new(),
+        not_measured: Vec::new(),
+    }
+}
+
+/// A unique run directory under `out`.
+fn run_dir(out: &Path, id: &str) -> PathBuf {
+    let mut dir = out.join(id);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = out.join(format!("{id}-{n}"));
+    }
+    dir
+}
+
+/// What a finished (or interrupted) measuring command hands back to `main`.
+#[derive(Debug)]
+pub struct Finished {
+    pub dir: PathBuf,
+    pub interrupted: bool,
+}
+
+/// `authbench run`.
+pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
+    let args = args.merge_file()?;
+    let suite = args.suite.unwrap_or(crate::suite::SuiteName::Default);
+    let mut plan = SuitePlan::new(suite);
+    if let Some(wanted) = &args.strategies {
+        plan.variants = select_variants(&plan.variants, wanted).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if let Some(scenarios) = &args.scenarios {
+        plan.scenarios = scenarios.clone();
+    }
+    if let Some(r) = args.repetitions {
+        anyhow::ensure!((1..=100).contains(&r), "--repetitions must be between 1 and 100");
+        plan.repetitions = r;
+    }
+    if let Some(c) = args.connections {
+        anyhow::ensure!((1..=10_000).contains(&c), "--connections must be between 1 and 10000");
+        plan.connections = c;
+    }
+    if let Some(d) = args.duration {
+        anyhow::ensure!(d >= Duration::from_millis(100), "--duration must be at least 100ms");
+        plan.steady_duration = d;
+    }
+    plan.estimate = plan.estimated_time();
+    let placement = match &args.cpus {
+        Some(spec) => parse_cpus(spec).map_err(|e| anyhow::anyhow!(e))?,
+        None => CpuPlacement::default(),
+    };
+    let quiet = args.quiet || args.json;
+    let binary = server_binary()?;
+    // Missing tools are reported before anything starts.
+    if plan.variants.iter().any(|v| v.uses_redis()) {
+        which(
+            "redis-server",
+            "redis-server not found on PATH: run scripts/setup.sh (or `apt-get install redis-server`)",
+        )?;
+    }
+    which("wrk", "wrk not found on PATH: run scripts/setup.sh (or `apt-get install wrk`)")?;
+
+    let timeout = Duration::from_secs(10);
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
+    let results = new_results(suite.as_str(), None, &plan, placement_of(&placement), timeout);
+    let dir = run_dir(&out, &results.run_id);
+    let mut writer = ResultsWriter::new(dir, results)?;
+    if !quiet {
+        let names: Vec<&str> = plan.variants.iter().map(|v| v.name).collect();
+        let scenarios: Vec<&str> = plan.scenarios.iter().map(|s| s.as_str()).collect();
+        eprintln!(
+            "authbench run: suite {} — {} × {} — {} repetitions — about {}",
+            suite.as_str(),
+            names.join(", "),
+            scenarios.join(", "),
+            plan.repetitions,
+            humantime::format_duration(Duration::from_secs(plan.estimate.as_secs()))
+        );
+        eprintln!("results: {}", writer.path().display());
+    }
+    let cancel = cancel_flag();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let progress = Progress::new(quiet, plan.estimate);
+    let outcome = run_plan(&plan, &placement, &binary, &mut writer, &cancel, &runtime, &progress);
+    progress.finish();
+    let interrupted = cancel.load(Ordering::SeqCst);
+    writer.results.finished_at = Some(timestamp(SystemTime::now()));
+    writer.results.interrupted = interrupted;
+    writer.results.complete = outcome.is_ok() && !interrupted;
+    writer.save()?;
+    outcome?;
+    Ok(Finished { dir: writer.dir().to_path_buf(), interrupted })
+}
+
+fn which(program: &str, message: &str) -> anyhow::Result<()> {
+    let found =
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()));
+    anyhow::ensure!(found, "{message}");
+    Ok(())
+}
+
+fn server_args(v: &crate::suite::Variant, redis: Option<&RedisServer>) -> Vec<String> {
+    let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
+    args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
+    if let (true, Some(redis)) = (v.uses_redis(), redis) {
+        args.extend(["--redis-url".into(), redis.url()]);
+    }
+    args
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_plan(
+    plan: &SuitePlan,
+    placement: &CpuPlacement,
+    binary: &Path,
+    writer: &mut ResultsWriter,
+    cancel: &Arc<AtomicBool>,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mut knobs = Knobs {
+        plan: plan.clone(),
+        generator_cpus: placement.generator.clone(),
+        cancel: cancel.clone(),
+        ceiling_rps: None,
+        generator_bound_threshold: GENERATOR_BOUND,
+        request_timeout: Duration::from_secs(10),
+    };
+    // Calibration: the generator and wrk against baseline, before anything else.
+    let baseline = variant("baseline").ok_or_else(|| anyhow::anyhow!("baseline variant missing"))?;
+    {
+        progress.step("calibration: engine and wrk against baseline".into());
+        let server = ServerProcess::start(binary, &server_args(baseline, None), placement.server.clone())?;
+        let calibration = scenario::calibrate(server.addr, &knobs)?;
+        knobs.ceiling_rps = Some(calibration.engine_rps.median);
+        if let Some(pid) = server.pid().and_then(cpus_allowed) {
+            writer.results.placement.observed.insert("server".into(), pid);
+        }
+        writer
+            .results
+            .placement
+            .observed
+            .insert("generator".into(), cpus_allowed(std::process::id()).unwrap_or_default());
+        progress.println(format!(
+            "calibration: engine {:.0} req/s, wrk {:.0} req/s against baseline (engine/wrk {:.2})",
+            calibration.engine_rps.median,
+            calibration.wrk_rps.as_ref().map_or(0.0, |w| w.median),
+            calibration.engine_to_wrk.unwrap_or(0.0)
+        ));
+        writer.results.calibration = Some(calibration);
+        writer.save()?;
+    }
+    let needs_redis = plan.variants.iter().any(|v| v.uses_redis());
+    let redis = if needs_redis {
+        let redis = RedisServer::start_with(RedisOptions { cpu: placement.redis, ..RedisOptions::default() })?;
+        if let Some(pid) = redis.pid().and_then(cpus_allowed) {
+            writer.results.placement.observed.insert("redis".into(), pid);
+        }
+        Some(redis)
+    } else {
+        None
+    };
+    for v in &plan.variants {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        if let (true, Some(redis)) = (v.uses_redis(), &redis) {
+            // Every strategy starts from an empty Redis.
+            redis.command("FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis: {e}"))?;
+        }
+        progress.step(format!("{}: starting", v.name));
+        let args = server_args(v, redis.as_ref());
+        let server = ServerProcess::start(binary, &args, placement.server.clone())?;
+        let capabilities = runtime.block_on(crate::client::capabilities(server.addr))?;
+        let subject = Subject {
+            addr: server.addr,
+            pid: server.pid(),
+            redis: if v.uses_redis() { redis.as_ref().map(RedisProbe::of) } else { None },
+            variant: v.name.to_owned(),
+            strategy: v.strategy.to_owned(),
+            server_args: args,
+            capabilities: Some(capabilities),
+            password: USER_PASSWORD.to_owned(),
+        };
+        measure_subject(&subject, &knobs, writer, runtime, progress)?;
+        drop(server);
+    }
+    Ok(())
+}
+
+/// Runs the plan's scenarios against one subject, saving after each.
+fn measure_subject(
+    subject: &Subject,
+    knobs: &Knobs,
+    writer: &mut ResultsWriter,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let plan = &knobs.plan;
+    let cancel = &knobs.cancel;
+    let tokens = plan.connections.min(16);
+    let (templates, token_bytes) = runtime.block_on(scenario::me_templates(subject, tokens))?;
+    let mut max_rps = None;
+    for s in &plan.scenarios {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        match s {
+            Scenario::Steady => {
+                progress.step(format!("{}: steady", subject.variant));
+                let record = scenario::steady(subject, knobs, &templates, token_bytes)?;
+                max_rps = Some(record.throughput_rps.median);
+                progress.println(crate::summary::progress_line(&record));
+                writer.push(record)?;
+            }
+            Scenario::Sweep => {
+                let max = match max_rps {
+                    Some(m) => m,
+                    None => {
+                        // No steady run: a short closed-loop probe finds the maximum.
+                        progress.step(format!("{}: probing the maximum", subject.variant));
+                        let mut probe = knobs.clone();
+                        probe.plan.repetitions = 1;
+                        probe.plan.steady_duration = plan.sweep_step;
+                        let r = scenario::steady(subject, &probe, &templates, token_bytes)?;
+                        r.throughput_rps.median
+                    }
+                };
+                progress.step(format!("{}: sweep", subject.variant));
+                let summary = scenario::sweep(subject, knobs, &templates, token_bytes, max, |record| {
+                    writer.push(record.clone())
+                })?;
+                progress.println(format!(
+                    "  {:<16} sweep  knee {}",
+                    subject.variant,
+                    summary.knee_rps.map_or("none within the steps".to_owned(), |k| format!("at {k:.0} req/s"))
+                ));
+                writer.results.sweeps.push(summary);
+                writer.save()?;
+            }
+            Scenario::Login => {
+                progress.step(format!("{}: login flows", subject.variant));
+                let record = runtime.block_on(scenario::login(subject, knobs))?;
+                progress.println(crate::summary::progress_line(&record));
+                writer.push(record)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `authbench load`: the same measurements against a server someone else runs.
+pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
+    let target = parse_target(&args.target)?;
+    let mut plan = SuitePlan::new(args.suite);
+    plan.variants.clear();
+    plan.scenarios = args.scenarios.clone();
+    if let Some(r) = args.repetitions {
+        plan.repetitions = r.clamp(1, 100);
+    }
+    if let Some(c) = args.connections {
+        plan.connections = c.clamp(1, 10_000);
+    }
+    if let Some(d) = args.duration {
+        plan.steady_duration = d.max(Duration::from_millis(100));
+    }
+    plan.estimate = plan.estimated_time();
+    let quiet = args.output.quiet || args.output.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let capabilities =
+        runtime.block_on(crate::client::capabilities(target)).map_err(|e| anyhow::anyhow!("{}: {e:#}", args.target))?;
+    let strategy = capabilities.get("strategy").and_then(|s| s.as_str()).unwrap_or("unknown").to_owned();
+    let timeout = Duration::from_secs(10);
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
+    let mut results =
+        new_results("load", Some(args.target.clone()), &plan, placement_of(&CpuPlacement::default()), timeout);
+    if args.server_pid.is_none() {
+        results.not_measured.push("server CPU and memory: no --server-pid given".into());
+    }
+    if args.redis_port.is_none() {
+        results.not_measured.push("Redis commands and CPU per request: no --redis-port given".into());
+    }
+    results
+        .not_measured
+        .push("generator ceiling: no calibration against wrk in `load` (generator_bound is never set)".into());
+    let dir = run_dir(&out, &results.run_id);
+    let mut writer = ResultsWriter::new(dir, results)?;
+    let redis =
+        args.redis_port.map(|port| RedisProbe { addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)), pid: None });
+    let subject = Subject {
+        addr: target,
+        pid: args.server_pid,
+        redis,
+        variant: strategy.clone(),
+        strategy,
+        server_args: Vec::new(),
+        capabilities: Some(capabilities),
+        password: args.user_password.clone(),
+    };
+    let cancel = cancel_flag();
+    let knobs = Knobs {
+        plan: plan.clone(),
+        generator_cpus: None,
+        cancel: cancel.clone(),
+        ceiling_rps: None,
+        generator_bound_threshold: GENERATOR_BOUND,
+        request_timeout: timeout,
+    };
+    if !quiet {
+        eprintln!("authbench load: {} ({}) — results: {}", args.target, subject.strategy, writer.path().display());
+    }
+    let progress = Progress::new(quiet, plan.estimate);
+    let outcome = measure_subject(&subject, &knobs, &mut writer, &runtime, &progress);
+    progress.finish();
+    let interrupted = cancel.load(Ordering::SeqCst);
+    writer.results.finished_at = Some(timestamp(SystemTime::now()));
+    writer.results.interrupted = interrupted;
+    writer.results.complete = outcome.is_ok() && !interrupted;
+    writer.save()?;
+    outcome?;
+    Ok(Finished { dir: writer.dir().to_path_buf(), interrupted })
+}
+
+/// Accepts `http://127.0.0.1:PORT` or `http://[::1]:PORT` (or localhost): load goes to
+/// loopback only.
+pub fn parse_target(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("--target must be an http:// URL, e.g. http://127.0.0.1:8080"))?;
+    let hostport = rest.trim_end_matches('/');
+    anyhow::ensure!(!hostport.contains('/'), "--target takes a base URL without a path");
+    let hostport = hostport.replacen("localhost", "127.0.0.1", 1);
+    let addr: std::net::SocketAddr =
+        hostport.parse().map_err(|_| anyhow::anyhow!("--target {url:?} is not http://IP:PORT"))?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "--target {url}: authbench sends load to loopback addresses only (127.0.0.0/8 or [::1])"
+    );
+    Ok(addr)
+}
+
+/// `authbench serve`: one strategy (and its Redis) until Ctrl-C.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let v = variant(&args.strategy).ok_or_else(|| {
+        let known: Vec<&str> = crate::suite::VARIANTS.iter().map(|v| v.name).collect();
+        anyhow::anyhow!("unknown strategy {:?}; known: {}", args.strategy, known.join(", "))
+    })?;
+    let binary = server_binary()?;
+    let redis = if v.uses_redis() { Some(RedisServer::start()?) } else { None };
+    let mut server_args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
+    if let Some(redis) = &redis {
+        server_args.extend(["--redis-url".into(), redis.url()]);
+    }
+    server_args.extend(args.server_args.iter().cloned());
+    if args.port != 0 {
+        server_args.extend(["--listen".into(), format!("127.0.0.1:{}", args.port)]);
+    }
+    let server = ServerProcess::start(&binary, &server_args, None)?;
+    println!("serving {} on http://{} (Ctrl-C stops it)", v.name, server.addr);
+    if let Some(redis) = &redis {
+        println!("redis on {} (pid {})", redis.url(), redis.pid().unwrap_or(0));
+    }
+    println!("users user0..user999, password {USER_PASSWORD:?}, admin key \"authbench-admin\"");
+    let cancel = cancel_flag();
+    while !cancel.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_must_be_loopback() {
+        assert!(parse_target("http://127.0.0.1:8080").is_ok());
+        assert!(parse_target("http://localhost:8080/").is_ok());
+        assert!(parse_target("http://[::1]:8080").is_ok());
+        assert!(parse_target("http://10.0.0.1:8080").is_err());
+        assert!(parse_target("https://127.0.0.1:8080").is_err());
+        assert!(parse_target("http://127.0.0.1:8080/me").is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! `results.json`: the single source every report is rendered from. Base units (seconds,
+//! microseconds, bytes) in the field names; the schema is versioned and described by
+//! `loadtest/schema/results.schema.json`, which a test validates real output against.
+//!
+//! The file is rewritten after every measurement (as hyperfine's exporters are), through a
+//! temporary file and a rename, so an interrupted run keeps everything measured up to then.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Percentiles;
+use crate::environment::Environment;
+
+/// Bumped on any change that could break a reader.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// True once every planned measurement ran; false while running or after an interruption.
+    pub complete: bool,
+    pub interrupted: bool,
+    /// The command line that produced the file.
+    pub command: Vec<String>,
+    /// `smoke`, `default`, `full`, or `load` for a run against an external server.
+    pub suite: String,
+    /// For `authbench load`: the server measured.
+    pub target: Option<String>,
+    pub environment: Environment,
+    pub placement: Placement,
+    pub method: Method,
+    pub calibration: Option<Calibration>,
+    pub runs: Vec<RunRecord>,
+    /// Per strategy variant, where latency turns up as offered load grows.
+    pub sweeps: Vec<SweepSummary>,
+    /// Figures that could not be measured in this run, and why.
+    pub not_measured: Vec<String>,
+}
+
+/// Which process ran on which CPUs: as asked, and as the kernel reported it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Placement {
+    /// `unpinned`, or the CPU list given with `--cpus`.
+    pub server: String,
+    pub generator: String,
+    pub redis: String,
+    /// `Cpus_allowed_list` of each process as observed during the run.
+    pub observed: BTreeMap<String, String>,
+}
+
+/// How every figure was obtained.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Method {
+    pub repetitions: u32,
+    pub warmup_s: f64,
+    pub steady_duration_s: f64,
+    pub connections: usize,
+    pub generator_threads: usize,
+    pub sweep_fractions: Vec<f64>,
+    pub sweep_step_s: f64,
+    pub login_duration_s: f64,
+    pub login_users: usize,
+    pub request_timeout_s: f64,
+    /// How latency is measured, in words, for the report.
+    pub notes: Vec<String>,
+}
+
+/// A spread over repetitions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub values: Vec<f64>,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Self {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => sorted.get(n / 2).copied().unwrap_or(0.0),
+            n => (sorted.get(n / 2 - 1).copied().unwrap_or(0.0) + sorted.get(n / 2).copied().unwrap_or(0.0)) / 2.0,
+        };
+        Self {
+            median,
+            min: sorted.first().copied().unwrap_or(0.0),
+            max: sorted.last().copied().unwrap_or(0.0),
+            values: values.to_vec(),
+        }
+    }
+}
+
+/// The generator measured against `baseline`, by itself and by wrk, in the same run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Calibration {
+    pub connections: usize,
+    pub threads: usize,
+    pub duration_s: f64,
+    pub repetitions: u32,
+    /// The lean engine's closed-loop rate against baseline: the generator's own ceiling.
+    pub engine_rps: Spread,
+    pub engine_latency_us: Percentiles,
+    /// wrk against the same server, when wrk is installed.
+    pub wrk_rps: Option<Spread>,
+    pub wrk_command: Option<String>,
+    /// engine / wrk (median over median).
+    pub engine_to_wrk: Option<f64>,
+    /// A strategy measured at or above this fraction of `engine_rps.median` is flagged
+    /// `generator_bound`: the generator, not the server, may have set its pace.
+    pub generator_bound_threshold: f64,
+}
+
+/// One measured configuration of one scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `steady`, `sweep` or `login`.
+    pub scenario: String,
+    /// Strategy as the server reports it (`session`, `jwt`, ...).
+    pub strategy: String,
+    /// Strategy plus configuration (`session-pool`, `jwt-rs256`, ...).
+    pub variant: String,
+    pub server_args: Vec<String>,
+    /// The server's `/capabilities` answer.
+    pub capabilities: Option<serde_json::Value>,
+    /// `closed` (as fast as answers come) or `open` (constant arrival rate).
+    pub schedule: String,
+    pub connections: usize,
+    /// Open loop: the rate asked for.
+    pub offered_rps: Option<f64>,
+    /// Open loop: intended sends that no connection could start before the end.
+    pub dropped_sends: Option<u64>,
+    pub repetitions: u32,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// Completed requests per second, per repetition.
+    pub throughput_rps: Spread,
+    /// Over all repetitions. Closed loop: service time. Open loop: from the intended send time.
+    pub latency_us: Percentiles,
+    pub latency_basis: String,
+    /// Open loop: from the actual send.
+    pub service_latency_us: Option<Percentiles>,
+    /// Open loop: how late sends left against their schedule (the generator's own error).
+    pub send_lag_us: Option<Percentiles>,
+    pub requests: u64,
+    /// Non-2xx answers plus transport errors and timeouts.
+    pub errors: u64,
+    pub status_counts: BTreeMap<String, u64>,
+    pub redis_commands_per_request: Option<f64>,
+    pub redis_commands: BTreeMap<String, u64>,
+    pub server_cpu_us_per_request: Option<f64>,
+    pub redis_cpu_us_per_request: Option<f64>,
+    pub generator_cpu_us_per_request: Option<f64>,
+    /// Length of the bearer token sent with each request (0 for login).
+    pub token_bytes: Option<u64>,
+    pub server_peak_rss_bytes: Option<u64>,
+    pub generator_bound: bool,
+    /// Login scenario: server-side time split, from the `Server-Timing` header.
+    pub login: Option<LoginSplit>,
+    /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
+    pub histogram: String,
+}
+
+/// Where the time of a login goes, as the server reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginSplit {
+    pub samples: u64,
+    pub argon2_ms_p50: f64,
+    pub argon2_ms_p99: f64,
+    pub mint_us_p50: f64,
+    pub mint_us_p99: f64,
+}
+
+/// Latency against offered load for one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub strategy: String,
+    pub variant: String,
+    /// The closed-loop maximum the steps are fractions of.
+    pub max_rps: f64,
+    /// Offered rates, in step order.
+    pub offered_rps: Vec<f64>,
+    pub p99_us: Vec<f64>,
+    /// First offered rate whose p99 exceeds three times the p99 at the lowest rate, or whose
+    /// achieved rate falls 5 % short of the offered one; null when latency stays flat.
+    pub knee_rps: Option<f64>,
+}
+
+/// Writes `results.json` into a run directory after every measurement.
+#[derive(Debug)]
+pub struct ResultsWriter {
+    dir: PathBuf,
+    pub results: Results,
+}
+
+impl ResultsWriter {
+    pub fn new(dir: PathBuf, results: Results) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the results directory {}: {e}", dir.display()))?;
+        let writer = Self { dir, results };
+        writer.save()?;
+        Ok(writer)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("results.json")
+    }
+
+    /// Writes the file atomically (temporary file, then rename).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let tmp = self.dir.join("results.json.tmp");
+        let text = serde_json::to_string_pretty(&self.results)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, self.path())?;
+        Ok(())
+    }
+
+    pub fn push(&mut self, record: RunRecord) -> anyhow::Result<()> {
+        self.results.runs.push(record);
+        self.save()
+    }
+}
+
+/// Reads a results file, checking its schema version.
+pub fn load(path: &Path) -> anyhow::Result<Results> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
+    let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
+    anyhow::ensure!(
+        version == Some(u64::from(SCHEMA_VERSION)),
+        "{} has schema version {version:?}; this authbench reads version {SCHEMA_VERSION}",
+        path.display()
+    );
+    serde_json::from_value(value).map_err(|e| anyhow::anyhow!("{} does not match the schema: {e}", path.display()))
+}
+
+/// `2026-11-22T05-30-00Z`: sortable and valid as a directory name everywhere.
+pub fn run_id(now: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now).to_string().replace(':', "-")
+}
+
+/// RFC 3339 timestamp.
+pub fn timestamp(now: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now).to_string()
+}

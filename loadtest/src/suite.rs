@@ -1,0 +1,252 @@
+//! What a suite measures: which strategy variants, which scenarios, for how long. Suites are
+//! data, so `--suite`, `--strategies`, `--scenarios` and `--repetitions` only select and scale.
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// A named amount of measuring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuiteName {
+    /// Under a minute: every strategy once, short windows; run by the test suite.
+    Smoke,
+    /// Under ten minutes on 2 cores: what scripts/bench.sh runs.
+    Default,
+    /// Longer windows, more repetitions, every variant.
+    Full,
+}
+
+impl SuiteName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Smoke => "smoke",
+            Self::Default => "default",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// The scenarios this CLI runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Closed loop at full speed: maximum throughput and latency percentiles.
+    Steady,
+    /// Open loop at fixed arrival rates: latency against offered load.
+    Sweep,
+    /// Goose user flows (log in, call /me, log out): tokens issued per second.
+    Login,
+}
+
+impl Scenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Steady => "steady",
+            Self::Sweep => "sweep",
+            Self::Login => "login",
+        }
+    }
+}
+
+/// A strategy plus the server flags that configure it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// e.g. `session-pool`.
+    pub name: &'static str,
+    /// e.g. `session`.
+    pub strategy: &'static str,
+    /// Flags for `authbench-server` (the harness adds `--listen`, `--redis-url`, users).
+    pub args: &'static [&'static str],
+}
+
+impl Variant {
+    pub fn uses_redis(&self) -> bool {
+        matches!(self.strategy, "session" | "hybrid")
+    }
+}
+
+/// Every variant the harness knows, in report order.
+pub const VARIANTS: &[Variant] = &[
+    Variant { name: "baseline", strategy: "baseline", args: &["--strategy", "baseline"] },
+    Variant { name: "session", strategy: "session", args: &["--strategy", "session"] },
+    Variant { name: "session-pool", strategy: "session", args: &["--strategy", "session", "--redis-client", "pool"] },
+    Variant { name: "jwt", strategy: "jwt", args: &["--strategy", "jwt", "--jwt-alg", "HS256"] },
+    Variant { name: "jwt-rs256", strategy: "jwt", args: &["--strategy", "jwt", "--jwt-alg", "RS256"] },
+    Variant { name: "jwt-es256", strategy: "jwt", args: &["--strategy", "jwt", "--jwt-alg", "ES256"] },
+    Variant { name: "jwt-eddsa", strategy: "jwt", args: &["--strategy", "jwt", "--jwt-alg", "EdDSA"] },
+    Variant { name: "hybrid", strategy: "hybrid", args: &["--strategy", "hybrid"] },
+    Variant { name: "hybrid-denylist", strategy: "hybrid", args: &["--strategy", "hybrid", "--jti-mode", "denylist"] },
+    Variant { name: "hybrid-pool", strategy: "hybrid", args: &["--strategy", "hybrid", "--redis-client", "pool"] },
+];
+
+/// Looks a variant up by name.
+pub fn variant(name: &str) -> Option<&'static Variant> {
+    VARIANTS.iter().find(|v| v.name == name)
+}
+
+/// The parameters of one suite.
+#[derive(Debug, Clone)]
+pub struct SuitePlan {
+    pub name: SuiteName,
+    pub variants: Vec<&'static Variant>,
+    pub scenarios: Vec<Scenario>,
+    pub repetitions: u32,
+    pub warmup: Duration,
+    pub steady_duration: Duration,
+    pub connections: usize,
+    pub threads: usize,
+    /// Sweep steps as fractions of the steady maximum.
+    pub sweep_fractions: Vec<f64>,
+    pub sweep_step: Duration,
+    pub sweep_warmup: Duration,
+    pub login_duration: Duration,
+    /// Concurrent goose users in the login scenario.
+    pub login_users: usize,
+    pub calibration_duration: Duration,
+    /// Rough wall time, said up front.
+    pub estimate: Duration,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+impl SuitePlan {
+    pub fn new(name: SuiteName) -> Self {
+        let names: &[&str] = match name {
+            SuiteName::Smoke => &["baseline", "session", "jwt", "hybrid"],
+            SuiteName::Default => {
+                &["baseline", "session", "session-pool", "jwt", "jwt-rs256", "hybrid", "hybrid-denylist"]
+            }
+            SuiteName::Full => &[
+                "baseline",
+                "session",
+                "session-pool",
+                "jwt",
+                "jwt-rs256",
+                "jwt-es256",
+                "jwt-eddsa",
+                "hybrid",
+                "hybrid-denylist",
+                "hybrid-pool",
+            ],
+        };
+        let variants = names.iter().filter_map(|n| variant(n)).collect();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 4);
+        let scenarios = vec![Scenario::Steady, Scenario::Sweep, Scenario::Login];
+        let mut plan = match name {
+            SuiteName::Smoke => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 1,
+                warmup: secs(0.3),
+                steady_duration: secs(1.0),
+                connections: 16,
+                threads,
+                sweep_fractions: vec![0.25, 0.75],
+                sweep_step: secs(0.7),
+                sweep_warmup: secs(0.2),
+                login_duration: secs(1.5),
+                login_users: 4,
+                calibration_duration: secs(1.0),
+                estimate: Duration::ZERO,
+            },
+            SuiteName::Default => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 3,
+                warmup: secs(1.0),
+                steady_duration: secs(4.0),
+                connections: 64,
+                threads,
+                sweep_fractions: vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.0],
+                sweep_step: secs(2.0),
+                sweep_warmup: secs(0.5),
+                login_duration: secs(4.0),
+                login_users: 8,
+                calibration_duration: secs(3.0),
+                estimate: Duration::ZERO,
+            },
+            SuiteName::Full => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 5,
+                warmup: secs(2.0),
+                steady_duration: secs(10.0),
+                connections: 64,
+                threads,
+                sweep_fractions: vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1],
+                sweep_step: secs(5.0),
+                sweep_warmup: secs(1.0),
+                login_duration: secs(10.0),
+                login_users: 8,
+                calibration_duration: secs(5.0),
+                estimate: Duration::ZERO,
+            },
+        };
+        plan.estimate = plan.estimated_time();
+        plan
+    }
+
+    /// Wall time the plan should take, from its windows (start-up and logins included roughly).
+    pub fn estimated_time(&self) -> Duration {
+        let reps = f64::from(self.repetitions);
+        let mut per_variant = 1.5;
+        for s in &self.scenarios {
+            per_variant += match s {
+                Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.5,
+                Scenario::Sweep => {
+                    self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.5
+                }
+                Scenario::Login => self.login_duration.as_secs_f64() + 2.0,
+            };
+        }
+        let calibration = 2.0 * reps * self.calibration_duration.as_secs_f64() + 3.0;
+        secs(per_variant * self.variants.len() as f64 + calibration)
+    }
+}
+
+/// Chooses variants from a `--strategies` list: a strategy name selects every variant of that
+/// strategy in the suite, a variant name selects exactly that variant.
+pub fn select_variants(suite: &[&'static Variant], wanted: &[String]) -> Result<Vec<&'static Variant>, String> {
+    let mut chosen: Vec<&'static Variant> = Vec::new();
+    for w in wanted {
+        let of_strategy: Vec<&'static Variant> = suite.iter().copied().filter(|s| s.strategy == w.as_str()).collect();
+        let matches = if !of_strategy.is_empty() { of_strategy } else { variant(w).into_iter().collect() };
+        if matches.is_empty() {
+            let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+            return Err(format!("unknown strategy {w:?}; known: {}", known.join(", ")));
+        }
+        for m in matches {
+            if !chosen.contains(&m) {
+                chosen.push(m);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_fit_their_budgets() {
+        assert!(SuitePlan::new(SuiteName::Smoke).estimated_time() < Duration::from_secs(60));
+        assert!(SuitePlan::new(SuiteName::Default).estimated_time() < Duration::from_secs(600));
+    }
+
+    #[test]
+    fn strategies_select_variants() {
+        let plan = SuitePlan::new(SuiteName::Default);
+        let names = |v: Vec<&Variant>| v.iter().map(|v| v.name).collect::<Vec<_>>();
+        assert_eq!(names(select_variants(&plan.variants, &["session".into()]).unwrap()), ["session", "session-pool"]);
+        assert_eq!(names(select_variants(&plan.variants, &["jwt-es256".into()]).unwrap()), ["jwt-es256"]);
+        assert!(select_variants(&plan.variants, &["kerberos".into()]).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! What the terminal shows: one line per measurement while running, and a hyperfine-like
+//! table at the end. Units are chosen here, at printing time; results hold base units.
+
+use std::fmt::Write;
+
+use crate::results::{Results, RunRecord};
+
+fn rate(v: f64) -> String {
+    if v >= 10_000.0 { format!("{:.1}k", v / 1000.0) } else { format!("{v:.0}") }
+}
+
+fn us(v: f64) -> String {
+    if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// One line printed as each measurement finishes.
+pub fn progress_line(r: &RunRecord) -> String {
+    let bound = if r.generator_bound { "  [generator-bound]" } else { "" };
+    match r.scenario.as_str() {
+        "login" => format!(
+            "  {:<16} login  {} logins/s  p50 {}  argon2 p50 {:.1} ms  mint p50 {:.0} µs",
+            r.variant,
+            rate(r.throughput_rps.median),
+            us(r.latency_us.p50),
+            r.login.as_ref().map_or(0.0, |l| l.argon2_ms_p50),
+            r.login.as_ref().map_or(0.0, |l| l.mint_us_p50),
+        ),
+        _ => format!(
+            "  {:<16} {:<6} {} req/s ({} .. {})  p50 {}  p99 {}  errors {}{bound}",
+            r.variant,
+            r.scenario,
+            rate(r.throughput_rps.median),
+            rate(r.throughput_rps.min),
+            rate(r.throughput_rps.max),
+            us(r.latency_us.p50),
+            us(r.latency_us.p99),
+            r.errors,
+        ),
+    }
+}
+
+/// The summary table of a results file.
+pub fn table(results: &Results) -> String {
+    let mut out = String::new();
+    if let Some(c) = &results.calibration {
+        let _ = writeln!(
+            out,
+            "Generator calibration against baseline: engine {} req/s, wrk {} req/s, engine/wrk {} ({} × {} s, {} connections)",
+            rate(c.engine_rps.median),
+            c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median)),
+            opt(c.engine_to_wrk, 2),
+            c.repetitions,
+            c.duration_s,
+            c.connections
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
+        "variant",
+        "steady req/s (min..max)",
+        "p50",
+        "p99",
+        "p99.9",
+        "CPU µs",
+        "Redis/r",
+        "token B",
+        "errors",
+        "knee req/s",
+        "logins/s"
+    );
+    let mut variants: Vec<&str> = Vec::new();
+    for r in &results.runs {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    for v in variants {
+        let steady = results.runs.iter().find(|r| r.variant == v && r.scenario == "steady");
+        let login = results.runs.iter().find(|r| r.variant == v && r.scenario == "login");
+        let knee = results.sweeps.iter().find(|s| s.variant == v).map(|s| s.knee_rps);
+        let throughput = steady.map_or("–".into(), |s| {
+            format!(
+                "{} ({}..{})",
+                rate(s.throughput_rps.median),
+                rate(s.throughput_rps.min),
+                rate(s.throughput_rps.max)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}{}",
+            v,
+            throughput,
+            steady.map_or("–".into(), |s| us(s.latency_us.p50)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p99)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p999)),
+            opt(steady.and_then(|s| s.server_cpu_us_per_request), 1),
+            opt(steady.and_then(|s| s.redis_commands_per_request), 2),
+            steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
+            steady.map_or("–".into(), |s| s.errors.to_string()),
+            match knee {
+                Some(Some(k)) => rate(k),
+                Some(None) => "none".into(),
+                None => "–".into(),
+            },
+            login.map_or("–".into(), |l| format!("{:.0}", l.throughput_rps.median)),
+            if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
+        );
+    }
+    let steady = results.runs.iter().find(|r| r.scenario == "steady");
+    if let Some(s) = steady {
+        let _ = writeln!(
+            out,
+            "\nsteady: {} repetition(s) of {} s after {} s warm-up, {} connections; latency is service time over all repetitions.",
+            s.repetitions, s.duration_s, s.warmup_s, s.connections
+        );
+    }
+    if !results.not_measured.is_empty() {
+        let _ = writeln!(out, "not measured: {}", results.not_measured.join("; "));
+    }
+    out
+}
