@@ -1,0 +1,165 @@
+//! The load engine checked on known answers: a server that answers at once, a server that
+//! takes 20 ms per answer (the open loop must show the queueing a closed loop hides), and a
+//! server that never answers (timeouts must be counted and the run must still end on time).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use authbench::engine::{self, Keep, LoadSpec, RequestTemplate, Schedule};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A minimal HTTP/1.1 server on loopback: answers every request with 200 after `delay`, or
+/// never when `delay` is `None`. Runs on its own thread and runtime.
+fn spawn_server(delay: Option<Duration>) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut pending = Vec::new();
+                    loop {
+                        let n = match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            match delay {
+                                Some(d) => {
+                                    tokio::time::sleep(d).await;
+                                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                                    if stream.write_all(reply).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                None => std::future::pending::<()>().await,
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Schedule) -> LoadSpec {
+    LoadSpec {
+        addr,
+        requests: vec![RequestTemplate::get("/", None).unwrap()],
+        connections,
+        threads: 1,
+        warmup: Duration::from_millis(100),
+        duration,
+        schedule,
+        timeout: Duration::from_millis(500),
+        cpus: None,
+    }
+}
+
+#[test]
+fn closed_loop_counts_every_answer() {
+    let addr = spawn_server(Some(Duration::ZERO));
+    let outcome = engine::run(
+        &spec(addr, 4, Duration::from_secs(1), Schedule::Closed),
+        Keep::default(),
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    assert!(outcome.requests > 100, "{outcome:?}");
+    assert_eq!(outcome.errors, 0);
+    assert_eq!(outcome.statuses.get(&200), Some(&outcome.requests));
+    assert_eq!(outcome.latency.len(), outcome.requests);
+}
+
+#[test]
+fn open_loop_holds_the_offered_rate() {
+    let addr = spawn_server(Some(Duration::ZERO));
+    let rate = 400.0;
+    let outcome = engine::run(
+        &spec(addr, 4, Duration::from_secs(2), Schedule::Open { rate }),
+        Keep::default(),
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let expected = rate * 2.0;
+    assert!((outcome.offered as f64 - expected).abs() <= expected * 0.02, "offered {}", outcome.offered);
+    assert!((outcome.requests as f64) >= expected * 0.95, "achieved {}", outcome.requests);
+    assert_eq!(outcome.dropped, 0);
+    // The pacer's own lateness stays far below a millisecond timer wheel's.
+    let lag_p50_us = outcome.send_lag.value_at_quantile(0.5) as f64 / 1000.0;
+    assert!(lag_p50_us < 1000.0, "send lag p50 {lag_p50_us} µs");
+}
+
+#[test]
+fn open_loop_exposes_queueing_that_service_time_hides() {
+    // One connection, 20 ms per answer (50/s), offered 100/s: requests queue behind each other.
+    let addr = spawn_server(Some(Duration::from_millis(20)));
+    let outcome = engine::run(
+        &spec(addr, 1, Duration::from_secs(2), Schedule::Open { rate: 100.0 }),
+        Keep::default(),
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let service_p50_ms = outcome.service.value_at_quantile(0.5) as f64 / 1e6;
+    let latency_p99_ms = outcome.latency.value_at_quantile(0.99) as f64 / 1e6;
+    assert!((19.0..40.0).contains(&service_p50_ms), "service p50 {service_p50_ms} ms");
+    // From the intended send time the wait grows through the run: far above the service time.
+    assert!(latency_p99_ms > 10.0 * service_p50_ms, "latency p99 {latency_p99_ms} ms");
+    assert!(outcome.throughput() < 60.0, "achieved {}", outcome.throughput());
+    assert!(outcome.dropped > 50, "dropped {}", outcome.dropped);
+}
+
+#[test]
+fn a_silent_server_times_out_and_the_run_still_ends() {
+    let addr = spawn_server(None);
+    let started = Instant::now();
+    let outcome = engine::run(
+        &spec(addr, 2, Duration::from_secs(1), Schedule::Closed),
+        Keep::default(),
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    assert!(outcome.timeouts >= 2, "{outcome:?}");
+    assert_eq!(outcome.requests, 0);
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn cancel_stops_a_run_early() {
+    let addr = spawn_server(Some(Duration::ZERO));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let started = Instant::now();
+    let outcome =
+        engine::run(&spec(addr, 2, Duration::from_secs(30), Schedule::Closed), Keep::default(), &cancel).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(outcome.requests > 0);
+    assert!(outcome.window < Duration::from_secs(2), "window {:?}", outcome.window);
+}
+
+#[test]
+fn histograms_round_trip() {
+    let mut h = engine::new_histogram();
+    for v in [1_000u64, 250_000, 3_000_000] {
+        h.record(v).unwrap();
+    }
+    let back = engine::deserialize_histogram(&engine::serialize_histogram(&h)).unwrap();
+    assert_eq!(back.len(), 3);
+    assert_eq!(back.max(), h.max());
+}
