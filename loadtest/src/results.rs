@@ -82,19 +82,16 @@ pub struct Spread {
 
 impl Spread {
     pub fn of(values: &[f64]) -> Self {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        // A non-finite value would serialize as null and break the schema: keep finite ones only.
+        let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
         let median = match sorted.len() {
             0 => 0.0,
             n if n % 2 == 1 => sorted.get(n / 2).copied().unwrap_or(0.0),
             n => (sorted.get(n / 2 - 1).copied().unwrap_or(0.0) + sorted.get(n / 2).copied().unwrap_or(0.0)) / 2.0,
         };
-        Self {
-            median,
-            min: sorted.first().copied().unwrap_or(0.0),
-            max: sorted.last().copied().unwrap_or(0.0),
-            values: values.to_vec(),
-        }
+        Self { median, min: sorted.first().copied().unwrap_or(0.0), max: sorted.last().copied().unwrap_or(0.0), values }
     }
 }
 
@@ -108,7 +105,7 @@ pub struct Calibration {
     /// The lean engine's closed-loop rate against baseline: the generator's own ceiling.
     pub engine_rps: Spread,
     pub engine_latency_us: Percentiles,
-    /// wrk against the same server, when wrk is installed.
+    /// wrk against the same server (`run` requires wrk; null only in files from other tools).
     pub wrk_rps: Option<Spread>,
     pub wrk_command: Option<String>,
     /// engine / wrk (median over median).
@@ -158,7 +155,7 @@ pub struct RunRecord {
     pub server_cpu_us_per_request: Option<f64>,
     pub redis_cpu_us_per_request: Option<f64>,
     pub generator_cpu_us_per_request: Option<f64>,
-    /// Length of the bearer token sent with each request (0 for login).
+    /// Length of the bearer token sent with each request; for login, of the token issued.
     pub token_bytes: Option<u64>,
     pub server_peak_rss_bytes: Option<u64>,
     pub generator_bound: bool,
@@ -188,8 +185,8 @@ pub struct SweepSummary {
     /// Offered rates, in step order.
     pub offered_rps: Vec<f64>,
     pub p99_us: Vec<f64>,
-    /// First offered rate whose p99 exceeds three times the p99 at the lowest rate, or whose
-    /// achieved rate falls 5 % short of the offered one; null when latency stays flat.
+    /// First offered rate whose p99 exceeds ten times the p99 at the lowest rate (and 1 ms), or
+    /// whose achieved rate falls 5 % short of the offered one; null when latency stays flat.
     pub knee_rps: Option<f64>,
 }
 

@@ -253,12 +253,7 @@ pub fn sweep(
         achieved.push(outcome.throughput());
         on_step(&record)?;
     }
-    let base = p99.first().copied().unwrap_or(0.0);
-    let knee_rps = offered
-        .iter()
-        .zip(p99.iter().zip(&achieved))
-        .find(|(o, (p, a))| (base > 0.0 && **p > 3.0 * base) || **a < 0.95 * **o)
-        .map(|(o, _)| *o);
+    let knee_rps = knee(&offered, &p99, &achieved);
     Ok(SweepSummary {
         strategy: subject.strategy.clone(),
         variant: subject.variant.clone(),
@@ -267,6 +262,16 @@ pub fn sweep(
         p99_us: p99,
         knee_rps,
     })
+}
+
+/// Where latency turns up: the first offered rate whose p99 (from the intended send time)
+/// exceeds ten times the p99 at the lowest rate and at least 1 ms, or whose achieved rate falls
+/// more than 5 % short of the offered one. A factor of ten, not two or three, because at low
+/// load a p99 of a few hundred microseconds moves by that much from scheduling noise alone.
+pub fn knee(offered: &[f64], p99_us: &[f64], achieved: &[f64]) -> Option<f64> {
+    let base = p99_us.first().copied().unwrap_or(0.0);
+    let limit = (10.0 * base).max(1000.0);
+    offered.iter().zip(p99_us.iter().zip(achieved)).find(|(o, (p, a))| **p > limit || **a < 0.95 * **o).map(|(o, _)| *o)
 }
 
 /// Goose user flows: logins per second, login latency, argon2 and minting time.
@@ -408,4 +413,19 @@ pub fn calibrate(addr: SocketAddr, knobs: &Knobs) -> anyhow::Result<Calibration>
         engine_to_wrk: ratio,
         generator_bound_threshold: knobs.generator_bound_threshold,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knee_ignores_noise_and_finds_the_turn() {
+        let offered = [1000.0, 2000.0, 3000.0, 4000.0];
+        // p99 triples at 2000 (noise), explodes at 3000.
+        assert_eq!(knee(&offered, &[200.0, 600.0, 9000.0, 50_000.0], &offered), Some(3000.0));
+        // Flat latency, but the server falls behind at 4000.
+        assert_eq!(knee(&offered, &[200.0, 210.0, 220.0, 230.0], &[1000.0, 2000.0, 3000.0, 3500.0]), Some(4000.0));
+        assert_eq!(knee(&offered, &[200.0, 210.0, 220.0, 230.0], &offered), None);
+    }
 }

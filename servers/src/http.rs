@@ -244,7 +244,7 @@ async fn login<S: AuthStrategy>(
     let headers = response.headers_mut();
     // Lets the login scenario report password hashing apart from token minting.
     let timing =
-        format!("argon2;dur={:.3}, mint;dur={:.3}", user.argon2_time.as_secs_f64() * 1e3, mint.as_secs_f64() * 1e3);
+        format!("argon2;dur={:.3}, mint;dur={:.4}", user.argon2_time.as_secs_f64() * 1e3, mint.as_secs_f64() * 1e3);
     if let Ok(value) = HeaderValue::from_str(&timing) {
         headers.insert("server-timing", value);
     }

@@ -1,0 +1,314 @@
+//! `results.json` against its committed JSON Schema (`loadtest/schema/results.schema.json`):
+//! the real `authbench run --suite smoke` output must validate, and must hold what the smoke
+//! suite promises (a calibration against wrk; for baseline, session, jwt and hybrid a clean
+//! steady record, sweep steps and a login record; about one Redis command per request for
+//! session and hybrid, none for jwt and baseline; a readable latency histogram behind every
+//! record). The schema must also accept null wherever the Rust type is an `Option`, and must
+//! reject broken documents, so a schema that accepts anything cannot pass.
+//!
+//! Needs `redis-server` and `wrk` on PATH and the `authbench-server` binary next to
+//! `authbench` (`cargo build -p authbench-server`, or `cargo test --workspace`). The smoke run
+//! (~30 s) happens once and is shared by the tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use authbench::results::{Results, RunRecord};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authbench");
+const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/results.schema.json");
+/// The smoke suite takes about 30 s; this is the most it may take before it counts as hung.
+const SMOKE_DEADLINE: Duration = Duration::from_secs(180);
+const SMOKE_VARIANTS: [&str; 4] = ["baseline", "session", "jwt", "hybrid"];
+
+/// The path of the `results.json` the shared smoke run wrote, or why there is none.
+fn smoke_results() -> &'static Path {
+    static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match RUN.get_or_init(run_smoke) {
+        Ok(path) => path,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Runs `authbench run --suite smoke --quiet --out <fresh dir>` and returns the results path
+/// it printed. Errors (rather than panics) so a failure is reported the same way to every test.
+fn run_smoke() -> Result<PathBuf, String> {
+    let server = Path::new(BIN).with_file_name("authbench-server");
+    if std::env::var_os("AUTHBENCH_SERVER_BIN").is_none() && !server.is_file() {
+        return Err(format!(
+            "{} is missing: run `cargo build -p authbench-server` (or `cargo test --workspace`, which builds it) first",
+            server.display()
+        ));
+    }
+    for tool in ["redis-server", "wrk"] {
+        if !on_path(tool) {
+            return Err(format!("{tool} is not on PATH: scripts/setup.sh installs it"));
+        }
+    }
+
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("schema-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // Output goes to files, not pipes, so a chatty child can never block on a full pipe.
+    let stdout_path = out.join("stdout.txt");
+    let stderr_path = out.join("stderr.txt");
+    let mut child = Command::new(BIN)
+        .args(["run", "--suite", "smoke", "--quiet", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).map_err(|e| e.to_string())?)
+        .stderr(File::create(&stderr_path).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {BIN}: {e}"))?;
+
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < SMOKE_DEADLINE => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) => {
+                // SIGTERM first, so authbench stops its redis-server and servers; then SIGKILL.
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                }
+                let grace = Instant::now();
+                while grace.elapsed() < Duration::from_secs(10) && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`authbench run --suite smoke` still running after {SMOKE_DEADLINE:?}; killed it. stderr:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                ));
+            }
+            Err(e) => return Err(format!("waiting for authbench: {e}")),
+        }
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    if status.code() != Some(0) {
+        return Err(format!(
+            "`authbench run --suite smoke` exited with {status} after {:.1?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            started.elapsed()
+        ));
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    let Some(path) = last.strip_prefix("results: ") else {
+        return Err(format!("stdout does not end with a `results: <path>` line:\n{stdout}\nstderr:\n{stderr}"));
+    };
+    let path = PathBuf::from(path);
+    if !path.starts_with(&out) || !path.is_file() {
+        return Err(format!("`results: {}` is not a file under {}", path.display(), out.display()));
+    }
+    eprintln!("smoke run took {:.1?}: {}", started.elapsed(), path.display());
+    Ok(path)
+}
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(SCHEMA).unwrap_or_else(|e| panic!("cannot read {SCHEMA}: {e}"));
+    let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SCHEMA} is not JSON: {e}"));
+    assert_eq!(
+        schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+        "the schema must declare draft 2020-12"
+    );
+    if let Err(e) = jsonschema::meta::validate(&schema) {
+        panic!("{SCHEMA} is not a valid JSON Schema: {e} at {}", e.instance_path());
+    }
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("cannot compile {SCHEMA}: {e}"))
+}
+
+/// Every validation error, one per line, with where in the document it is.
+fn errors(validator: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    validator.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, doc: &Value, what: &str) {
+    let errors = errors(validator, doc);
+    assert!(errors.is_empty(), "{what} does not match {SCHEMA}:\n{}", errors.join("\n"));
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn records<'a>(results: &'a Results, variant: &'a str, scenario: &'a str) -> impl Iterator<Item = &'a RunRecord> {
+    results.runs.iter().filter(move |r| r.variant == variant && r.scenario == scenario)
+}
+
+#[test]
+fn smoke_results_match_the_schema_and_the_suite() {
+    let path = smoke_results();
+    let validator = validator();
+    assert_valid(&validator, &read_json(path), &path.display().to_string());
+
+    let results = authbench::results::load(path).unwrap();
+    assert!(results.complete, "complete must be true after a finished run");
+    assert!(!results.interrupted);
+    assert!(results.finished_at.is_some());
+    assert_eq!(results.suite, "smoke");
+
+    let calibration = results.calibration.as_ref().expect("calibration missing");
+    assert!(calibration.engine_rps.median > 0.0, "engine_rps: {:?}", calibration.engine_rps);
+    let wrk = calibration.wrk_rps.as_ref().expect("no wrk figure in calibration");
+    assert!(wrk.median > 0.0, "wrk_rps: {wrk:?}");
+    assert!(calibration.wrk_command.as_deref().is_some_and(|c| c.starts_with("wrk ")), "{calibration:?}");
+    assert!(calibration.engine_to_wrk.is_some_and(|r| r > 0.0), "{calibration:?}");
+
+    for variant in SMOKE_VARIANTS {
+        let steady: Vec<_> = records(&results, variant, "steady").collect();
+        assert_eq!(steady.len(), 1, "{variant}: one steady record expected, found {}", steady.len());
+        let steady = steady[0];
+        assert!(steady.requests > 0, "{variant} steady: no requests");
+        assert_eq!(steady.errors, 0, "{variant} steady: errors, status counts {:?}", steady.status_counts);
+        assert_eq!(steady.schedule, "closed");
+        assert_eq!(steady.latency_basis, "service_time");
+
+        let sweeps: Vec<_> = records(&results, variant, "sweep").collect();
+        assert!(!sweeps.is_empty(), "{variant}: no sweep record");
+        for s in &sweeps {
+            assert_eq!(s.schedule, "open", "{variant} sweep");
+            assert_eq!(s.latency_basis, "intended_send_time", "{variant} sweep");
+            assert!(s.offered_rps.is_some_and(|r| r > 0.0), "{variant} sweep: offered_rps {:?}", s.offered_rps);
+            assert!(s.service_latency_us.is_some() && s.send_lag_us.is_some(), "{variant} sweep");
+        }
+        assert!(results.sweeps.iter().any(|s| s.variant == variant), "{variant}: no sweep summary");
+
+        let login: Vec<_> = records(&results, variant, "login").collect();
+        assert_eq!(login.len(), 1, "{variant}: one login record expected, found {}", login.len());
+        let split = login[0].login.as_ref().unwrap_or_else(|| panic!("{variant} login: no `login` split"));
+        assert!(split.samples > 0, "{variant} login: no Server-Timing samples");
+
+        let redis = steady.redis_commands_per_request;
+        match variant {
+            "session" | "hybrid" => assert!(
+                redis.is_some_and(|n| (0.9..=1.2).contains(&n)),
+                "{variant} steady: redis_commands_per_request {redis:?}, expected about 1 ({:?})",
+                steady.redis_commands
+            ),
+            _ => assert!(
+                redis.is_none_or(|n| n == 0.0),
+                "{variant} steady: redis_commands_per_request {redis:?}, expected none"
+            ),
+        }
+    }
+
+    for (i, record) in results.runs.iter().enumerate() {
+        let what = format!("runs[{i}] ({} {})", record.variant, record.scenario);
+        assert!(!record.histogram.is_empty(), "{what}: empty histogram");
+        let h = authbench::engine::deserialize_histogram(&record.histogram)
+            .unwrap_or_else(|e| panic!("{what}: histogram does not deserialize: {e:#}"));
+        assert!(!h.is_empty(), "{what}: histogram holds no samples");
+        let max_us = h.max() as f64 / 1000.0;
+        assert!(
+            (max_us - record.latency_us.max).abs() <= 1.0,
+            "{what}: histogram max {max_us} µs, latency_us.max {} µs",
+            record.latency_us.max
+        );
+    }
+}
+
+/// Sets `pointer` (JSON Pointer) in `doc` to `value`, or removes it when `value` is None.
+fn mutate(doc: &Value, pointer: &str, value: Option<Value>) -> Value {
+    let mut doc = doc.clone();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let parent = doc.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent} in the document"));
+    match (parent, value) {
+        (Value::Object(map), Some(v)) => {
+            map.insert(key.to_owned(), v);
+        }
+        (Value::Object(map), None) => {
+            assert!(map.remove(key).is_some(), "no {pointer} to remove");
+        }
+        (Value::Array(items), Some(v)) => items[key.parse::<usize>().unwrap()] = v,
+        (Value::Array(items), None) => {
+            items.remove(key.parse::<usize>().unwrap());
+        }
+        (other, _) => panic!("{pointer}: parent is {other}"),
+    }
+    doc
+}
+
+#[test]
+fn schema_accepts_nulls_and_rejects_broken_documents() {
+    let validator = validator();
+    let path = smoke_results();
+    let doc = read_json(path);
+    assert_valid(&validator, &doc, "the smoke results");
+
+    // Null wherever Rust has an Option, as serde writes it.
+    let mut results = authbench::results::load(path).unwrap();
+    results.finished_at = None;
+    results.target = None;
+    results.environment.redis_server = None;
+    results.environment.wrk = None;
+    results.environment.git_commit = None;
+    if let Some(c) = results.calibration.as_mut() {
+        c.wrk_rps = None;
+        c.wrk_command = None;
+        c.engine_to_wrk = None;
+    }
+    for r in &mut results.runs {
+        r.capabilities = None;
+        r.offered_rps = None;
+        r.dropped_sends = None;
+        r.service_latency_us = None;
+        r.send_lag_us = None;
+        r.redis_commands_per_request = None;
+        r.server_cpu_us_per_request = None;
+        r.redis_cpu_us_per_request = None;
+        r.generator_cpu_us_per_request = None;
+        r.token_bytes = None;
+        r.server_peak_rss_bytes = None;
+        r.login = None;
+    }
+    for s in &mut results.sweeps {
+        s.knee_rps = None;
+    }
+    let nulls = serde_json::to_value(&results).unwrap();
+    assert_eq!(nulls["runs"][0]["login"], Value::Null);
+    assert_valid(&validator, &nulls, "the smoke results with every inner Option set to None");
+    results.calibration = None;
+    assert_valid(&validator, &serde_json::to_value(&results).unwrap(), "the smoke results without calibration");
+
+    // A future minor addition is allowed at the top level and in records.
+    let extra = mutate(&doc, "/future_field", Some(Value::from(1)));
+    let extra = mutate(&extra, "/runs/0/future_field", Some(Value::from("x")));
+    assert_valid(&validator, &extra, "the smoke results with unknown extra fields");
+
+    let broken: Vec<(&str, Value)> = vec![
+        ("runs[0].throughput_rps removed", mutate(&doc, "/runs/0/throughput_rps", None)),
+        ("schema_version 2", mutate(&doc, "/schema_version", Some(Value::from(2)))),
+        ("schema_version \"1\"", mutate(&doc, "/schema_version", Some(Value::from("1")))),
+        ("environment removed", mutate(&doc, "/environment", None)),
+        ("runs[0].latency_us.p99 removed", mutate(&doc, "/runs/0/latency_us/p99", None)),
+        ("runs[0].latency_us.p99 a string", mutate(&doc, "/runs/0/latency_us/p99", Some(Value::from("fast")))),
+        ("runs[0].latency_us with an unknown key", mutate(&doc, "/runs/0/latency_us/p42", Some(Value::from(1.0)))),
+        ("runs[0].throughput_rps.median null", mutate(&doc, "/runs/0/throughput_rps/median", Some(Value::Null))),
+        ("runs[0].scenario unknown", mutate(&doc, "/runs/0/scenario", Some(Value::from("warmup")))),
+        ("runs[0].schedule unknown", mutate(&doc, "/runs/0/schedule", Some(Value::from("burst")))),
+        ("runs[0].latency_basis unknown", mutate(&doc, "/runs/0/latency_basis", Some(Value::from("wall")))),
+        ("runs[0].requests negative", mutate(&doc, "/runs/0/requests", Some(Value::from(-1)))),
+        ("runs[0].errors fractional", mutate(&doc, "/runs/0/errors", Some(Value::from(0.5)))),
+        ("runs[0].histogram null", mutate(&doc, "/runs/0/histogram", Some(Value::Null))),
+        ("runs[0].generator_bound null", mutate(&doc, "/runs/0/generator_bound", Some(Value::Null))),
+        ("runs[0].status_counts value a string", mutate(&doc, "/runs/0/status_counts/x", Some(Value::from("1")))),
+        ("calibration.engine_rps removed", mutate(&doc, "/calibration/engine_rps", None)),
+        ("complete null", mutate(&doc, "/complete", Some(Value::Null))),
+        ("runs not an array", mutate(&doc, "/runs", Some(serde_json::json!({})))),
+    ];
+    for (what, doc) in &broken {
+        assert!(!validator.is_valid(doc), "the schema accepts a document with {what}");
+        assert!(!errors(&validator, doc).is_empty(), "{what}: rejected but no error reported");
+    }
+}
