@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use authbench_server::StrategyName;
 use authbench_server::config::ServerConfig;
-use authbench_server::jwt::{AUDIENCE, AccessClaims, ISSUER, now_secs};
-use authbench_server::token::new_jti;
+use authbench_server::jwt::{AccessClaims, now_secs};
 
 /// The seeded user every benchmark acts as; the name the load generator's first user has.
 pub const USERNAME: &str = "user0";
@@ -16,22 +15,11 @@ pub fn user_roles() -> Arc<[String]> {
     Arc::from(vec!["user".to_owned()])
 }
 
-/// Claims shaped exactly as the `jwt` strategy issues them (its `new_claims` is private), with
-/// the server's default lifetime, so a signed token has the size and content of a real one and
-/// stays valid for the whole run.
+/// Claims exactly as the `jwt` strategy issues them, with the server's default lifetime, so a
+/// signed token has the size and content of a real one and stays valid for the whole run.
 pub fn access_claims() -> Result<AccessClaims, String> {
     let ttl = ServerConfig::new(StrategyName::Jwt).access_ttl;
-    let now = now_secs();
-    Ok(AccessClaims {
-        iss: ISSUER.to_owned(),
-        aud: AUDIENCE.to_owned(),
-        sub: USERNAME.to_owned(),
-        exp: now + ttl.as_secs(),
-        nbf: now,
-        iat: now,
-        jti: new_jti().map_err(|e| e.to_string())?,
-        roles: user_roles().to_vec(),
-    })
+    AccessClaims::new(USERNAME, &user_roles(), ttl, now_secs()).map_err(|e| e.to_string())
 }
 
 /// A single-threaded runtime with I/O and timers (the store puts a deadline on every call).

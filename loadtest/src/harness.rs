@@ -230,6 +230,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
     let progress = Progress::new(quiet, plan.estimate);
     let outcome = run_plan(&plan, &placement, &binary, &mut writer, &cancel, &runtime, &progress);
     progress.finish();
+    finalize(writer, &cancel, outcome)
+}
+
+/// Marks the results finished (complete, or interrupted, or failed), writes them a last time,
+/// and passes the measuring error on, if any: what was measured stays on disk either way.
+fn finalize(mut writer: ResultsWriter, cancel: &AtomicBool, outcome: anyhow::Result<()>) -> anyhow::Result<Finished> {
     let interrupted = cancel.load(Ordering::SeqCst);
     writer.results.finished_at = Some(timestamp(SystemTime::now()));
     writer.results.interrupted = interrupted;
@@ -459,13 +465,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
     let progress = Progress::new(quiet, plan.estimate);
     let outcome = measure_subject(&subject, &knobs, &mut writer, &runtime, &progress);
     progress.finish();
-    let interrupted = cancel.load(Ordering::SeqCst);
-    writer.results.finished_at = Some(timestamp(SystemTime::now()));
-    writer.results.interrupted = interrupted;
-    writer.results.complete = outcome.is_ok() && !interrupted;
-    writer.save()?;
-    outcome?;
-    Ok(Finished { dir: writer.dir().to_path_buf(), interrupted })
+    finalize(writer, &cancel, outcome)
 }
 
 /// Accepts `http://127.0.0.1:PORT` or `http://[::1]:PORT` (or localhost): load goes to

@@ -45,6 +45,24 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
 }
 
+impl AccessClaims {
+    /// Claims for a token issued now to `username`, valid for `ttl`, with `iat` set to `iat`
+    /// (the hybrid denylist raises it to the user's revocation mark; everyone else passes now).
+    pub fn new(username: &str, roles: &[String], ttl: std::time::Duration, iat: u64) -> Result<Self, getrandom::Error> {
+        let now = now_secs();
+        Ok(Self {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: username.to_owned(),
+            exp: now + ttl.as_secs(),
+            nbf: now,
+            iat,
+            jti: crate::token::new_jti()?,
+            roles: roles.to_vec(),
+        })
+    }
+}
+
 /// One signing key and the matching verification key.
 struct KeyPairSet {
     kid: String,

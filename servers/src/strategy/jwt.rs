@@ -8,8 +8,7 @@ use std::time::Duration;
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::config::ServerConfig;
 use crate::error::AuthError;
-use crate::jwt::{AUDIENCE, AccessClaims, ISSUER, JwtKeys, now_secs};
-use crate::token::new_jti;
+use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 
 #[derive(Debug)]
 pub struct JwtStrategy {
@@ -23,19 +22,9 @@ impl JwtStrategy {
     }
 }
 
-/// Claims for a new token issued now, with `iat` no earlier than `not_before` (seconds).
+/// Claims for a new token issued now, with the given `iat`.
 pub(crate) fn new_claims(username: &str, roles: &[String], ttl: Duration, iat: u64) -> Result<AccessClaims, AuthError> {
-    let now = now_secs();
-    Ok(AccessClaims {
-        iss: ISSUER.to_owned(),
-        aud: AUDIENCE.to_owned(),
-        sub: username.to_owned(),
-        exp: now + ttl.as_secs(),
-        nbf: now,
-        iat,
-        jti: new_jti().map_err(|e| AuthError::Internal(e.to_string()))?,
-        roles: roles.to_vec(),
-    })
+    AccessClaims::new(username, roles, ttl, iat).map_err(|e| AuthError::Internal(e.to_string()))
 }
 
 /// The principal a verified token stands for.
