@@ -146,6 +146,7 @@ fn new_results(
         calibration: None,
         runs: Vec::new(),
         sweeps: Vec::new(),
+        revocation: Vec::new(),
         not_measured: Vec::new(),
     }
 }
@@ -337,7 +338,135 @@ fn run_plan(
         };
         measure_subject(&subject, &knobs, writer, runtime, progress)?;
         drop(server);
+        if plan.scenarios.contains(&Scenario::Revocation) && v.measures_revocation() && !cancel.load(Ordering::SeqCst) {
+            progress.step(format!("{}: revocation", v.name));
+            run_revocation(v, redis.as_ref(), binary, placement, &knobs, writer, runtime, progress)?;
+        }
     }
+    Ok(())
+}
+
+/// The revocation scenario for one variant: its own servers with a short token lifetime (and a
+/// shared key file, so two instances accept each other's tokens), one and two instances.
+#[allow(clippy::too_many_arguments)]
+fn run_revocation(
+    v: &crate::suite::Variant,
+    redis: Option<&RedisServer>,
+    binary: &Path,
+    placement: &CpuPlacement,
+    knobs: &Knobs,
+    writer: &mut ResultsWriter,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    use crate::revocation::{Kind, Pair};
+    let plan = &knobs.plan;
+    let key_dir = std::env::temp_dir().join(format!("authbench-keys-{}-{}", std::process::id(), v.name));
+    std::fs::create_dir_all(&key_dir)?;
+    for &instances in plan.revocation_instances() {
+        let key_file = key_dir.join(format!("{instances}.key"));
+        let _ = std::fs::remove_file(&key_file);
+        let mut args = server_args(v, redis);
+        args.extend(["--access-ttl".into(), format!("{}s", plan.revocation_ttl.as_secs().max(1))]);
+        if matches!(v.strategy, "jwt" | "hybrid") {
+            args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+        }
+        let start_pair = |extra: &[&str]| -> anyhow::Result<(ServerProcess, Option<ServerProcess>)> {
+            let mut a_args = args.clone();
+            a_args.extend(extra.iter().map(|s| (*s).to_owned()));
+            let a = ServerProcess::start(binary, &a_args, placement.server.clone())?;
+            let b = if instances == 2 {
+                Some(ServerProcess::start(binary, &a_args, placement.server.clone())?)
+            } else {
+                None
+            };
+            Ok((a, b))
+        };
+        let pair_of = |s: &(ServerProcess, Option<ServerProcess>)| Pair {
+            a: s.0.addr,
+            b: s.1.as_ref().map_or(s.0.addr, |b| b.addr),
+        };
+        let normal = start_pair(&[])?;
+        // The single-device policy is a server setting; strategies that cannot have it are
+        // probed on the normal servers, where a second login ends nothing.
+        let single = if v.uses_redis() { Some(start_pair(&["--max-sessions-per-user", "1"])?) } else { None };
+        let normal_pair = pair_of(&normal);
+        let single_pair = single.as_ref().map_or(normal_pair, pair_of);
+        let caps = runtime.block_on(crate::client::capabilities(normal_pair.a))?;
+        let single_caps = runtime.block_on(crate::client::capabilities(single_pair.a))?;
+        let supported = |kind: Kind| {
+            let caps = if kind == Kind::SingleDevice { &single_caps } else { &caps };
+            caps.pointer(&format!("/revocation/{}", kind.capability()))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        // A server that checks nothing (revocation_delay "n/a") can never refuse: probing it to
+        // the full cap would only say so more slowly.
+        let checks_nothing = caps.get("revocation_delay").and_then(serde_json::Value::as_str) == Some("n/a");
+        let cap = if checks_nothing { Duration::from_secs(1) } else { plan.revocation_cap() };
+        let probe_plan = crate::revocation::ProbePlan {
+            probers: 4,
+            interval: Duration::from_millis(2),
+            lead: Duration::from_millis(100),
+            settle: plan.revocation_settle,
+            cap,
+            password: USER_PASSWORD.to_owned(),
+            admin_key: "authbench-admin".to_owned(),
+        };
+        let victim = |kind: Kind| {
+            let i = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+            format!("user{}", 500 + (instances as usize - 1) * 10 + i)
+        };
+        // Kinds that touch one user run together (each on its own victim); revoke-all last.
+        let batch: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| *k != Kind::RevokeAll).collect();
+        for group in [batch, vec![Kind::RevokeAll]] {
+            progress.step(format!(
+                "{}: revocation, {instances} instance(s), {}",
+                v.name,
+                if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
+            ));
+            let measured = runtime.block_on(async {
+                let mut tasks = Vec::new();
+                for kind in &group {
+                    let pair = if *kind == Kind::SingleDevice { single_pair } else { normal_pair };
+                    let victim = victim(*kind);
+                    let plan = probe_plan.clone();
+                    let cancel = knobs.cancel.clone();
+                    let kind = *kind;
+                    tasks.push(tokio::spawn(async move {
+                        (kind, crate::revocation::measure(kind, pair, &victim, &plan, &cancel).await)
+                    }));
+                }
+                let mut out = Vec::new();
+                for t in tasks {
+                    out.push(t.await);
+                }
+                out
+            });
+            for joined in measured {
+                let (kind, raw) = joined?;
+                let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", v.name, kind.as_str()))?;
+                let record = crate::revocation::summarize(
+                    v.strategy,
+                    v.name,
+                    kind,
+                    instances,
+                    supported(kind),
+                    raw,
+                    probe_plan.cap,
+                );
+                progress.println(crate::summary::revocation_line(&record));
+                writer.results.revocation.push(record);
+            }
+            writer.save()?;
+            if knobs.cancel.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        drop(single);
+        drop(normal);
+    }
+    let _ = std::fs::remove_dir_all(&key_dir);
     Ok(())
 }
 
@@ -391,6 +520,8 @@ fn measure_subject(
                 writer.results.sweeps.push(summary);
                 writer.save()?;
             }
+            // Needs servers of its own (short lifetimes, two instances): run by the caller.
+            Scenario::Revocation => {}
             Scenario::Login => {
                 progress.step(format!("{}: login flows", subject.variant));
                 let record = runtime.block_on(scenario::login(subject, knobs))?;

@@ -16,6 +16,7 @@ pub mod harness;
 pub mod measure;
 pub mod process;
 pub mod results;
+pub mod revocation;
 pub mod scenario;
 pub mod suite;
 pub mod summary;

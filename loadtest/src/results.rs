@@ -14,7 +14,7 @@ use crate::engine::Percentiles;
 use crate::environment::Environment;
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +39,9 @@ pub struct Results {
     pub runs: Vec<RunRecord>,
     /// Per strategy variant, where latency turns up as offered load grows.
     pub sweeps: Vec<SweepSummary>,
+    /// Per variant, revocation kind and instance count: how long a revoked token kept working.
+    #[serde(default)]
+    pub revocation: Vec<crate::revocation::RevocationRecord>,
     /// Figures that could not be measured in this run, and why.
     pub not_measured: Vec<String>,
 }

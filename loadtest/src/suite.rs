@@ -38,6 +38,8 @@ pub enum Scenario {
     Sweep,
     /// Goose user flows (log in, call /me, log out): tokens issued per second.
     Login,
+    /// How long a revoked token keeps working, per revocation kind, on one and two instances.
+    Revocation,
 }
 
 impl Scenario {
@@ -46,6 +48,7 @@ impl Scenario {
             Self::Steady => "steady",
             Self::Sweep => "sweep",
             Self::Login => "login",
+            Self::Revocation => "revocation",
         }
     }
 }
@@ -62,6 +65,13 @@ pub struct Variant {
 }
 
 impl Variant {
+    /// Whether the revocation scenario measures this variant. Variants that only change the
+    /// Redis client or the signature algorithm revoke exactly as their sibling does, so they
+    /// are left out to keep the suite short.
+    pub fn measures_revocation(&self) -> bool {
+        matches!(self.name, "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist")
+    }
+
     pub fn uses_redis(&self) -> bool {
         matches!(self.strategy, "session" | "hybrid")
     }
@@ -105,6 +115,11 @@ pub struct SuitePlan {
     /// Concurrent goose users in the login scenario.
     pub login_users: usize,
     pub calibration_duration: Duration,
+    /// Access-token lifetime the revocation scenario runs its servers with: short, so the
+    /// window of a design that cannot revoke is the token's real remaining lifetime.
+    pub revocation_ttl: Duration,
+    /// Probing stops once refusals have lasted this long after the last acceptance.
+    pub revocation_settle: Duration,
     /// Rough wall time, said up front.
     pub estimate: Duration,
 }
@@ -135,7 +150,7 @@ impl SuitePlan {
         };
         let variants = names.iter().filter_map(|n| variant(n)).collect();
         let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 4);
-        let scenarios = vec![Scenario::Steady, Scenario::Sweep, Scenario::Login];
+        let scenarios = vec![Scenario::Steady, Scenario::Sweep, Scenario::Login, Scenario::Revocation];
         let mut plan = match name {
             SuiteName::Smoke => Self {
                 name,
@@ -152,6 +167,8 @@ impl SuitePlan {
                 login_duration: secs(1.5),
                 login_users: 4,
                 calibration_duration: secs(1.0),
+                revocation_ttl: secs(2.0),
+                revocation_settle: secs(0.3),
                 estimate: Duration::ZERO,
             },
             SuiteName::Default => Self {
@@ -169,6 +186,8 @@ impl SuitePlan {
                 login_duration: secs(4.0),
                 login_users: 8,
                 calibration_duration: secs(3.0),
+                revocation_ttl: secs(8.0),
+                revocation_settle: secs(0.5),
                 estimate: Duration::ZERO,
             },
             SuiteName::Full => Self {
@@ -186,6 +205,8 @@ impl SuitePlan {
                 login_duration: secs(10.0),
                 login_users: 8,
                 calibration_duration: secs(5.0),
+                revocation_ttl: secs(20.0),
+                revocation_settle: secs(1.0),
                 estimate: Duration::ZERO,
             },
         };
@@ -194,11 +215,38 @@ impl SuitePlan {
     }
 
     /// Wall time the plan should take, from its windows (start-up and logins included roughly).
+    /// How long probing may last after a revoke is acknowledged: past the token's lifetime and
+    /// the 2 s leeway, so a design that cannot revoke shows its full window.
+    pub fn revocation_cap(&self) -> Duration {
+        // exp has one-second resolution and the servers allow 2 s of leeway.
+        self.revocation_ttl + Duration::from_secs(4)
+    }
+
+    /// Instance counts the revocation scenario runs with: the smoke suite's short pass uses
+    /// one; the others add the two-instance (revoke on A, probe on B) case.
+    pub fn revocation_instances(&self) -> &'static [u32] {
+        if self.name == SuiteName::Smoke { &[1] } else { &[1, 2] }
+    }
+
     pub fn estimated_time(&self) -> Duration {
         let reps = f64::from(self.repetitions);
+        let mut total = 0.0;
+        for v in &self.variants {
+            if !(self.scenarios.contains(&Scenario::Revocation) && v.measures_revocation()) {
+                continue;
+            }
+            let batch = match v.strategy {
+                "jwt" => self.revocation_cap().as_secs_f64(),
+                "baseline" => 1.0,
+                _ => self.revocation_settle.as_secs_f64() + 1.0,
+            };
+            // Two batches (user-scoped kinds together, then revoke-all) per instance count.
+            total += self.revocation_instances().len() as f64 * (2.0 * batch + 2.0);
+        }
         let mut per_variant = 1.5;
         for s in &self.scenarios {
             per_variant += match s {
+                Scenario::Revocation => 0.0,
                 Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.5,
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.5
@@ -207,7 +255,7 @@ impl SuitePlan {
             };
         }
         let calibration = 2.0 * reps * self.calibration_duration.as_secs_f64() + 3.0;
-        secs(per_variant * self.variants.len() as f64 + calibration)
+        secs(per_variant * self.variants.len() as f64 + calibration + total)
     }
 }
 

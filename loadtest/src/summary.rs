@@ -43,6 +43,24 @@ pub fn progress_line(r: &RunRecord) -> String {
     }
 }
 
+/// One line per revocation kind measured.
+pub fn revocation_line(r: &crate::revocation::RevocationRecord) -> String {
+    let window = match r.window_ms {
+        Some(w) if w < 1000.0 => format!("{w:.1} ms"),
+        Some(w) => format!("{:.2} s", w / 1000.0),
+        None => format!("still accepted at the {:.0} s cap", r.cap_ms / 1000.0),
+    };
+    format!(
+        "  {:<16} revoke {:<15} {} inst.  {:<3} {}  window {window}  ({} accepted after ack)",
+        r.variant,
+        r.kind.as_str(),
+        r.instances,
+        r.operation_status,
+        if r.supported { "supported  " } else { "unsupported" },
+        r.accepted_after_ack
+    )
+}
+
 /// The summary table of a results file.
 pub fn table(results: &Results) -> String {
     let mut out = String::new();
@@ -119,6 +137,36 @@ pub fn table(results: &Results) -> String {
             "\nsteady: {} repetition(s) of {} s after {} s warm-up, {} connections; latency is service time over all repetitions.",
             s.repetitions, s.duration_s, s.warmup_s, s.connections
         );
+    }
+    if !results.revocation.is_empty() {
+        let _ =
+            writeln!(out, "\nrevocation window (last accepted probe after the acknowledgement), ms; 1 / 2 instances:");
+        let kinds = crate::revocation::Kind::ALL;
+        let mut header = format!("{:<16}", "variant");
+        for k in kinds {
+            let _ = write!(header, " {:>17}", k.as_str());
+        }
+        let _ = writeln!(out, "{header}");
+        let mut variants: Vec<&str> = Vec::new();
+        for r in &results.revocation {
+            if !variants.contains(&r.variant.as_str()) {
+                variants.push(&r.variant);
+            }
+        }
+        for v in variants {
+            let mut line = format!("{v:<16}");
+            for k in kinds {
+                let cell = |instances: u32| {
+                    results
+                        .revocation
+                        .iter()
+                        .find(|r| r.variant == v && r.kind == k && r.instances == instances)
+                        .map_or("–".to_owned(), |r| r.window_ms.map_or("∞".to_owned(), |w| format!("{w:.0}")))
+                };
+                let _ = write!(line, " {:>17}", format!("{} / {}", cell(1), cell(2)));
+            }
+            let _ = writeln!(out, "{line}");
+        }
     }
     if !results.not_measured.is_empty() {
         let _ = writeln!(out, "not measured: {}", results.not_measured.join("; "));

@@ -140,6 +140,14 @@ pub struct ServerOptions {
     /// Live sessions allowed per user; 1 is the single-device policy.
     #[arg(long)]
     pub max_sessions_per_user: Option<u32>,
+    /// JWT key file shared by instances (created with a fresh key if missing).
+    #[arg(long)]
+    pub jwt_key_file: Option<PathBuf>,
+    /// Acknowledge revocations at once but apply them this much later. A known error for
+    /// checking the harness's revocation instrument; never for real use.
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub revocation_delay: Option<Duration>,
 }
 
 /// A configuration problem, reported as one line with exit code 2.
@@ -170,6 +178,9 @@ pub struct ServerConfig {
     pub jti_mode: JtiMode,
     pub fail_mode: FailMode,
     pub max_sessions_per_user: Option<u32>,
+    pub jwt_key_file: Option<PathBuf>,
+    /// Test instrument: revocations are applied this long after they are acknowledged.
+    pub revocation_delay: Option<Duration>,
 }
 
 /// Longest accepted access lifetime: a week. Longer lifetimes only hide revocation windows.
@@ -193,6 +204,8 @@ impl ServerConfig {
             jti_mode: JtiMode::Allowlist,
             fail_mode: FailMode::Closed,
             max_sessions_per_user: None,
+            jwt_key_file: None,
+            revocation_delay: None,
         }
     }
 
@@ -271,6 +284,8 @@ impl ServerOptions {
             jti_mode: self.jti_mode.or(file.jti_mode).unwrap_or(d.jti_mode),
             fail_mode: self.fail_mode.or(file.fail_mode).unwrap_or(d.fail_mode),
             max_sessions_per_user: self.max_sessions_per_user.or(file.max_sessions_per_user),
+            jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
+            revocation_delay: self.revocation_delay.or(file.revocation_delay),
         };
         config.validate()?;
         Ok(config)

@@ -4,6 +4,7 @@
 //! Handlers are generic over the strategy and monomorphised once per strategy at start, so a
 //! request pays no dynamic dispatch and every strategy runs exactly the same plumbing.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,8 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the admin key: comparing digests in constant time hides the key's length too.
     admin_key_digest: [u8; 32],
+    /// Test instrument: acknowledge revocations at once, apply them this much later.
+    pub revocation_delay: Option<std::time::Duration>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -47,12 +50,35 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 impl<S: AuthStrategy> AppState<S> {
     pub fn new(strategy: S, users: Arc<UserDirectory>, metrics: Arc<Metrics>, admin_key: &str) -> Self {
-        Self { strategy, users, metrics, admin_key_digest: sha256(admin_key.as_bytes()) }
+        Self { strategy, users, metrics, admin_key_digest: sha256(admin_key.as_bytes()), revocation_delay: None }
     }
 
     fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers.get("x-admin-key").map(HeaderValue::as_bytes).unwrap_or_default();
         if bool::from(sha256(given).ct_eq(&self.admin_key_digest)) { Ok(()) } else { Err(ApiError::AdminKey) }
+    }
+}
+
+/// Performs a revocation now, or, with the revocation-delay test instrument, acknowledges it
+/// now and performs it later (so the harness can check it measures a known window).
+async fn revoke<S, F, Fut>(state: &Arc<AppState<S>>, op: F) -> Result<(), AuthError>
+where
+    S: AuthStrategy,
+    F: FnOnce(Arc<AppState<S>>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), AuthError>> + Send,
+{
+    match state.revocation_delay {
+        None => op(state.clone()).await,
+        Some(delay) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = op(state).await {
+                    tracing::warn!(error = %e, "delayed revocation failed");
+                }
+            });
+            Ok(())
+        }
     }
 }
 
@@ -259,7 +285,7 @@ async fn logout<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    state.strategy.logout(&principal).await?;
+    revoke(&state, move |st| async move { st.strategy.logout(&principal).await }).await?;
     Ok(no_content())
 }
 
@@ -267,7 +293,8 @@ async fn logout_all<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    state.strategy.revoke_user(&principal.sub, UserRevocation::LogoutAll).await?;
+    revoke(&state, move |st| async move { st.strategy.revoke_user(&principal.sub, UserRevocation::LogoutAll).await })
+        .await?;
     Ok(no_content())
 }
 
@@ -292,7 +319,11 @@ async fn password<S: AuthStrategy>(
     }
     state.users.verify(&principal.sub, &body.current_password).await.ok_or(ApiError::WrongPassword)?;
     // Revoke first: if the store is down the password stays as it was and the client sees 503.
-    unsupported_is_ok(state.strategy.revoke_user(&principal.sub, UserRevocation::PasswordChange).await)?;
+    let sub = principal.sub.clone();
+    unsupported_is_ok(
+        revoke(&state, move |st| async move { st.strategy.revoke_user(&sub, UserRevocation::PasswordChange).await })
+            .await,
+    )?;
     state.users.set_password(&principal.sub, &body.new_password).await.map_err(AuthError::Internal)?;
     Ok(no_content())
 }
@@ -306,7 +337,8 @@ async fn admin_revoke<S: AuthStrategy>(
     if !state.users.contains(&username) {
         return Err(ApiError::UnknownUser);
     }
-    state.strategy.revoke_user(&username, UserRevocation::AdminRevoke).await?;
+    revoke(&state, move |st| async move { st.strategy.revoke_user(&username, UserRevocation::AdminRevoke).await })
+        .await?;
     Ok(no_content())
 }
 
@@ -325,7 +357,7 @@ async fn admin_roles<S: AuthStrategy>(
         return Err(ApiError::UnknownUser);
     }
     let roles = state.users.roles(&username).ok_or(ApiError::UnknownUser)?;
-    state.strategy.roles_changed(&username, &roles).await?;
+    revoke(&state, move |st| async move { st.strategy.roles_changed(&username, &roles).await }).await?;
     Ok(no_content())
 }
 
@@ -334,7 +366,7 @@ async fn admin_revoke_all<S: AuthStrategy>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.require_admin(&headers)?;
-    state.strategy.revoke_all().await?;
+    revoke(&state, move |st| async move { st.strategy.revoke_all().await }).await?;
     Ok(no_content())
 }
 

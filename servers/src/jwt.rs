@@ -96,6 +96,11 @@ pub fn now_secs() -> u64 {
 impl JwtKeys {
     /// Generates a fresh key for `alg`.
     pub fn generate(alg: JwtAlg) -> Result<Self, String> {
+        Self::new(alg, None)
+    }
+
+    /// Keys for `alg`: from `key_file` when given (created there if missing), else fresh.
+    pub fn new(alg: JwtAlg, key_file: Option<&std::path::Path>) -> Result<Self, String> {
         let algorithm = match alg {
             JwtAlg::HS256 => Algorithm::HS256,
             JwtAlg::RS256 => Algorithm::RS256,
@@ -109,7 +114,10 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        let keys = generate_key(algorithm)?;
+        let keys = match key_file {
+            Some(path) => keys_from_material(algorithm, &material_from_file(algorithm, path)?)?,
+            None => generate_key(algorithm)?,
+        };
         Ok(Self {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
@@ -183,43 +191,104 @@ impl JwtKeys {
     }
 }
 
-fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {
+/// The secret part of a key: an HMAC secret, or a PKCS#8 private key (DER).
+fn new_material(alg: Algorithm) -> Result<Vec<u8>, String> {
     let rng = SystemRandom::new();
-    let kid = crate::token::new_jti().map_err(|e| e.to_string())?;
     let err = |e: &dyn std::fmt::Display| format!("key generation failed: {e}");
-    let (encoding, decoding, public_der) = match alg {
+    match alg {
         Algorithm::HS256 => {
-            let mut secret = [0u8; 32];
+            let mut secret = vec![0u8; 32];
             getrandom::fill(&mut secret).map_err(|e| err(&e))?;
-            (EncodingKey::from_secret(&secret), DecodingKey::from_secret(&secret), None)
+            Ok(secret)
         }
         Algorithm::RS256 => {
             let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|e| err(&e))?;
-            let pkcs8 = pair.as_der().map_err(|e| err(&e))?;
+            Ok(pair.as_der().map_err(|e| err(&e))?.as_ref().to_vec())
+        }
+        Algorithm::ES256 => Ok(EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| err(&e))?
+            .as_ref()
+            .to_vec()),
+        Algorithm::EdDSA => Ok(Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| err(&e))?.as_ref().to_vec()),
+        other => Err(format!("unsupported algorithm {other:?}")),
+    }
+}
+
+/// Signing and verification keys from key material; the key id is derived from the material,
+/// so every instance sharing a key file names it the same.
+fn keys_from_material(alg: Algorithm, material: &[u8]) -> Result<KeyPairSet, String> {
+    let err = |e: &dyn std::fmt::Display| format!("unusable {alg:?} key: {e}");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref().get(..12).unwrap_or_default());
+    let (encoding, decoding, public_der) = match alg {
+        Algorithm::HS256 => {
+            if material.len() < 32 {
+                return Err("an HS256 secret must have at least 32 bytes".to_owned());
+            }
+            (EncodingKey::from_secret(material), DecodingKey::from_secret(material), None)
+        }
+        Algorithm::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(material).map_err(|e| err(&e))?;
             // jsonwebtoken takes an RSA private key as PKCS#1 DER or as PEM (PKCS#1 or #8).
             let pem = format!(
                 "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-                base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+                base64::engine::general_purpose::STANDARD.encode(material)
             );
             let public = pair.public_key().as_ref().to_vec();
             let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| err(&e))?;
             (encoding, DecodingKey::from_rsa_der(&public), Some(public))
         }
         Algorithm::ES256 => {
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|e| err(&e))?;
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(|e| err(&e))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, material).map_err(|e| err(&e))?;
             let public = pair.public_key().as_ref().to_vec();
-            (EncodingKey::from_ec_der(doc.as_ref()), DecodingKey::from_ec_der(&public), Some(public))
+            (EncodingKey::from_ec_der(material), DecodingKey::from_ec_der(&public), Some(public))
         }
         Algorithm::EdDSA => {
-            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| err(&e))?;
-            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|e| err(&e))?;
+            let pair = Ed25519KeyPair::from_pkcs8(material).map_err(|e| err(&e))?;
             let public = pair.public_key().as_ref().to_vec();
-            (EncodingKey::from_ed_der(doc.as_ref()), DecodingKey::from_ed_der(&public), Some(public))
+            (EncodingKey::from_ed_der(material), DecodingKey::from_ed_der(&public), Some(public))
         }
         other => return Err(format!("unsupported algorithm {other:?}")),
     };
     Ok(KeyPairSet { kid, encoding, decoding, public_der })
+}
+
+fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {
+    keys_from_material(alg, &new_material(alg)?)
+}
+
+/// Reads the key material in `path` (base64 of the secret or PKCS#8 key), or, when the file
+/// does not exist, creates it with fresh material, readable by the owner only. Two servers
+/// given the same file therefore share one key, as two instances behind a load balancer do.
+fn material_from_file(alg: Algorithm, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let decode = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| format!("key file {}: not base64: {e}", path.display()))
+    };
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut file) => {
+            let material = new_material(alg)?;
+            let text = base64::engine::general_purpose::STANDARD.encode(&material);
+            file.write_all(text.as_bytes()).map_err(|e| format!("cannot write key file {}: {e}", path.display()))?;
+            Ok(material)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another instance may be writing it right now: wait briefly for content.
+            for _ in 0..50 {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+                if !text.trim().is_empty() {
+                    return decode(&text);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(format!("key file {} stayed empty", path.display()))
+        }
+        Err(e) => Err(format!("cannot create key file {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +333,24 @@ mod tests {
         assert_eq!(keys.verify(&keys.sign(&future).unwrap()), Err(TokenRejection::NotYetValid));
         let wrong_aud = AccessClaims { aud: "someone-else".into(), ..claims(now, 60) };
         assert_eq!(keys.verify(&keys.sign(&wrong_aud).unwrap()), Err(TokenRejection::WrongAudience));
+    }
+
+    #[test]
+    fn a_shared_key_file_gives_both_instances_one_key() {
+        let dir = std::env::temp_dir().join(format!("authbench-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for alg in [JwtAlg::HS256, JwtAlg::RS256, JwtAlg::ES256, JwtAlg::EdDSA] {
+            let path = dir.join(format!("{alg:?}.key"));
+            let a = JwtKeys::new(alg, Some(&path)).unwrap();
+            let b = JwtKeys::new(alg, Some(&path)).unwrap();
+            let token = a.sign(&claims(now_secs(), 60)).unwrap();
+            assert!(b.verify(&token).is_ok(), "{alg:?}");
+            let other = JwtKeys::generate(alg).unwrap();
+            assert_eq!(other.verify(&token), Err(TokenRejection::BadSignature), "{alg:?}");
+        }
+        std::fs::write(dir.join("bad.key"), "!!!").unwrap();
+        assert!(JwtKeys::new(JwtAlg::HS256, Some(&dir.join("bad.key"))).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl Server {
         let jwt_keys = match config.strategy {
             StrategyName::Jwt | StrategyName::Hybrid => {
                 let alg = config.jwt_alg;
-                let keys = tokio::task::spawn_blocking(move || JwtKeys::generate(alg))
+                let key_file = config.jwt_key_file.clone();
+                let keys = tokio::task::spawn_blocking(move || JwtKeys::new(alg, key_file.as_deref()))
                     .await?
                     .map_err(|e| anyhow::anyhow!("cannot generate a {alg:?} key: {e}"))?;
                 Some(Arc::new(keys))
@@ -87,17 +88,15 @@ impl Server {
         } else {
             None
         };
-        let admin_key = config.admin_key.clone();
+        let admin = Admin { key: config.admin_key.clone(), revocation_delay: config.revocation_delay };
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
-            (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin_key),
+            (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
             (StrategyName::Session, _, Some(store)) => {
-                assemble(SessionStrategy::new(&config, store), users, &metrics, &admin_key)
+                assemble(SessionStrategy::new(&config, store), users, &metrics, &admin)
             }
-            (StrategyName::Jwt, Some(keys), _) => {
-                assemble(JwtStrategy::new(&config, keys), users, &metrics, &admin_key)
-            }
+            (StrategyName::Jwt, Some(keys), _) => assemble(JwtStrategy::new(&config, keys), users, &metrics, &admin),
             (StrategyName::Hybrid, Some(keys), Some(store)) => {
-                assemble(HybridStrategy::new(&config, keys, store, metrics.clone()), users, &metrics, &admin_key)
+                assemble(HybridStrategy::new(&config, keys, store, metrics.clone()), users, &metrics, &admin)
             }
             (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
         };
@@ -130,13 +129,21 @@ impl Server {
     }
 }
 
+/// Settings of the admin side: the key, and the test instrument's revocation delay.
+struct Admin {
+    key: String,
+    revocation_delay: Option<std::time::Duration>,
+}
+
 fn assemble<S: AuthStrategy>(
     strategy: S,
     users: Arc<UserDirectory>,
     metrics: &Arc<Metrics>,
-    admin_key: &str,
+    admin: &Admin,
 ) -> (Router, Capabilities) {
     let capabilities = strategy.capabilities();
-    let state = Arc::new(AppState::new(strategy, users, metrics.clone(), admin_key));
+    let mut state = AppState::new(strategy, users, metrics.clone(), &admin.key);
+    state.revocation_delay = admin.revocation_delay;
+    let state = Arc::new(state);
     (http::router(state), capabilities)
 }
