@@ -135,6 +135,8 @@ pub struct LoadOutcome {
     pub dropped: u64,
     /// Response header lines seen for `server-timing` (login scenario), when asked for.
     pub server_timings: Vec<String>,
+    /// Outcomes per bucket of intended send time, when asked for.
+    pub timeline: Vec<Bucket>,
 }
 
 impl LoadOutcome {
@@ -151,7 +153,20 @@ impl LoadOutcome {
             offered: 0,
             dropped: 0,
             server_timings: Vec::new(),
+            timeline: Vec::new(),
         }
+    }
+
+    fn bucket(&mut self, keep: Keep, window: Window, at: Instant) -> Option<&mut Bucket> {
+        let width = keep.timeline?;
+        let index = (at.checked_duration_since(window.start)?.as_nanos() / width.as_nanos().max(1)) as usize;
+        if index >= 100_000 {
+            return None;
+        }
+        if self.timeline.len() <= index {
+            self.timeline.resize(index + 1, Bucket::default());
+        }
+        self.timeline.get_mut(index)
     }
 
     fn merge(&mut self, other: Self) {
@@ -166,6 +181,12 @@ impl LoadOutcome {
         self.timeouts += other.timeouts;
         self.dropped += other.dropped;
         self.server_timings.extend(other.server_timings);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), Bucket::default());
+        }
+        for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
+            mine.add(theirs);
+        }
     }
 
     /// Completed requests per second of window.
@@ -197,6 +218,43 @@ impl Window {
 pub struct Keep {
     /// Keep `server-timing` header values (login scenario).
     pub server_timing: bool,
+    /// Count outcomes per bucket of this width, by the time the client learned the outcome:
+    /// when the answer arrived, or when its deadline ran out (outage scenario).
+    pub timeline: Option<Duration>,
+    /// Open loop: an intended send this late is abandoned as a client would, counted as a
+    /// timeout in its bucket instead of queueing behind the others.
+    pub max_send_lag: Option<Duration>,
+    /// Start the clock at this instant (so a caller can inject faults at known times).
+    pub start_at: Option<Instant>,
+}
+
+/// Outcome classes of a timeline bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    /// 2xx answers.
+    pub ok: u64,
+    /// 401 answers.
+    pub unauthorized: u64,
+    /// 503 answers.
+    pub unavailable: u64,
+    /// Timeouts, abandoned sends and transport errors.
+    pub timeout: u64,
+    /// Any other status.
+    pub other: u64,
+}
+
+impl Bucket {
+    pub fn total(&self) -> u64 {
+        self.ok + self.unauthorized + self.unavailable + self.timeout + self.other
+    }
+
+    fn add(&mut self, o: &Bucket) {
+        self.ok += o.ok;
+        self.unauthorized += o.unauthorized;
+        self.unavailable += o.unavailable;
+        self.timeout += o.timeout;
+        self.other += o.other;
+    }
 }
 
 /// Runs one load and returns what it measured. `cancel` stops it early (the window then ends
@@ -207,7 +265,7 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     let threads = spec.threads.min(spec.connections);
     let host = HeaderValue::from_str(&spec.addr.to_string())?;
     // Connections are opened before the clock starts, so handshakes are not measured.
-    let t0 = Instant::now() + Duration::from_millis(200);
+    let t0 = keep.start_at.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
     let window = Window { start: t0 + spec.warmup, end: t0 + spec.warmup + spec.duration };
     let queue = match spec.schedule {
         Schedule::Open { rate } => {
@@ -254,6 +312,10 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
         while let Ok(intended) = rx.try_recv() {
             if window.contains(intended) {
                 outcome.dropped += 1;
+                let gave_up = intended + keep.max_send_lag.unwrap_or(Duration::ZERO);
+                if let Some(b) = outcome.bucket(keep, window, gave_up) {
+                    b.timeout += 1;
+                }
             }
         }
     }
@@ -489,17 +551,52 @@ impl Connection {
         cancel: Arc<AtomicBool>,
     ) -> LoadOutcome {
         let mut outcome = LoadOutcome::empty(window.end - window.start);
+        // With a client deadline, sends due inside the window may still go out after it ends,
+        // as long as they are within the deadline: the window's last moments count fully.
+        let last_send = window.end + keep.max_send_lag.unwrap_or(Duration::ZERO);
         while let Ok(intended) = rx.recv().await {
             let started = Instant::now();
-            if started >= window.end || cancel.load(Ordering::Relaxed) {
+            if started >= last_send || cancel.load(Ordering::Relaxed) {
                 // Due inside the window but never sent: a dropped send.
                 if window.contains(intended) {
                     outcome.dropped += 1;
+                    let gave_up = intended + keep.max_send_lag.unwrap_or(Duration::ZERO);
+                    if let Some(b) = outcome.bucket(keep, window, gave_up) {
+                        b.timeout += 1;
+                    }
                 }
                 break;
             }
+            if keep.max_send_lag.is_some_and(|lag| started.duration_since(intended) > lag) {
+                // A real client would have given up on this one already.
+                if window.contains(intended) {
+                    outcome.dropped += 1;
+                    outcome.errors += 1;
+                    outcome.timeouts += 1;
+                    let gave_up = intended + keep.max_send_lag.unwrap_or(Duration::ZERO);
+                    if let Some(b) = outcome.bucket(keep, window, gave_up) {
+                        b.timeout += 1;
+                    }
+                }
+                continue;
+            }
             let answer = self.exchange(keep).await;
             if window.contains(intended) {
+                // Answered, but later than a client with this deadline would have waited: it
+                // counts as a timeout when the deadline ran out.
+                let deadline = keep.max_send_lag.map(|d| intended + d);
+                let too_late = deadline.is_some_and(|d| Instant::now() > d);
+                let learned = if too_late { deadline.unwrap_or(intended) } else { Instant::now() };
+                if let Some(b) = outcome.bucket(keep, window, learned) {
+                    match &answer {
+                        _ if too_late => b.timeout += 1,
+                        Answer::Status(s, _) if (200..300).contains(s) => b.ok += 1,
+                        Answer::Status(401, _) => b.unauthorized += 1,
+                        Answer::Status(503, _) => b.unavailable += 1,
+                        Answer::Status(..) => b.other += 1,
+                        Answer::Timeout | Answer::Failed => b.timeout += 1,
+                    }
+                }
                 if matches!(answer, Answer::Status(..)) {
                     let done = Instant::now();
                     record(&mut outcome.latency, done - intended);

@@ -147,6 +147,7 @@ fn new_results(
         runs: Vec::new(),
         sweeps: Vec::new(),
         revocation: Vec::new(),
+        outage: Vec::new(),
         not_measured: Vec::new(),
     }
 }
@@ -343,6 +344,81 @@ fn run_plan(
             run_revocation(v, redis.as_ref(), binary, placement, &knobs, writer, runtime, progress)?;
         }
     }
+    if plan.scenarios.contains(&Scenario::Outage) {
+        run_outages(plan, binary, &knobs, writer, runtime, progress)?;
+    }
+    Ok(())
+}
+
+/// The outage scenario: each fault against each variant that has one, at half the variant's
+/// measured maximum (a short closed-loop probe finds it when steady did not run).
+fn run_outages(
+    plan: &SuitePlan,
+    binary: &Path,
+    knobs: &Knobs,
+    writer: &mut ResultsWriter,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let outage_plan = crate::outage::OutagePlan {
+        before: plan.outage_before,
+        fault: plan.outage_fault,
+        after: plan.outage_after,
+        connections: plan.connections,
+        threads: plan.threads,
+        keepers: if plan.name == crate::suite::SuiteName::Smoke { 5 } else { 20 },
+        password: USER_PASSWORD.to_owned(),
+    };
+    for v in plan.outage_variants() {
+        let steady = writer.results.runs.iter().find(|r| r.variant == v.name && r.scenario == "steady");
+        let max = match steady {
+            Some(r) => r.throughput_rps.median,
+            None => {
+                progress.step(format!("{}: probing the maximum for the outage rate", v.name));
+                let redis = if v.uses_redis() { Some(RedisServer::start()?) } else { None };
+                let server = ServerProcess::start(binary, &server_args(v, redis.as_ref()), None)?;
+                let subject = Subject {
+                    addr: server.addr,
+                    pid: server.pid(),
+                    redis: None,
+                    variant: v.name.to_owned(),
+                    strategy: v.strategy.to_owned(),
+                    server_args: Vec::new(),
+                    capabilities: None,
+                    password: USER_PASSWORD.to_owned(),
+                };
+                let (templates, bytes) = runtime.block_on(scenario::me_templates(&subject, 8))?;
+                let mut probe = knobs.clone();
+                probe.plan.repetitions = 1;
+                probe.plan.steady_duration = Duration::from_secs(1);
+                scenario::steady(&subject, &probe, &templates, bytes)?.throughput_rps.median
+            }
+        };
+        for fault in plan.outage_faults(v) {
+            if knobs.cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            progress.step(format!("{}: outage, {}", v.name, fault.as_str()));
+            let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
+            args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
+            let record = crate::outage::run(
+                v.strategy,
+                v.name,
+                &args,
+                v.uses_redis(),
+                binary,
+                fault,
+                (max / 2.0).max(100.0),
+                &outage_plan,
+                runtime,
+                &knobs.cancel,
+            )
+            .map_err(|e| anyhow::anyhow!("{} outage {}: {e:#}", v.name, fault.as_str()))?;
+            progress.println(crate::summary::outage_line(&record));
+            writer.results.outage.push(record);
+            writer.save()?;
+        }
+    }
     Ok(())
 }
 
@@ -520,8 +596,8 @@ fn measure_subject(
                 writer.results.sweeps.push(summary);
                 writer.save()?;
             }
-            // Needs servers of its own (short lifetimes, two instances): run by the caller.
-            Scenario::Revocation => {}
+            // Need servers of their own (short lifetimes, two instances, own Redis): run by the caller.
+            Scenario::Revocation | Scenario::Outage => {}
             Scenario::Login => {
                 progress.step(format!("{}: login flows", subject.variant));
                 let record = runtime.block_on(scenario::login(subject, knobs))?;

@@ -14,6 +14,7 @@ pub mod environment;
 pub mod flow;
 pub mod harness;
 pub mod measure;
+pub mod outage;
 pub mod process;
 pub mod results;
 pub mod revocation;

@@ -14,7 +14,7 @@ use crate::engine::Percentiles;
 use crate::environment::Environment;
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub struct Results {
     /// Per variant, revocation kind and instance count: how long a revoked token kept working.
     #[serde(default)]
     pub revocation: Vec<crate::revocation::RevocationRecord>,
+    /// Per variant and Redis fault: availability, recovery, and what a restart lost.
+    #[serde(default)]
+    pub outage: Vec<crate::outage::OutageRecord>,
     /// Figures that could not be measured in this run, and why.
     pub not_measured: Vec<String>,
 }

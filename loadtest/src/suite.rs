@@ -40,6 +40,8 @@ pub enum Scenario {
     Login,
     /// How long a revoked token keeps working, per revocation kind, on one and two instances.
     Revocation,
+    /// Redis hangs, dies and restarts (empty or from its append-only file) under load.
+    Outage,
 }
 
 impl Scenario {
@@ -49,6 +51,7 @@ impl Scenario {
             Self::Sweep => "sweep",
             Self::Login => "login",
             Self::Revocation => "revocation",
+            Self::Outage => "outage",
         }
     }
 }
@@ -89,6 +92,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hybrid", strategy: "hybrid", args: &["--strategy", "hybrid"] },
     Variant { name: "hybrid-denylist", strategy: "hybrid", args: &["--strategy", "hybrid", "--jti-mode", "denylist"] },
     Variant { name: "hybrid-pool", strategy: "hybrid", args: &["--strategy", "hybrid", "--redis-client", "pool"] },
+    Variant { name: "hybrid-open", strategy: "hybrid", args: &["--strategy", "hybrid", "--fail-mode", "open"] },
 ];
 
 /// Looks a variant up by name.
@@ -120,6 +124,11 @@ pub struct SuitePlan {
     pub revocation_ttl: Duration,
     /// Probing stops once refusals have lasted this long after the last acceptance.
     pub revocation_settle: Duration,
+    /// How long Redis is frozen in the hang fault (dead, in the kill faults, for a fifth of it).
+    pub outage_fault: Duration,
+    /// Load before and after the fault.
+    pub outage_before: Duration,
+    pub outage_after: Duration,
     /// Rough wall time, said up front.
     pub estimate: Duration,
 }
@@ -150,7 +159,8 @@ impl SuitePlan {
         };
         let variants = names.iter().filter_map(|n| variant(n)).collect();
         let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 4);
-        let scenarios = vec![Scenario::Steady, Scenario::Sweep, Scenario::Login, Scenario::Revocation];
+        let scenarios =
+            vec![Scenario::Steady, Scenario::Sweep, Scenario::Login, Scenario::Revocation, Scenario::Outage];
         let mut plan = match name {
             SuiteName::Smoke => Self {
                 name,
@@ -169,6 +179,9 @@ impl SuitePlan {
                 calibration_duration: secs(1.0),
                 revocation_ttl: secs(2.0),
                 revocation_settle: secs(0.3),
+                outage_fault: secs(1.0),
+                outage_before: secs(0.5),
+                outage_after: secs(1.0),
                 estimate: Duration::ZERO,
             },
             SuiteName::Default => Self {
@@ -188,6 +201,9 @@ impl SuitePlan {
                 calibration_duration: secs(3.0),
                 revocation_ttl: secs(8.0),
                 revocation_settle: secs(0.5),
+                outage_fault: secs(5.0),
+                outage_before: secs(1.0),
+                outage_after: secs(3.0),
                 estimate: Duration::ZERO,
             },
             SuiteName::Full => Self {
@@ -207,6 +223,9 @@ impl SuitePlan {
                 calibration_duration: secs(5.0),
                 revocation_ttl: secs(20.0),
                 revocation_settle: secs(1.0),
+                outage_fault: secs(5.0),
+                outage_before: secs(2.0),
+                outage_after: secs(5.0),
                 estimate: Duration::ZERO,
             },
         };
@@ -220,6 +239,24 @@ impl SuitePlan {
     pub fn revocation_cap(&self) -> Duration {
         // exp has one-second resolution and the servers allow 2 s of leeway.
         self.revocation_ttl + Duration::from_secs(4)
+    }
+
+    /// The faults the outage scenario injects for a variant: all three where Redis matters
+    /// (only the hang in the smoke suite), the hang alone for designs that never call Redis.
+    pub fn outage_faults(&self, v: &Variant) -> Vec<crate::outage::Fault> {
+        use crate::outage::Fault;
+        match (self.name, v.uses_redis()) {
+            (SuiteName::Smoke, true) => vec![Fault::Hang],
+            (SuiteName::Smoke, false) => vec![],
+            (_, true) => vec![Fault::Hang, Fault::KillEmpty, Fault::KillAof],
+            (_, false) => vec![Fault::Hang],
+        }
+    }
+
+    /// Whether the outage scenario measures this variant (client and algorithm variants fail
+    /// as their siblings do).
+    pub fn measures_outage(&self, v: &Variant) -> bool {
+        matches!(v.name, "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "hybrid-open")
     }
 
     /// Instance counts the revocation scenario runs with: the smoke suite's short pass uses
@@ -243,10 +280,18 @@ impl SuitePlan {
             // Two batches (user-scoped kinds together, then revoke-all) per instance count.
             total += self.revocation_instances().len() as f64 * (2.0 * batch + 2.0);
         }
+        if self.scenarios.contains(&Scenario::Outage) {
+            for v in self.outage_variants() {
+                for f in self.outage_faults(v) {
+                    let down = if f == crate::outage::Fault::Hang { 0.0 } else { 1.0 + 1.5 };
+                    total += (self.outage_before + self.outage_fault + self.outage_after).as_secs_f64() + down + 2.5;
+                }
+            }
+        }
         let mut per_variant = 1.5;
         for s in &self.scenarios {
             per_variant += match s {
-                Scenario::Revocation => 0.0,
+                Scenario::Revocation | Scenario::Outage => 0.0,
                 Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.5,
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.5
@@ -256,6 +301,19 @@ impl SuitePlan {
         }
         let calibration = 2.0 * reps * self.calibration_duration.as_secs_f64() + 3.0;
         secs(per_variant * self.variants.len() as f64 + calibration + total)
+    }
+}
+
+impl SuitePlan {
+    /// The variants the outage scenario runs: the plan's, plus hybrid with fail-open whenever
+    /// hybrid is measured, since failing open is the point of that comparison.
+    pub fn outage_variants(&self) -> Vec<&'static Variant> {
+        let mut out: Vec<&'static Variant> =
+            self.variants.iter().copied().filter(|v| self.measures_outage(v)).collect();
+        if out.iter().any(|v| v.name == "hybrid") && !out.iter().any(|v| v.name == "hybrid-open") {
+            out.extend(variant("hybrid-open"));
+        }
+        out
     }
 }
 

@@ -43,6 +43,22 @@ pub fn progress_line(r: &RunRecord) -> String {
     }
 }
 
+/// One line per outage measured.
+pub fn outage_line(r: &crate::outage::OutageRecord) -> String {
+    format!(
+        "  {:<16} outage {:<19} available {:>5.1} % during, recovery {}, revoked accepted {}/{}, sessions lost {}/{}, revocations lost {}",
+        r.variant,
+        r.fault.as_str(),
+        r.availability_during * 100.0,
+        r.recovery_ms.map_or("never".to_owned(), |m| format!("{m:.0} ms")),
+        r.revoked_accepted,
+        r.revoked_probes,
+        r.sessions_lost,
+        r.keepers,
+        r.revocations_lost.map_or("n/a".to_owned(), |n| format!("{n}/{}", r.revoked_checked)),
+    )
+}
+
 /// One line per revocation kind measured.
 pub fn revocation_line(r: &crate::revocation::RevocationRecord) -> String {
     let window = match r.window_ms {

@@ -3,12 +3,14 @@
 //! suite promises (a calibration against wrk; for baseline, session, jwt and hybrid a clean
 //! steady record, sweep steps and a login record; about one Redis command per request for
 //! session and hybrid, none for jwt and baseline; a readable latency histogram behind every
-//! record). The schema must also accept null wherever the Rust type is an `Option`, and must
-//! reject broken documents, so a schema that accepts anything cannot pass.
+//! record; one revocation record per kind with the window each design promises: session and
+//! hybrid refuse a revoked token at once, jwt only for revoke-all and otherwise not before the
+//! token expires, baseline never). The schema must also accept null wherever the Rust type is an
+//! `Option`, and must reject broken documents, so a schema that accepts anything cannot pass.
 //!
 //! Needs `redis-server` and `wrk` on PATH and the `authbench-server` binary next to
 //! `authbench` (`cargo build -p authbench-server`, or `cargo test --workspace`). The smoke run
-//! (~30 s) happens once and is shared by the tests.
+//! (~45 s) happens once and is shared by the tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -19,13 +21,20 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use authbench::results::{Results, RunRecord};
+use authbench::revocation::{Kind, RevocationRecord};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authbench");
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/results.schema.json");
-/// The smoke suite takes about 30 s; this is the most it may take before it counts as hung.
+/// The smoke suite takes about 45 s; this is the most it may take before it counts as hung.
 const SMOKE_DEADLINE: Duration = Duration::from_secs(180);
 const SMOKE_VARIANTS: [&str; 4] = ["baseline", "session", "jwt", "hybrid"];
+/// A window below this counts as "refused at once": probes in flight at the acknowledgement
+/// and scheduling noise, not a design that keeps accepting.
+const PROMPT_WINDOW_MS: f64 = 50.0;
+/// The smoke suite's access-token lifetime is 2 s; a design that cannot revoke keeps accepting
+/// the token for (most of) it, plus the servers' leeway.
+const UNREVOKED_WINDOW_MS: f64 = 1000.0;
 
 /// The path of the `results.json` the shared smoke run wrote, or why there is none.
 fn smoke_results() -> &'static Path {
@@ -203,6 +212,8 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
+    check_revocation(&results);
+
     for (i, record) in results.runs.iter().enumerate() {
         let what = format!("runs[{i}] ({} {})", record.variant, record.scenario);
         assert!(!record.histogram.is_empty(), "{what}: empty histogram");
@@ -215,6 +226,63 @@ fn smoke_results_match_the_schema_and_the_suite() {
             "{what}: histogram max {max_us} µs, latency_us.max {} µs",
             record.latency_us.max
         );
+    }
+}
+
+/// What the smoke suite's revocation scenario must show: for each variant one record per kind,
+/// on one instance, with the window its design promises, and a timeline that accounts for every
+/// probe.
+fn check_revocation(results: &Results) {
+    for (i, r) in results.revocation.iter().enumerate() {
+        let what = format!("revocation[{i}] ({} {})", r.variant, r.kind.as_str());
+        assert!(r.probes > 0, "{what}: no probes");
+        assert!(!r.timeline.is_empty(), "{what}: empty timeline");
+        let in_timeline: u64 = r.timeline.iter().map(|s| s.probes).sum();
+        assert_eq!(in_timeline, r.probes, "{what}: timeline holds {in_timeline} probes, record {}", r.probes);
+        assert!(
+            r.accepted_after_ack + r.rejected_after_ack + r.errors_after_ack <= r.probes,
+            "{what}: more probes after the acknowledgement than in all: {r:?}"
+        );
+    }
+
+    for variant in SMOKE_VARIANTS {
+        let records: Vec<&RevocationRecord> = results.revocation.iter().filter(|r| r.variant == variant).collect();
+        assert_eq!(records.len(), Kind::ALL.len(), "{variant}: one revocation record per kind expected: {records:#?}");
+        for kind in Kind::ALL {
+            let of_kind: Vec<_> = records.iter().filter(|r| r.kind == kind).collect();
+            assert_eq!(of_kind.len(), 1, "{variant} {}: one record expected, found {}", kind.as_str(), of_kind.len());
+            let r = of_kind[0];
+            let what = format!("{variant} {}", kind.as_str());
+            assert_eq!(r.instances, 1, "{what}: the smoke suite runs one instance");
+            let window = r.window_ms;
+            match variant {
+                // Server-side state: every kind (single_device on servers with the single-device
+                // policy) is refused from the acknowledgement on.
+                "session" | "hybrid" => {
+                    assert!(r.supported, "{what}: not supported: {r:?}");
+                    assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
+                    assert_eq!(r.accepted_after_ack, 0, "{what}: accepted after the acknowledgement: {r:?}");
+                }
+                // Stateless tokens: only a key rotation (revoke-all) ends them early; the rest
+                // live out their lifetime plus the leeway, which ends before the cap.
+                "jwt" if kind == Kind::RevokeAll => {
+                    assert!(r.supported, "{what}: not supported: {r:?}");
+                    assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
+                }
+                "jwt" => {
+                    assert!(!r.supported, "{what}: claimed supported: {r:?}");
+                    assert!(
+                        window.is_some_and(|w| w > UNREVOKED_WINDOW_MS),
+                        "{what}: window_ms {window:?}, expected the token's remaining lifetime: {r:?}"
+                    );
+                }
+                // Checks nothing: the token is still accepted when the (short) cap runs out.
+                _ => {
+                    assert!(!r.supported, "{what}: claimed supported: {r:?}");
+                    assert_eq!(window, None, "{what}: expected still accepted at the cap: {r:?}");
+                }
+            }
+        }
     }
 }
 
@@ -275,8 +343,12 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     for s in &mut results.sweeps {
         s.knee_rps = None;
     }
+    for r in &mut results.revocation {
+        r.window_ms = None;
+    }
     let nulls = serde_json::to_value(&results).unwrap();
     assert_eq!(nulls["runs"][0]["login"], Value::Null);
+    assert_eq!(nulls["revocation"][0]["window_ms"], Value::Null);
     assert_valid(&validator, &nulls, "the smoke results with every inner Option set to None");
     results.calibration = None;
     assert_valid(&validator, &serde_json::to_value(&results).unwrap(), "the smoke results without calibration");
@@ -284,12 +356,14 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     // A future minor addition is allowed at the top level and in records.
     let extra = mutate(&doc, "/future_field", Some(Value::from(1)));
     let extra = mutate(&extra, "/runs/0/future_field", Some(Value::from("x")));
+    let extra = mutate(&extra, "/revocation/0/future_field", Some(Value::from("x")));
     assert_valid(&validator, &extra, "the smoke results with unknown extra fields");
 
     let broken: Vec<(&str, Value)> = vec![
         ("runs[0].throughput_rps removed", mutate(&doc, "/runs/0/throughput_rps", None)),
-        ("schema_version 2", mutate(&doc, "/schema_version", Some(Value::from(2)))),
-        ("schema_version \"1\"", mutate(&doc, "/schema_version", Some(Value::from("1")))),
+        ("schema_version 1", mutate(&doc, "/schema_version", Some(Value::from(1)))),
+        ("schema_version 3", mutate(&doc, "/schema_version", Some(Value::from(3)))),
+        ("schema_version \"2\"", mutate(&doc, "/schema_version", Some(Value::from("2")))),
         ("environment removed", mutate(&doc, "/environment", None)),
         ("runs[0].latency_us.p99 removed", mutate(&doc, "/runs/0/latency_us/p99", None)),
         ("runs[0].latency_us.p99 a string", mutate(&doc, "/runs/0/latency_us/p99", Some(Value::from("fast")))),
@@ -306,6 +380,29 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("calibration.engine_rps removed", mutate(&doc, "/calibration/engine_rps", None)),
         ("complete null", mutate(&doc, "/complete", Some(Value::Null))),
         ("runs not an array", mutate(&doc, "/runs", Some(serde_json::json!({})))),
+        ("revocation removed (a version 1 document)", mutate(&doc, "/revocation", None)),
+        ("revocation not an array", mutate(&doc, "/revocation", Some(serde_json::json!({})))),
+        ("revocation[0].kind unknown", mutate(&doc, "/revocation/0/kind", Some(Value::from("bogus")))),
+        ("revocation[0].kind in another case", mutate(&doc, "/revocation/0/kind", Some(Value::from("RevokeAll")))),
+        ("revocation[0].window_ms a string", mutate(&doc, "/revocation/0/window_ms", Some(Value::from("12")))),
+        ("revocation[0].window_ms removed", mutate(&doc, "/revocation/0/window_ms", None)),
+        ("revocation[0].instances 0", mutate(&doc, "/revocation/0/instances", Some(Value::from(0)))),
+        ("revocation[0].instances 3", mutate(&doc, "/revocation/0/instances", Some(Value::from(3)))),
+        ("revocation[0].operation_status 42", mutate(&doc, "/revocation/0/operation_status", Some(Value::from(42)))),
+        ("revocation[0].supported null", mutate(&doc, "/revocation/0/supported", Some(Value::Null))),
+        (
+            "revocation[0].accepted_after_ack negative",
+            mutate(&doc, "/revocation/0/accepted_after_ack", Some(Value::from(-1))),
+        ),
+        ("revocation[0].probes fractional", mutate(&doc, "/revocation/0/probes", Some(Value::from(1.5)))),
+        ("revocation[0].ack_ms null", mutate(&doc, "/revocation/0/ack_ms", Some(Value::Null))),
+        ("revocation[0].timeline removed", mutate(&doc, "/revocation/0/timeline", None)),
+        (
+            "revocation[0].timeline[0].outcome unknown",
+            mutate(&doc, "/revocation/0/timeline/0/outcome", Some(Value::from("maybe"))),
+        ),
+        ("revocation[0].timeline[0].probes 0", mutate(&doc, "/revocation/0/timeline/0/probes", Some(Value::from(0)))),
+        ("revocation[0].timeline[0].from_ms removed", mutate(&doc, "/revocation/0/timeline/0/from_ms", None)),
     ];
     for (what, doc) in &broken {
         assert!(!validator.is_valid(doc), "the schema accepts a document with {what}");
