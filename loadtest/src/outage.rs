@@ -32,8 +32,10 @@ pub enum Fault {
     /// SIGSTOP, then SIGCONT: connections stay open, nothing answers.
     Hang,
     /// SIGKILL, then a restart with no persistence: everything in Redis is gone.
+    #[serde(rename = "kill_restart_empty")]
     KillEmpty,
     /// SIGKILL, then a restart that replays the append-only file (appendfsync everysec).
+    #[serde(rename = "kill_restart_aof")]
     KillAof,
 }
 
@@ -83,7 +85,8 @@ pub struct OutageRecord {
     pub availability_before: f64,
     pub availability_during: f64,
     pub availability_after: f64,
-    /// From Redis being back to the first 100 ms with at least 95 % success; null if never.
+    /// From Redis being back to the first 100 ms in which at least 95 % of outcomes were
+    /// answers from a working store (2xx, or 401 for tokens a restart lost); null if never.
     pub recovery_ms: Option<f64>,
     /// Probes of a revoked token sent during the fault that were accepted (fail-open shows it).
     pub revoked_accepted: u64,
@@ -262,8 +265,10 @@ pub fn run(
     let (f0, f1) = (bucket_of(fault_start), bucket_of(back));
     let slice =
         |a: usize, b: usize| timeline.get(a.min(timeline.len())..b.min(timeline.len())).unwrap_or_default().to_vec();
+    // Recovered: the server answers from Redis again (2xx or 401, no 503 or timeout). After an
+    // empty restart the 401s are the logged-out users; `sessions_lost` counts them.
     let recovery_ms = timeline.iter().enumerate().skip(f1).find_map(|(i, b)| {
-        (b.total() > 0 && b.ok as f64 >= 0.95 * b.total() as f64)
+        (b.total() > 0 && (b.ok + b.unauthorized) as f64 >= 0.95 * b.total() as f64)
             .then(|| ((i as f64 * BUCKET.as_secs_f64() * 1e3) - ms(back)).max(0.0))
     });
     let during: Vec<&(Instant, u16)> = probes.iter().filter(|(t, _)| *t >= fault_start && *t <= back).collect();

@@ -5,12 +5,16 @@
 //! session and hybrid, none for jwt and baseline; a readable latency histogram behind every
 //! record; one revocation record per kind with the window each design promises: session and
 //! hybrid refuse a revoked token at once, jwt only for revoke-all and otherwise not before the
-//! token expires, baseline never). The schema must also accept null wherever the Rust type is an
+//! token expires, baseline never, and every victim token accepted before its revoke; one `hang`
+//! outage record for each variant that uses Redis (session, hybrid and the fail-open
+//! hybrid-open), with session and hybrid unavailable while Redis hangs, recovering after it, and
+//! losing no session or revocation, while hybrid-open stays available and lets a revoked token
+//! in). The schema must also accept null wherever the Rust type is an
 //! `Option`, and must reject broken documents, so a schema that accepts anything cannot pass.
 //!
 //! Needs `redis-server` and `wrk` on PATH and the `authbench-server` binary next to
 //! `authbench` (`cargo build -p authbench-server`, or `cargo test --workspace`). The smoke run
-//! (~45 s) happens once and is shared by the tests.
+//! (about a minute) happens once and is shared by the tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -20,13 +24,14 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use authbench::outage::{Fault, OutageRecord};
 use authbench::results::{Results, RunRecord};
 use authbench::revocation::{Kind, RevocationRecord};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authbench");
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/results.schema.json");
-/// The smoke suite takes about 45 s; this is the most it may take before it counts as hung.
+/// The smoke suite takes about a minute; this is the most it may take before it counts as hung.
 const SMOKE_DEADLINE: Duration = Duration::from_secs(180);
 const SMOKE_VARIANTS: [&str; 4] = ["baseline", "session", "jwt", "hybrid"];
 /// A window below this counts as "refused at once": probes in flight at the acknowledgement
@@ -35,6 +40,9 @@ const PROMPT_WINDOW_MS: f64 = 50.0;
 /// The smoke suite's access-token lifetime is 2 s; a design that cannot revoke keeps accepting
 /// the token for (most of) it, plus the servers' leeway.
 const UNREVOKED_WINDOW_MS: f64 = 1000.0;
+/// The variants the smoke suite's outage pass measures: those that call Redis (hybrid-open is
+/// added automatically when hybrid runs). baseline and jwt never call Redis and get no record.
+const OUTAGE_VARIANTS: [&str; 3] = ["session", "hybrid", "hybrid-open"];
 
 /// The path of the `results.json` the shared smoke run wrote, or why there is none.
 fn smoke_results() -> &'static Path {
@@ -212,7 +220,9 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
+    assert_eq!(results.schema_version, 3);
     check_revocation(&results);
+    check_outage(&results);
 
     for (i, record) in results.runs.iter().enumerate() {
         let what = format!("runs[{i}] ({} {})", record.variant, record.scenario);
@@ -239,6 +249,8 @@ fn check_revocation(results: &Results) {
         assert!(!r.timeline.is_empty(), "{what}: empty timeline");
         let in_timeline: u64 = r.timeline.iter().map(|s| s.probes).sum();
         assert_eq!(in_timeline, r.probes, "{what}: timeline holds {in_timeline} probes, record {}", r.probes);
+        // Every design, baseline included, accepts the victim token before it is revoked.
+        assert!(r.accepted_before_revoke > 0, "{what}: the token was never accepted before the revoke: {r:?}");
         assert!(
             r.accepted_after_ack + r.rejected_after_ack + r.errors_after_ack <= r.probes,
             "{what}: more probes after the acknowledgement than in all: {r:?}"
@@ -284,6 +296,53 @@ fn check_revocation(results: &Results) {
             }
         }
     }
+}
+
+/// What the smoke suite's outage pass must show: one `hang` record for each variant that uses
+/// Redis; session and hybrid (fail-closed) unavailable while Redis hangs, back after it, and
+/// losing nothing; hybrid-open available throughout and accepting a revoked token meanwhile.
+fn check_outage(results: &Results) {
+    for (i, o) in results.outage.iter().enumerate() {
+        let what = format!("outage[{i}] ({} {:?})", o.variant, o.fault);
+        assert!(OUTAGE_VARIANTS.contains(&o.variant.as_str()), "{what}: unexpected outage record: {o:?}");
+        assert_eq!(o.fault, Fault::Hang, "{what}: the smoke suite injects only the hang");
+        assert_eq!(o.persistence, "none", "{what}");
+        assert!(!o.timeline.is_empty(), "{what}: empty timeline");
+        assert!(o.offered_rps > 0.0, "{what}: offered_rps {}", o.offered_rps);
+        assert!(
+            o.fault_start_ms < o.redis_back_ms,
+            "{what}: fault_start_ms {} >= redis_back_ms {}",
+            o.fault_start_ms,
+            o.redis_back_ms
+        );
+        assert!(o.revoked_probes > 0, "{what}: no revoked-token probes during the fault");
+        assert!(o.revoked_accepted <= o.revoked_probes, "{what}: {o:?}");
+        assert!(o.sessions_lost <= o.keepers, "{what}: {o:?}");
+        assert!(o.keepers > 0 && o.revoked_checked > 0, "{what}: nothing checked after recovery: {o:?}");
+    }
+
+    for variant in OUTAGE_VARIANTS {
+        let records: Vec<&OutageRecord> = results.outage.iter().filter(|o| o.variant == variant).collect();
+        assert_eq!(records.len(), 1, "{variant}: one outage record expected: {records:#?}");
+        let o = records[0];
+        let what = format!("{variant} outage hang");
+        match variant {
+            // Fail-closed: nothing authenticates while Redis hangs, everything comes back.
+            "session" | "hybrid" => {
+                assert!(o.availability_before > 0.9, "{what}: availability_before {}: {o:?}", o.availability_before);
+                assert!(o.availability_during < 0.5, "{what}: availability_during {}: {o:?}", o.availability_during);
+                assert!(o.recovery_ms.is_some(), "{what}: never recovered: {o:?}");
+                assert_eq!(o.sessions_lost, 0, "{what}: sessions lost by a hang: {o:?}");
+                assert_eq!(o.revocations_lost, Some(0), "{what}: revocations lost by a hang: {o:?}");
+            }
+            // Fail-open: stays available, and so accepts a revoked token while Redis hangs.
+            _ => {
+                assert!(o.availability_during > 0.9, "{what}: availability_during {}: {o:?}", o.availability_during);
+                assert!(o.revoked_accepted > 0, "{what}: no revoked token accepted during the hang: {o:?}");
+            }
+        }
+    }
+    assert_eq!(results.outage.len(), OUTAGE_VARIANTS.len(), "outage records: {:#?}", results.outage);
 }
 
 /// Sets `pointer` (JSON Pointer) in `doc` to `value`, or removes it when `value` is None.
@@ -346,9 +405,15 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     for r in &mut results.revocation {
         r.window_ms = None;
     }
+    for o in &mut results.outage {
+        o.recovery_ms = None;
+        o.revocations_lost = None;
+    }
     let nulls = serde_json::to_value(&results).unwrap();
     assert_eq!(nulls["runs"][0]["login"], Value::Null);
     assert_eq!(nulls["revocation"][0]["window_ms"], Value::Null);
+    assert_eq!(nulls["outage"][0]["recovery_ms"], Value::Null);
+    assert_eq!(nulls["outage"][0]["revocations_lost"], Value::Null);
     assert_valid(&validator, &nulls, "the smoke results with every inner Option set to None");
     results.calibration = None;
     assert_valid(&validator, &serde_json::to_value(&results).unwrap(), "the smoke results without calibration");
@@ -357,13 +422,15 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     let extra = mutate(&doc, "/future_field", Some(Value::from(1)));
     let extra = mutate(&extra, "/runs/0/future_field", Some(Value::from("x")));
     let extra = mutate(&extra, "/revocation/0/future_field", Some(Value::from("x")));
+    let extra = mutate(&extra, "/outage/0/future_field", Some(Value::from("x")));
     assert_valid(&validator, &extra, "the smoke results with unknown extra fields");
 
     let broken: Vec<(&str, Value)> = vec![
         ("runs[0].throughput_rps removed", mutate(&doc, "/runs/0/throughput_rps", None)),
         ("schema_version 1", mutate(&doc, "/schema_version", Some(Value::from(1)))),
-        ("schema_version 3", mutate(&doc, "/schema_version", Some(Value::from(3)))),
-        ("schema_version \"2\"", mutate(&doc, "/schema_version", Some(Value::from("2")))),
+        ("schema_version 2", mutate(&doc, "/schema_version", Some(Value::from(2)))),
+        ("schema_version 4", mutate(&doc, "/schema_version", Some(Value::from(4)))),
+        ("schema_version \"3\"", mutate(&doc, "/schema_version", Some(Value::from("3")))),
         ("environment removed", mutate(&doc, "/environment", None)),
         ("runs[0].latency_us.p99 removed", mutate(&doc, "/runs/0/latency_us/p99", None)),
         ("runs[0].latency_us.p99 a string", mutate(&doc, "/runs/0/latency_us/p99", Some(Value::from("fast")))),
@@ -403,6 +470,39 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ),
         ("revocation[0].timeline[0].probes 0", mutate(&doc, "/revocation/0/timeline/0/probes", Some(Value::from(0)))),
         ("revocation[0].timeline[0].from_ms removed", mutate(&doc, "/revocation/0/timeline/0/from_ms", None)),
+        (
+            "revocation[0].accepted_before_revoke removed (a version 2 record)",
+            mutate(&doc, "/revocation/0/accepted_before_revoke", None),
+        ),
+        (
+            "revocation[0].accepted_before_revoke negative",
+            mutate(&doc, "/revocation/0/accepted_before_revoke", Some(Value::from(-1))),
+        ),
+        ("outage removed (a version 2 document)", mutate(&doc, "/outage", None)),
+        ("outage not an array", mutate(&doc, "/outage", Some(serde_json::json!({})))),
+        ("outage[0].fault unknown", mutate(&doc, "/outage/0/fault", Some(Value::from("meltdown")))),
+        (
+            "outage[0].fault in a spelling the tool never writes",
+            mutate(&doc, "/outage/0/fault", Some(Value::from("kill_empty"))),
+        ),
+        ("outage[0].persistence unknown", mutate(&doc, "/outage/0/persistence", Some(Value::from("rdb")))),
+        (
+            "outage[0].availability_during a string",
+            mutate(&doc, "/outage/0/availability_during", Some(Value::from("0.5"))),
+        ),
+        (
+            "outage[0].availability_before above 1",
+            mutate(&doc, "/outage/0/availability_before", Some(Value::from(1.5))),
+        ),
+        ("outage[0].availability_after null", mutate(&doc, "/outage/0/availability_after", Some(Value::Null))),
+        ("outage[0].recovery_ms removed", mutate(&doc, "/outage/0/recovery_ms", None)),
+        ("outage[0].revocations_lost negative", mutate(&doc, "/outage/0/revocations_lost", Some(Value::from(-1)))),
+        ("outage[0].sessions_lost fractional", mutate(&doc, "/outage/0/sessions_lost", Some(Value::from(0.5)))),
+        ("outage[0].revoked_accepted null", mutate(&doc, "/outage/0/revoked_accepted", Some(Value::Null))),
+        ("outage[0].timeline removed", mutate(&doc, "/outage/0/timeline", None)),
+        ("outage[0].timeline[0].ok removed", mutate(&doc, "/outage/0/timeline/0/ok", None)),
+        ("outage[0].timeline[0].timeout negative", mutate(&doc, "/outage/0/timeline/0/timeout", Some(Value::from(-1)))),
+        ("outage[0].timeline[0] with an unknown key", mutate(&doc, "/outage/0/timeline/0/late", Some(Value::from(1)))),
     ];
     for (what, doc) in &broken {
         assert!(!validator.is_valid(doc), "the schema accepts a document with {what}");
