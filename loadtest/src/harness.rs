@@ -16,7 +16,7 @@ use crate::cli::{CpuPlacement, LoadArgs, RunArgs, ServeArgs, parse_cpus};
 use crate::environment::Environment;
 use crate::measure::{RedisProbe, cpus_allowed};
 use crate::process::{ServerProcess, server_binary};
-use crate::results::{Method, Placement, Results, ResultsWriter, run_id, timestamp};
+use crate::results::{Method, Placement, Results, ResultsWriter, RunRecord, run_id, timestamp};
 use crate::scenario::{self, Knobs, Subject};
 use crate::suite::{Scenario, SuitePlan, select_variants, variant};
 
@@ -148,6 +148,7 @@ fn new_results(
         sweeps: Vec::new(),
         revocation: Vec::new(),
         outage: Vec::new(),
+        rtt_injection: None,
         not_measured: Vec::new(),
     }
 }
@@ -346,6 +347,107 @@ fn run_plan(
     }
     if plan.scenarios.contains(&Scenario::Outage) {
         run_outages(plan, binary, &knobs, writer, runtime, progress)?;
+    }
+    if plan.scenarios.contains(&Scenario::Rtt) || plan.scenarios.contains(&Scenario::Tokensize) {
+        run_points(plan, binary, redis.as_ref(), placement, &knobs, writer, runtime, progress)?;
+    }
+    Ok(())
+}
+
+/// The rtt and tokensize scenarios: one short steady measurement per point, each on a
+/// server started for it (behind a delaying relay, or with padded claims).
+#[allow(clippy::too_many_arguments)]
+fn run_points(
+    plan: &SuitePlan,
+    binary: &Path,
+    redis: Option<&RedisServer>,
+    placement: &CpuPlacement,
+    knobs: &Knobs,
+    writer: &mut ResultsWriter,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mut point_knobs = knobs.clone();
+    point_knobs.plan.repetitions = 1;
+    point_knobs.plan.warmup = plan.point_warmup;
+    point_knobs.plan.steady_duration = plan.point_duration;
+    let measure_point = |v: &crate::suite::Variant,
+                         extra: &[String],
+                         redis_url: Option<String>,
+                         label: &str|
+     -> anyhow::Result<RunRecord> {
+        if let (true, Some(redis)) = (v.uses_redis(), redis) {
+            redis.command("FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis: {e}"))?;
+        }
+        let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
+        if let (true, Some(url)) = (v.uses_redis(), redis_url) {
+            args.extend(["--redis-url".into(), url]);
+        }
+        args.extend(extra.iter().cloned());
+        progress.step(format!("{}: {label}", v.name));
+        let server = ServerProcess::start(binary, &args, placement.server.clone())?;
+        let subject = Subject {
+            addr: server.addr,
+            pid: server.pid(),
+            redis: if v.uses_redis() { redis.map(RedisProbe::of) } else { None },
+            variant: v.name.to_owned(),
+            strategy: v.strategy.to_owned(),
+            server_args: args,
+            capabilities: Some(runtime.block_on(crate::client::capabilities(server.addr))?),
+            password: USER_PASSWORD.to_owned(),
+        };
+        let (templates, token_bytes) = runtime.block_on(scenario::me_templates(&subject, plan.connections.min(16)))?;
+        scenario::steady(&subject, &point_knobs, &templates, token_bytes)
+    };
+    if plan.scenarios.contains(&Scenario::Rtt) {
+        writer.results.rtt_injection = Some(
+            "authbench's own delaying TCP relay on loopback (a reader and a writer thread per direction, std::thread::sleep until half the round trip has passed; bandwidth not limited)".into(),
+        );
+        for v in plan.variants.iter().filter(|v| plan.measures_rtt(v)) {
+            for &rtt in &plan.rtt_steps {
+                if knobs.cancel.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let (url, measured, _relay) = match redis {
+                    Some(redis) if !rtt.is_zero() => {
+                        let relay = crate::relay::DelayRelay::start(redis.addr(), rtt)?;
+                        let measured = crate::relay::measure_rtt(relay.addr, 21);
+                        (Some(relay.url()), measured, Some(relay))
+                    }
+                    Some(redis) => (Some(redis.url()), crate::relay::measure_rtt(redis.addr(), 21), None),
+                    None => (None, None, None),
+                };
+                let label = format!("rtt {:.2} ms", rtt.as_secs_f64() * 1e3);
+                let mut record = measure_point(v, &[], url, &label)?;
+                record.scenario = "rtt".into();
+                record.redis_rtt_ms = Some(rtt.as_secs_f64() * 1e3);
+                record.redis_rtt_measured_ms =
+                    if v.uses_redis() { measured.map(|d| d.as_secs_f64() * 1e3) } else { None };
+                progress.println(format!("{}  (Redis {label})", crate::summary::progress_line(&record)));
+                writer.push(record)?;
+            }
+        }
+    }
+    if plan.scenarios.contains(&Scenario::Tokensize) {
+        for v in plan.variants.iter().filter(|v| plan.measures_tokensize(v)) {
+            for &pad in &plan.token_paddings {
+                if knobs.cancel.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let extra = ["--claims-padding".to_owned(), pad.to_string()];
+                let label = format!("tokensize +{pad} B");
+                let mut record = measure_point(v, &extra, redis.map(RedisServer::url), &label)?;
+                record.scenario = "tokensize".into();
+                record.claims_padding_bytes = Some(pad as u64);
+                progress.println(format!(
+                    "{}  (+{pad} B of claims, token {} B)",
+                    crate::summary::progress_line(&record),
+                    record.token_bytes.unwrap_or(0)
+                ));
+                writer.push(record)?;
+            }
+        }
     }
     Ok(())
 }
@@ -596,8 +698,9 @@ fn measure_subject(
                 writer.results.sweeps.push(summary);
                 writer.save()?;
             }
-            // Need servers of their own (short lifetimes, two instances, own Redis): run by the caller.
-            Scenario::Revocation | Scenario::Outage => {}
+            // Need servers of their own (short lifetimes, two instances, own Redis, a relay,
+            // padded claims): run by the caller.
+            Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize => {}
             Scenario::Login => {
                 progress.step(format!("{}: login flows", subject.variant));
                 let record = runtime.block_on(scenario::login(subject, knobs))?;

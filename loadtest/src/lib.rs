@@ -16,6 +16,7 @@ pub mod harness;
 pub mod measure;
 pub mod outage;
 pub mod process;
+pub mod relay;
 pub mod results;
 pub mod revocation;
 pub mod scenario;

@@ -14,7 +14,7 @@ use crate::engine::Percentiles;
 use crate::environment::Environment;
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +47,9 @@ pub struct Results {
     pub outage: Vec<crate::outage::OutageRecord>,
     /// Figures that could not be measured in this run, and why.
     pub not_measured: Vec<String>,
+    /// How Redis round-trip time was injected in the rtt scenario.
+    #[serde(default)]
+    pub rtt_injection: Option<String>,
 }
 
 /// Which process ran on which CPUs: as asked, and as the kernel reported it.
@@ -167,6 +170,15 @@ pub struct RunRecord {
     pub generator_bound: bool,
     /// Login scenario: server-side time split, from the `Server-Timing` header.
     pub login: Option<LoginSplit>,
+    /// rtt scenario: the round trip added between server and Redis, and the PING round trip
+    /// measured through it, in ms.
+    #[serde(default)]
+    pub redis_rtt_ms: Option<f64>,
+    #[serde(default)]
+    pub redis_rtt_measured_ms: Option<f64>,
+    /// tokensize scenario: extra claim bytes the server put in every token or session.
+    #[serde(default)]
+    pub claims_padding_bytes: Option<u64>,
     /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
     pub histogram: String,
 }

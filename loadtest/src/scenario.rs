@@ -152,6 +152,9 @@ pub fn steady(
         server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
         generator_bound,
         login: None,
+        redis_rtt_ms: None,
+        redis_rtt_measured_ms: None,
+        claims_padding_bytes: None,
         histogram: engine::serialize_histogram(&outcome.latency),
     })
 }
@@ -246,6 +249,9 @@ pub fn sweep(
             server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
             generator_bound: false,
             login: None,
+            redis_rtt_ms: None,
+            redis_rtt_measured_ms: None,
+            claims_padding_bytes: None,
             histogram: engine::serialize_histogram(&outcome.latency),
         };
         offered.push(rate);
@@ -329,6 +335,9 @@ pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord
             mint_us_p50: us(&outcome.mint, 0.5),
             mint_us_p99: us(&outcome.mint, 0.99),
         }),
+        redis_rtt_ms: None,
+        redis_rtt_measured_ms: None,
+        claims_padding_bytes: None,
         histogram: engine::serialize_histogram(&outcome.login),
     })
 }

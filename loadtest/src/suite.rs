@@ -42,6 +42,10 @@ pub enum Scenario {
     Revocation,
     /// Redis hangs, dies and restarts (empty or from its append-only file) under load.
     Outage,
+    /// Steady load with Redis behind an injected round-trip time.
+    Rtt,
+    /// Steady load with 0, 1 and 4 KiB of extra claims.
+    Tokensize,
 }
 
 impl Scenario {
@@ -52,6 +56,8 @@ impl Scenario {
             Self::Login => "login",
             Self::Revocation => "revocation",
             Self::Outage => "outage",
+            Self::Rtt => "rtt",
+            Self::Tokensize => "tokensize",
         }
     }
 }
@@ -129,6 +135,13 @@ pub struct SuitePlan {
     /// Load before and after the fault.
     pub outage_before: Duration,
     pub outage_after: Duration,
+    /// Redis round-trip times the rtt scenario injects (0: direct).
+    pub rtt_steps: Vec<Duration>,
+    /// Extra claim sizes the tokensize scenario measures, in bytes.
+    pub token_paddings: Vec<usize>,
+    /// Measured window of one rtt or tokensize point (one repetition, after `point_warmup`).
+    pub point_duration: Duration,
+    pub point_warmup: Duration,
     /// Rough wall time, said up front.
     pub estimate: Duration,
 }
@@ -159,8 +172,17 @@ impl SuitePlan {
         };
         let variants = names.iter().filter_map(|n| variant(n)).collect();
         let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 4);
-        let scenarios =
-            vec![Scenario::Steady, Scenario::Sweep, Scenario::Login, Scenario::Revocation, Scenario::Outage];
+        let scenarios = vec![
+            Scenario::Steady,
+            Scenario::Sweep,
+            Scenario::Login,
+            Scenario::Revocation,
+            Scenario::Outage,
+            Scenario::Rtt,
+            Scenario::Tokensize,
+        ];
+        let rtt_steps = vec![secs(0.0), secs(0.00025), secs(0.001), secs(0.005)];
+        let token_paddings = vec![0, 1024, 4096];
         let mut plan = match name {
             SuiteName::Smoke => Self {
                 name,
@@ -182,6 +204,10 @@ impl SuitePlan {
                 outage_fault: secs(1.0),
                 outage_before: secs(0.5),
                 outage_after: secs(1.0),
+                rtt_steps: vec![secs(0.0), secs(0.001)],
+                token_paddings: vec![0, 4096],
+                point_duration: secs(0.5),
+                point_warmup: secs(0.2),
                 estimate: Duration::ZERO,
             },
             SuiteName::Default => Self {
@@ -193,7 +219,7 @@ impl SuitePlan {
                 steady_duration: secs(4.0),
                 connections: 64,
                 threads,
-                sweep_fractions: vec![0.1, 0.25, 0.5, 0.75, 0.9, 1.0],
+                sweep_fractions: vec![0.1, 0.25, 0.5, 0.75, 1.0],
                 sweep_step: secs(2.0),
                 sweep_warmup: secs(0.5),
                 login_duration: secs(4.0),
@@ -204,6 +230,10 @@ impl SuitePlan {
                 outage_fault: secs(5.0),
                 outage_before: secs(1.0),
                 outage_after: secs(2.0),
+                rtt_steps,
+                token_paddings,
+                point_duration: secs(1.5),
+                point_warmup: secs(0.5),
                 estimate: Duration::ZERO,
             },
             SuiteName::Full => Self {
@@ -226,9 +256,18 @@ impl SuitePlan {
                 outage_fault: secs(5.0),
                 outage_before: secs(2.0),
                 outage_after: secs(5.0),
+                rtt_steps,
+                token_paddings,
+                point_duration: secs(5.0),
+                point_warmup: secs(1.0),
                 estimate: Duration::ZERO,
             },
         };
+        if name == SuiteName::Smoke {
+            // The smoke suite checks that every scenario of the test suite's concern works end to
+            // end in under a minute; rtt and tokensize are steady runs with other server flags.
+            plan.scenarios.retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize));
+        }
         plan.estimate = plan.estimated_time();
         plan
     }
@@ -257,6 +296,17 @@ impl SuitePlan {
     /// as their siblings do).
     pub fn measures_outage(&self, v: &Variant) -> bool {
         matches!(v.name, "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "hybrid-open")
+    }
+
+    /// Whether the rtt scenario measures this variant: the Redis designs, plus jwt as the flat
+    /// line they are compared with.
+    pub fn measures_rtt(&self, v: &Variant) -> bool {
+        matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt")
+    }
+
+    /// Whether the tokensize scenario measures this variant (baseline sends no token it reads).
+    pub fn measures_tokensize(&self, v: &Variant) -> bool {
+        matches!(v.name, "session" | "jwt" | "hybrid")
     }
 
     /// Instance counts the revocation scenario runs with: the smoke suite's short pass uses
@@ -297,10 +347,19 @@ impl SuitePlan {
                 }
             }
         }
+        let point = (self.point_duration + self.point_warmup).as_secs_f64() + 1.0;
+        for v in &self.variants {
+            if self.scenarios.contains(&Scenario::Rtt) && self.measures_rtt(v) {
+                total += self.rtt_steps.len() as f64 * point;
+            }
+            if self.scenarios.contains(&Scenario::Tokensize) && self.measures_tokensize(v) {
+                total += self.token_paddings.len() as f64 * point;
+            }
+        }
         let mut per_variant = 0.5;
         for s in &self.scenarios {
             per_variant += match s {
-                Scenario::Revocation | Scenario::Outage => 0.0,
+                Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize => 0.0,
                 Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.3,
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.3

@@ -143,6 +143,9 @@ pub struct ServerOptions {
     /// JWT key file shared by instances (created with a fresh key if missing).
     #[arg(long)]
     pub jwt_key_file: Option<PathBuf>,
+    /// Extra bytes of claims in every token (JWT) or session record, to measure what size costs.
+    #[arg(long)]
+    pub claims_padding: Option<usize>,
     /// Acknowledge revocations at once but apply them this much later. A known error for
     /// checking the harness's revocation instrument; never for real use.
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
@@ -179,9 +182,14 @@ pub struct ServerConfig {
     pub fail_mode: FailMode,
     pub max_sessions_per_user: Option<u32>,
     pub jwt_key_file: Option<PathBuf>,
+    /// Extra claim bytes per token or session record (0: none).
+    pub claims_padding: usize,
     /// Test instrument: revocations are applied this long after they are acknowledged.
     pub revocation_delay: Option<Duration>,
 }
+
+/// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
+const MAX_CLAIMS_PADDING: usize = 8192;
 
 /// Longest accepted access lifetime: a week. Longer lifetimes only hide revocation windows.
 const MAX_ACCESS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -205,6 +213,7 @@ impl ServerConfig {
             fail_mode: FailMode::Closed,
             max_sessions_per_user: None,
             jwt_key_file: None,
+            claims_padding: 0,
             revocation_delay: None,
         }
     }
@@ -226,6 +235,9 @@ impl ServerConfig {
         }
         if self.redis_timeout < Duration::from_millis(1) || self.redis_timeout > Duration::from_secs(60) {
             return invalid("--redis-timeout must be between 1ms and 60s");
+        }
+        if self.claims_padding > MAX_CLAIMS_PADDING {
+            return invalid("--claims-padding must be at most 8192 bytes (tokens are capped at 12 KiB)");
         }
         if self.redis_pool_size == 0 || self.redis_pool_size > 1024 {
             return invalid("--redis-pool-size must be between 1 and 1024");
@@ -285,6 +297,7 @@ impl ServerOptions {
             fail_mode: self.fail_mode.or(file.fail_mode).unwrap_or(d.fail_mode),
             max_sessions_per_user: self.max_sessions_per_user.or(file.max_sessions_per_user),
             jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
+            claims_padding: self.claims_padding.or(file.claims_padding).unwrap_or(0),
             revocation_delay: self.revocation_delay.or(file.revocation_delay),
         };
         config.validate()?;

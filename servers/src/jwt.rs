@@ -43,6 +43,9 @@ pub struct AccessClaims {
     pub iat: u64,
     pub jti: String,
     pub roles: Vec<String>,
+    /// Filler of a chosen size, for measuring what token size costs; absent normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<String>,
 }
 
 impl AccessClaims {
@@ -59,6 +62,7 @@ impl AccessClaims {
             iat,
             jti: crate::token::new_jti()?,
             roles: roles.to_vec(),
+            pad: None,
         })
     }
 }
@@ -306,6 +310,7 @@ mod tests {
             iat: now,
             jti: crate::token::new_jti().unwrap(),
             roles: vec!["user".into()],
+            pad: None,
         }
     }
 

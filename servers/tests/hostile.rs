@@ -29,6 +29,7 @@ fn claims(sub: &str) -> AccessClaims {
         iat: now,
         jti: authbench_server::token::new_jti().unwrap(),
         roles: vec!["admin".into()],
+        pad: None,
     }
 }
 

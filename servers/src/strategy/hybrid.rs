@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::index::TokenIndex;
-use super::jwt::{jwt_alg_name, new_claims, principal_of};
+use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::config::{FailMode, JtiMode, ServerConfig};
 use crate::error::{AuthError, TokenRejection};
@@ -70,6 +70,8 @@ pub struct HybridStrategy {
     ttl: Duration,
     redis_client: &'static str,
     metrics: Arc<Metrics>,
+    /// Filler claim of `--claims-padding` bytes, built once.
+    pad: Option<String>,
 }
 
 impl HybridStrategy {
@@ -84,6 +86,7 @@ impl HybridStrategy {
             ttl: config.access_ttl,
             redis_client: crate::redis_client_name(config.redis_client),
             metrics,
+            pad: padding(config.claims_padding),
         }
     }
 
@@ -161,7 +164,7 @@ impl AuthStrategy for HybridStrategy {
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
         let (claims, token) = match self.mode {
             JtiMode::Allowlist => {
-                let claims = new_claims(username, roles, self.ttl, now_secs())?;
+                let claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
                 let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
                 self.index.insert(&self.store, username, &claims.jti, username, self.ttl).await?;
                 (claims, token)
@@ -177,7 +180,7 @@ impl AuthStrategy for HybridStrategy {
                         self.store.cmd(redis::cmd("MGET").arg(&user_mark).arg(GLOBAL_MARK)).await?;
                     now_secs().max(marks.0.unwrap_or(0)).max(marks.1.unwrap_or(0))
                 };
-                let claims = new_claims(username, roles, self.ttl, iat)?;
+                let claims = new_claims(username, roles, self.ttl, iat, self.pad.as_ref())?;
                 let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
                 (claims, token)
             }

@@ -14,17 +14,32 @@ use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 pub struct JwtStrategy {
     keys: Arc<JwtKeys>,
     ttl: Duration,
+    /// Filler claim of `--claims-padding` bytes, built once.
+    pad: Option<String>,
 }
 
 impl JwtStrategy {
     pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>) -> Self {
-        Self { keys, ttl: config.access_ttl }
+        Self { keys, ttl: config.access_ttl, pad: padding(config.claims_padding) }
     }
 }
 
 /// Claims for a new token issued now, with the given `iat`.
-pub(crate) fn new_claims(username: &str, roles: &[String], ttl: Duration, iat: u64) -> Result<AccessClaims, AuthError> {
-    AccessClaims::new(username, roles, ttl, iat).map_err(|e| AuthError::Internal(e.to_string()))
+pub(crate) fn new_claims(
+    username: &str,
+    roles: &[String],
+    ttl: Duration,
+    iat: u64,
+    pad: Option<&String>,
+) -> Result<AccessClaims, AuthError> {
+    let mut claims = AccessClaims::new(username, roles, ttl, iat).map_err(|e| AuthError::Internal(e.to_string()))?;
+    claims.pad = pad.cloned();
+    Ok(claims)
+}
+
+/// The filler for `--claims-padding` bytes, or none.
+pub(crate) fn padding(bytes: usize) -> Option<String> {
+    (bytes > 0).then(|| "x".repeat(bytes))
 }
 
 /// The principal a verified token stands for.
@@ -53,7 +68,7 @@ impl AuthStrategy for JwtStrategy {
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
-        let claims = new_claims(username, roles, self.ttl, now_secs())?;
+        let claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
         let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
         Ok(Issued { access_token: token, expires_in: self.ttl.as_secs(), refresh_token: None })
     }

@@ -24,6 +24,9 @@ struct SessionRecord {
     device: Option<String>,
     iat: u64,
     exp: u64,
+    /// Filler of `--claims-padding` bytes: the session's claims grow in Redis, not on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pad: Option<String>,
 }
 
 /// Longest device label stored with a session.
@@ -35,6 +38,7 @@ pub struct SessionStrategy {
     index: TokenIndex,
     ttl: Duration,
     redis_client: &'static str,
+    pad: Option<String>,
 }
 
 impl SessionStrategy {
@@ -44,6 +48,7 @@ impl SessionStrategy {
             index: TokenIndex::new("ab:s:", "ab:su:", config.max_sessions_per_user),
             ttl: config.access_ttl,
             redis_client: crate::redis_client_name(config.redis_client),
+            pad: super::jwt::padding(config.claims_padding),
         }
     }
 }
@@ -82,6 +87,7 @@ impl AuthStrategy for SessionStrategy {
             device: device.map(|d| d.chars().take(MAX_DEVICE_BYTES).collect()),
             iat,
             exp: iat + self.ttl.as_secs(),
+            pad: self.pad.clone(),
         };
         let json = serde_json::to_string(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
         self.index.insert(&self.store, username, &id, &json, self.ttl).await?;
