@@ -98,7 +98,8 @@ pub enum Schedule {
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub addr: SocketAddr,
-    /// Templates; connection `i` uses `requests[i % len]`.
+    /// Templates; connection `i` sends `requests[i]`, then `requests[i + connections]`, and so
+    /// on around the list, so many templates (tokens) are drawn from evenly.
     pub requests: Vec<RequestTemplate>,
     pub connections: usize,
     pub threads: usize,
@@ -365,16 +366,13 @@ async fn generator_thread(
     cancel: Arc<AtomicBool>,
 ) -> anyhow::Result<LoadOutcome> {
     let mut tasks = Vec::with_capacity(conns.len());
+    let templates = Arc::new(spec.requests.clone());
+    anyhow::ensure!(!templates.is_empty(), "no request templates");
     let epoch = Instant::now();
     let mut watched = Vec::with_capacity(conns.len());
     for c in conns {
-        let template = spec.requests.get(c % spec.requests.len()).cloned().unwrap_or_else(|| RequestTemplate {
-            method: Method::GET,
-            path: "/".into(),
-            headers: Vec::new(),
-            body: Bytes::new(),
-        });
-        let connection = Connection::open(spec.addr, host.clone(), template, epoch).await?;
+        let rotation = Rotation { templates: templates.clone(), next: c % templates.len(), stride: spec.connections };
+        let connection = Connection::open(spec.addr, host.clone(), rotation, epoch).await?;
         watched.push(connection.inflight.clone());
         let rx = rx.clone();
         let cancel = cancel.clone();
@@ -409,11 +407,27 @@ struct Inflight {
     abort: tokio::sync::Notify,
 }
 
-/// One keep-alive connection and its request template.
+/// The templates one connection sends, in turn.
+struct Rotation {
+    templates: Arc<Vec<RequestTemplate>>,
+    next: usize,
+    stride: usize,
+}
+
+impl Rotation {
+    fn take(&mut self) -> Option<&RequestTemplate> {
+        let len = self.templates.len();
+        let i = self.next;
+        self.next = (self.next + self.stride) % len.max(1);
+        self.templates.get(i)
+    }
+}
+
+/// One keep-alive connection and the templates it sends.
 struct Connection {
     addr: SocketAddr,
     host: HeaderValue,
-    template: RequestTemplate,
+    rotation: Rotation,
     sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     inflight: Arc<Inflight>,
     epoch: Instant,
@@ -441,15 +455,10 @@ enum Answer {
 }
 
 impl Connection {
-    async fn open(
-        addr: SocketAddr,
-        host: HeaderValue,
-        template: RequestTemplate,
-        epoch: Instant,
-    ) -> anyhow::Result<Self> {
+    async fn open(addr: SocketAddr, host: HeaderValue, rotation: Rotation, epoch: Instant) -> anyhow::Result<Self> {
         let inflight =
             Arc::new(Inflight { started: std::sync::atomic::AtomicU64::new(0), abort: tokio::sync::Notify::new() });
-        let mut c = Self { addr, host, template, sender: None, inflight, epoch };
+        let mut c = Self { addr, host, rotation, sender: None, inflight, epoch };
         c.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
         Ok(c)
     }
@@ -471,7 +480,8 @@ impl Connection {
             return Answer::Failed;
         }
         let Some(sender) = self.sender.as_mut() else { return Answer::Failed };
-        let request = self.template.build(&self.host);
+        let Some(template) = self.rotation.take() else { return Answer::Failed };
+        let request = template.build(&self.host);
         let work = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;

@@ -148,6 +148,7 @@ fn new_results(
         sweeps: Vec::new(),
         revocation: Vec::new(),
         outage: Vec::new(),
+        scale: Vec::new(),
         rtt_injection: None,
         not_measured: Vec::new(),
     }
@@ -350,6 +351,31 @@ fn run_plan(
     }
     if plan.scenarios.contains(&Scenario::Rtt) || plan.scenarios.contains(&Scenario::Tokensize) {
         run_points(plan, binary, redis.as_ref(), placement, &knobs, writer, runtime, progress)?;
+    }
+    if plan.scenarios.contains(&Scenario::Scale) {
+        for v in plan.variants.iter().filter(|v| plan.measures_scale(v)) {
+            for &entries in &plan.scale_sizes {
+                if knobs.cancel.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                progress.step(format!("{}: scale, {entries} entries", v.name));
+                let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
+                args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
+                let (scale, record) = crate::scale::run(v, &args, entries, binary, &knobs, runtime)
+                    .map_err(|e| anyhow::anyhow!("{} scale {entries}: {e:#}", v.name))?;
+                progress.println(format!(
+                    "  {:<16} scale  {:>8} {}s: {:.0} bytes each, {} req/s, p99 {:.0} µs",
+                    v.name,
+                    entries,
+                    scale.entry_kind,
+                    scale.bytes_per_entry,
+                    scale.throughput_rps.round(),
+                    scale.latency_p99_us
+                ));
+                writer.results.scale.push(scale);
+                writer.push(record)?;
+            }
+        }
     }
     Ok(())
 }
@@ -700,7 +726,7 @@ fn measure_subject(
             }
             // Need servers of their own (short lifetimes, two instances, own Redis, a relay,
             // padded claims): run by the caller.
-            Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize => {}
+            Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize | Scenario::Scale => {}
             Scenario::Login => {
                 progress.step(format!("{}: login flows", subject.variant));
                 let record = runtime.block_on(scenario::login(subject, knobs))?;

@@ -19,6 +19,7 @@ pub mod process;
 pub mod relay;
 pub mod results;
 pub mod revocation;
+pub mod scale;
 pub mod scenario;
 pub mod suite;
 pub mod summary;

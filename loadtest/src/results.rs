@@ -14,7 +14,7 @@ use crate::engine::Percentiles;
 use crate::environment::Environment;
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +45,9 @@ pub struct Results {
     /// Per variant and Redis fault: availability, recovery, and what a restart lost.
     #[serde(default)]
     pub outage: Vec<crate::outage::OutageRecord>,
+    /// Per variant and keyspace size: Redis memory per entry and latency.
+    #[serde(default)]
+    pub scale: Vec<crate::scale::ScaleRecord>,
     /// Figures that could not be measured in this run, and why.
     pub not_measured: Vec<String>,
     /// How Redis round-trip time was injected in the rtt scenario.
@@ -179,6 +182,9 @@ pub struct RunRecord {
     /// tokensize scenario: extra claim bytes the server put in every token or session.
     #[serde(default)]
     pub claims_padding_bytes: Option<u64>,
+    /// scale scenario: entries in the keyspace the load drew its tokens from.
+    #[serde(default)]
+    pub keyspace_entries: Option<u64>,
     /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
     pub histogram: String,
 }

@@ -155,6 +155,7 @@ pub fn steady(
         redis_rtt_ms: None,
         redis_rtt_measured_ms: None,
         claims_padding_bytes: None,
+        keyspace_entries: None,
         histogram: engine::serialize_histogram(&outcome.latency),
     })
 }
@@ -252,6 +253,7 @@ pub fn sweep(
             redis_rtt_ms: None,
             redis_rtt_measured_ms: None,
             claims_padding_bytes: None,
+            keyspace_entries: None,
             histogram: engine::serialize_histogram(&outcome.latency),
         };
         offered.push(rate);
@@ -338,6 +340,7 @@ pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord
         redis_rtt_ms: None,
         redis_rtt_measured_ms: None,
         claims_padding_bytes: None,
+        keyspace_entries: None,
         histogram: engine::serialize_histogram(&outcome.login),
     })
 }

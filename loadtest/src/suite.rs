@@ -46,6 +46,8 @@ pub enum Scenario {
     Rtt,
     /// Steady load with 0, 1 and 4 KiB of extra claims.
     Tokensize,
+    /// Redis memory per session or jti entry, and latency, with 10^4 .. 10^6 entries.
+    Scale,
 }
 
 impl Scenario {
@@ -58,6 +60,7 @@ impl Scenario {
             Self::Outage => "outage",
             Self::Rtt => "rtt",
             Self::Tokensize => "tokensize",
+            Self::Scale => "scale",
         }
     }
 }
@@ -139,6 +142,8 @@ pub struct SuitePlan {
     pub rtt_steps: Vec<Duration>,
     /// Extra claim sizes the tokensize scenario measures, in bytes.
     pub token_paddings: Vec<usize>,
+    /// Keyspace sizes the scale scenario seeds.
+    pub scale_sizes: Vec<usize>,
     /// Measured window of one rtt or tokensize point (one repetition, after `point_warmup`).
     pub point_duration: Duration,
     pub point_warmup: Duration,
@@ -180,6 +185,7 @@ impl SuitePlan {
             Scenario::Outage,
             Scenario::Rtt,
             Scenario::Tokensize,
+            Scenario::Scale,
         ];
         let rtt_steps = vec![secs(0.0), secs(0.00025), secs(0.001), secs(0.005)];
         let token_paddings = vec![0, 1024, 4096];
@@ -206,6 +212,7 @@ impl SuitePlan {
                 outage_after: secs(1.0),
                 rtt_steps: vec![secs(0.0), secs(0.001)],
                 token_paddings: vec![0, 4096],
+                scale_sizes: vec![10_000],
                 point_duration: secs(0.5),
                 point_warmup: secs(0.2),
                 estimate: Duration::ZERO,
@@ -220,7 +227,7 @@ impl SuitePlan {
                 connections: 64,
                 threads,
                 sweep_fractions: vec![0.1, 0.25, 0.5, 0.75, 1.0],
-                sweep_step: secs(2.0),
+                sweep_step: secs(1.5),
                 sweep_warmup: secs(0.5),
                 login_duration: secs(4.0),
                 login_users: 8,
@@ -232,7 +239,8 @@ impl SuitePlan {
                 outage_after: secs(2.0),
                 rtt_steps,
                 token_paddings,
-                point_duration: secs(1.5),
+                scale_sizes: vec![10_000, 100_000],
+                point_duration: secs(1.0),
                 point_warmup: secs(0.5),
                 estimate: Duration::ZERO,
             },
@@ -258,6 +266,7 @@ impl SuitePlan {
                 outage_after: secs(5.0),
                 rtt_steps,
                 token_paddings,
+                scale_sizes: vec![10_000, 100_000, 1_000_000],
                 point_duration: secs(5.0),
                 point_warmup: secs(1.0),
                 estimate: Duration::ZERO,
@@ -266,7 +275,7 @@ impl SuitePlan {
         if name == SuiteName::Smoke {
             // The smoke suite checks that every scenario of the test suite's concern works end to
             // end in under a minute; rtt and tokensize are steady runs with other server flags.
-            plan.scenarios.retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize));
+            plan.scenarios.retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize | Scenario::Scale));
         }
         plan.estimate = plan.estimated_time();
         plan
@@ -302,6 +311,12 @@ impl SuitePlan {
     /// line they are compared with.
     pub fn measures_rtt(&self, v: &Variant) -> bool {
         matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt")
+    }
+
+    /// Whether the scale scenario measures this variant: the designs that keep an entry per
+    /// session or per revocation in Redis.
+    pub fn measures_scale(&self, v: &Variant) -> bool {
+        matches!(v.name, "session" | "hybrid" | "hybrid-denylist")
     }
 
     /// Whether the tokensize scenario measures this variant (baseline sends no token it reads).
@@ -355,11 +370,15 @@ impl SuitePlan {
             if self.scenarios.contains(&Scenario::Tokensize) && self.measures_tokensize(v) {
                 total += self.token_paddings.len() as f64 * point;
             }
+            if self.scenarios.contains(&Scenario::Scale) && self.measures_scale(v) {
+                // Seeding runs at about 100k entries per second on 2 cores.
+                total += self.scale_sizes.iter().map(|n| point + *n as f64 / 100_000.0 + 0.5).sum::<f64>();
+            }
         }
         let mut per_variant = 0.5;
         for s in &self.scenarios {
             per_variant += match s {
-                Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize => 0.0,
+                Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize | Scenario::Scale => 0.0,
                 Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.3,
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.3

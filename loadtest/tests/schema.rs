@@ -220,7 +220,7 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
-    assert_eq!(results.schema_version, 4);
+    assert_eq!(results.schema_version, 5);
     check_revocation(&results);
     check_outage(&results);
 
@@ -430,8 +430,11 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("schema_version 1", mutate(&doc, "/schema_version", Some(Value::from(1)))),
         ("schema_version 2", mutate(&doc, "/schema_version", Some(Value::from(2)))),
         ("schema_version 3", mutate(&doc, "/schema_version", Some(Value::from(3)))),
-        ("schema_version 5", mutate(&doc, "/schema_version", Some(Value::from(5)))),
-        ("schema_version \"4\"", mutate(&doc, "/schema_version", Some(Value::from("4")))),
+        ("schema_version 4", mutate(&doc, "/schema_version", Some(Value::from(4)))),
+        ("schema_version 6", mutate(&doc, "/schema_version", Some(Value::from(6)))),
+        ("schema_version \"5\"", mutate(&doc, "/schema_version", Some(Value::from("5")))),
+        ("scale removed", mutate(&doc, "/scale", None)),
+        ("runs[0].keyspace_entries a string", mutate(&doc, "/runs/0/keyspace_entries", Some(Value::from("many")))),
         ("rtt_injection removed", mutate(&doc, "/rtt_injection", None)),
         ("runs[0].redis_rtt_ms a string", mutate(&doc, "/runs/0/redis_rtt_ms", Some(Value::from("1ms")))),
         ("runs[0].claims_padding_bytes negative", mutate(&doc, "/runs/0/claims_padding_bytes", Some(Value::from(-1)))),

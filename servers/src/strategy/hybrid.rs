@@ -28,8 +28,11 @@ use crate::metrics::Metrics;
 use crate::store::RedisStore;
 use crate::token::is_jti;
 
+/// Allowlist key prefix of a live jti, and of a user's index of them.
+pub(crate) const LIVE: &str = "ab:ja:";
+pub(crate) const LIVE_USERS: &str = "ab:jau:";
 /// Denylist key prefix of a revoked jti.
-const DENIED: &str = "ab:jd:";
+pub(crate) const DENIED: &str = "ab:jd:";
 /// Denylist revocation mark of one user.
 const USER_MARK: &str = "ab:jm:";
 /// Denylist revocation mark of everyone.
@@ -81,7 +84,7 @@ impl HybridStrategy {
             store,
             mode: config.jti_mode,
             fail_mode: config.fail_mode,
-            index: TokenIndex::new("ab:ja:", "ab:jau:", config.max_sessions_per_user),
+            index: TokenIndex::new(LIVE, LIVE_USERS, config.max_sessions_per_user),
             single_device: config.max_sessions_per_user == Some(1),
             ttl: config.access_ttl,
             redis_client: crate::redis_client_name(config.redis_client),

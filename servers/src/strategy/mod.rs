@@ -6,6 +6,7 @@ mod baseline;
 mod hybrid;
 mod index;
 mod jwt;
+pub mod seed;
 mod session;
 
 use std::future::Future;

@@ -29,6 +29,23 @@ struct SessionRecord {
     pad: Option<String>,
 }
 
+/// Key prefix of a session record.
+pub(crate) const RECORDS: &str = "ab:s:";
+/// Key prefix of a user's session index.
+pub(crate) const USERS: &str = "ab:su:";
+
+/// The record a login stores, as JSON (the seeding of the scale scenario writes the same).
+pub(crate) fn record_json(sub: &str, roles: &[String], iat: u64, exp: u64) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&SessionRecord {
+        sub: sub.to_owned(),
+        roles: roles.to_vec(),
+        device: None,
+        iat,
+        exp,
+        pad: None,
+    })
+}
+
 /// Longest device label stored with a session.
 const MAX_DEVICE_BYTES: usize = 128;
 
@@ -45,7 +62,7 @@ impl SessionStrategy {
     pub fn new(config: &ServerConfig, store: RedisStore) -> Self {
         Self {
             store,
-            index: TokenIndex::new("ab:s:", "ab:su:", config.max_sessions_per_user),
+            index: TokenIndex::new(RECORDS, USERS, config.max_sessions_per_user),
             ttl: config.access_ttl,
             redis_client: crate::redis_client_name(config.redis_client),
             pad: super::jwt::padding(config.claims_padding),
