@@ -108,7 +108,7 @@ pub fn table(results: &Results) -> String {
         "logins/s"
     );
     let mut variants: Vec<&str> = Vec::new();
-    for r in &results.runs {
+    for r in results.runs.iter().filter(|r| matches!(r.scenario.as_str(), "steady" | "sweep" | "login")) {
         if !variants.contains(&r.variant.as_str()) {
             variants.push(&r.variant);
         }
