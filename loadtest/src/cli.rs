@@ -115,6 +115,9 @@ pub struct LoadArgs {
     /// Password of the seeded users user0.. on the target.
     #[arg(long, default_value = "authbench-password")]
     pub user_password: String,
+    /// The target's admin key (revocation scenario: ban, role change, revoke-all).
+    #[arg(long, default_value = "authbench-admin")]
+    pub admin_key: String,
     /// Process id of the server, to measure its CPU time and memory (same machine only).
     #[arg(long)]
     pub server_pid: Option<u32>,

@@ -550,6 +550,80 @@ fn run_outages(
     Ok(())
 }
 
+/// Where and on whom the revocation kinds are measured.
+struct RevocationTarget<'a> {
+    strategy: &'a str,
+    variant: &'a str,
+    normal: crate::revocation::Pair,
+    /// Servers with the single-device policy (the normal ones when the strategy has none).
+    single: crate::revocation::Pair,
+    instances: u32,
+    /// Victims are `user{first_victim + kind index}`.
+    first_victim: usize,
+}
+
+/// Measures every revocation kind: the per-user kinds together (each on its own victim), then
+/// revoke-all alone; records and saves after each group.
+fn measure_revocation_kinds(
+    target: &RevocationTarget<'_>,
+    supported: &dyn Fn(crate::revocation::Kind) -> bool,
+    probe_plan: &crate::revocation::ProbePlan,
+    knobs: &Knobs,
+    writer: &mut ResultsWriter,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    use crate::revocation::Kind;
+    let batch: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| *k != Kind::RevokeAll).collect();
+    for group in [batch, vec![Kind::RevokeAll]] {
+        progress.step(format!(
+            "{}: revocation, {} instance(s), {}",
+            target.variant,
+            target.instances,
+            if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
+        ));
+        let measured = runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for kind in &group {
+                let pair = if *kind == Kind::SingleDevice { target.single } else { target.normal };
+                let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+                let victim = format!("user{}", target.first_victim + index);
+                let plan = probe_plan.clone();
+                let cancel = knobs.cancel.clone();
+                let kind = *kind;
+                tasks.push(tokio::spawn(async move {
+                    (kind, crate::revocation::measure(kind, pair, &victim, &plan, &cancel).await)
+                }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        for joined in measured {
+            let (kind, raw) = joined?;
+            let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", target.variant, kind.as_str()))?;
+            let record = crate::revocation::summarize(
+                target.strategy,
+                target.variant,
+                kind,
+                target.instances,
+                supported(kind),
+                raw,
+                probe_plan.cap,
+            );
+            progress.println(crate::summary::revocation_line(&record));
+            writer.results.revocation.push(record);
+        }
+        writer.save()?;
+        if knobs.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The revocation scenario for one variant: its own servers with a short token lifetime (and a
 /// shared key file, so two instances accept each other's tokens), one and two instances.
 #[allow(clippy::too_many_arguments)]
@@ -617,56 +691,15 @@ fn run_revocation(
             password: USER_PASSWORD.to_owned(),
             admin_key: "authbench-admin".to_owned(),
         };
-        let victim = |kind: Kind| {
-            let i = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-            format!("user{}", 500 + (instances as usize - 1) * 10 + i)
+        let victims = RevocationTarget {
+            strategy: v.strategy,
+            variant: v.name,
+            normal: normal_pair,
+            single: single_pair,
+            instances,
+            first_victim: 500 + (instances as usize - 1) * 10,
         };
-        // Kinds that touch one user run together (each on its own victim); revoke-all last.
-        let batch: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| *k != Kind::RevokeAll).collect();
-        for group in [batch, vec![Kind::RevokeAll]] {
-            progress.step(format!(
-                "{}: revocation, {instances} instance(s), {}",
-                v.name,
-                if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
-            ));
-            let measured = runtime.block_on(async {
-                let mut tasks = Vec::new();
-                for kind in &group {
-                    let pair = if *kind == Kind::SingleDevice { single_pair } else { normal_pair };
-                    let victim = victim(*kind);
-                    let plan = probe_plan.clone();
-                    let cancel = knobs.cancel.clone();
-                    let kind = *kind;
-                    tasks.push(tokio::spawn(async move {
-                        (kind, crate::revocation::measure(kind, pair, &victim, &plan, &cancel).await)
-                    }));
-                }
-                let mut out = Vec::new();
-                for t in tasks {
-                    out.push(t.await);
-                }
-                out
-            });
-            for joined in measured {
-                let (kind, raw) = joined?;
-                let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", v.name, kind.as_str()))?;
-                let record = crate::revocation::summarize(
-                    v.strategy,
-                    v.name,
-                    kind,
-                    instances,
-                    supported(kind),
-                    raw,
-                    probe_plan.cap,
-                );
-                progress.println(crate::summary::revocation_line(&record));
-                writer.results.revocation.push(record);
-            }
-            writer.save()?;
-            if knobs.cancel.load(Ordering::SeqCst) {
-                break;
-            }
-        }
+        measure_revocation_kinds(&victims, &supported, &probe_plan, knobs, writer, runtime, progress)?;
         drop(single);
         drop(normal);
     }
@@ -754,6 +787,14 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
         plan.steady_duration = d.max(Duration::from_millis(100));
     }
     plan.estimate = plan.estimated_time();
+    for s in &plan.scenarios {
+        anyhow::ensure!(
+            !matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize),
+            "the {} scenario stops Redis, seeds it or restarts the server with other flags, which only \
+             `authbench run` can do with the servers it owns; `load` runs steady, sweep, login and revocation",
+            s.as_str()
+        );
+    }
     let quiet = args.output.quiet || args.output.json;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let capabilities =
@@ -799,7 +840,45 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
         eprintln!("authbench load: {} ({}) — results: {}", args.target, subject.strategy, writer.path().display());
     }
     let progress = Progress::new(quiet, plan.estimate);
-    let outcome = measure_subject(&subject, &knobs, &mut writer, &runtime, &progress);
+    let mut outcome = measure_subject(&subject, &knobs, &mut writer, &runtime, &progress);
+    if outcome.is_ok() && plan.scenarios.contains(&Scenario::Revocation) {
+        // One instance: the target. Its own token lifetime sets the cap (plus leeway), at most 60 s.
+        let caps = subject.capabilities.clone().unwrap_or_default();
+        let ttl = caps.get("access_ttl_s").and_then(serde_json::Value::as_u64).filter(|t| *t > 0);
+        let cap = ttl.map_or(plan.revocation_cap(), |t| Duration::from_secs((t + 4).min(60)));
+        let probe_plan = crate::revocation::ProbePlan {
+            probers: 4,
+            interval: Duration::from_millis(2),
+            lead: Duration::from_millis(100),
+            settle: plan.revocation_settle,
+            cap,
+            password: args.user_password.clone(),
+            admin_key: args.admin_key.clone(),
+        };
+        let pair = crate::revocation::Pair { a: target, b: target };
+        let supported = |kind: crate::revocation::Kind| {
+            caps.pointer(&format!("/revocation/{}", kind.capability()))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        let revocation_target = RevocationTarget {
+            strategy: &subject.strategy,
+            variant: &subject.variant,
+            normal: pair,
+            single: pair,
+            instances: 1,
+            first_victim: 500,
+        };
+        outcome = measure_revocation_kinds(
+            &revocation_target,
+            &supported,
+            &probe_plan,
+            &knobs,
+            &mut writer,
+            &runtime,
+            &progress,
+        );
+    }
     progress.finish();
     finalize(writer, &cancel, outcome)
 }
