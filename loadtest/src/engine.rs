@@ -170,7 +170,8 @@ impl LoadOutcome {
         self.timeline.get_mut(index)
     }
 
-    fn merge(&mut self, other: Self) {
+    /// Adds another outcome of the same window (another thread, or another repetition).
+    pub fn merge(&mut self, other: Self) {
         let _ = self.latency.add(&other.latency);
         let _ = self.service.add(&other.service);
         let _ = self.send_lag.add(&other.send_lag);

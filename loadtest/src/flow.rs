@@ -73,6 +73,31 @@ struct Held {
     token: String,
 }
 
+/// A flow step that sends the held token to `path`, timed and counted as `step`; an answer
+/// with one of the `ok` statuses is a success.
+fn bearer_step(
+    recorder: Arc<Mutex<Recorder>>,
+    step: Step,
+    method: GooseMethod,
+    path: &'static str,
+    ok: &'static [u16],
+) -> TransactionFunction {
+    Arc::new(move |user| {
+        let rec = recorder.clone();
+        Box::pin(async move {
+            let Some(token) = user.get_session_data::<Held>().map(|h| h.token.clone()) else { return Ok(()) };
+            let started = Instant::now();
+            let builder = user.get_request_builder(&method, path)?.bearer_auth(&token);
+            let answer = user.request(GooseRequest::builder().path(path).set_request_builder(builder).build()).await?;
+            let success = answer.response.as_ref().is_ok_and(|r| ok.contains(&r.status().as_u16()));
+            if let Ok(mut r) = rec.lock() {
+                r.step(step, started, success);
+            }
+            Ok(())
+        })
+    })
+}
+
 /// Parses `argon2;dur=12.3, mint;dur=0.05` (milliseconds) into nanoseconds per metric.
 pub fn parse_server_timing(value: &str) -> (Option<u64>, Option<u64>) {
     let mut argon2 = None;
@@ -159,39 +184,9 @@ pub async fn run_login_flows(
         })
     });
 
-    let rec = recorder.clone();
-    let me: TransactionFunction = Arc::new(move |user| {
-        let rec = rec.clone();
-        Box::pin(async move {
-            let Some(token) = user.get_session_data::<Held>().map(|h| h.token.clone()) else { return Ok(()) };
-            let started = Instant::now();
-            let builder = user.get_request_builder(&GooseMethod::Get, "/me")?.bearer_auth(&token);
-            let answer = user.request(GooseRequest::builder().path("/me").set_request_builder(builder).build()).await?;
-            let ok = answer.response.as_ref().is_ok_and(|r| r.status().as_u16() == 200);
-            if let Ok(mut r) = rec.lock() {
-                r.step(Step::Me, started, ok);
-            }
-            Ok(())
-        })
-    });
-
-    let rec = recorder.clone();
-    let logout: TransactionFunction = Arc::new(move |user| {
-        let rec = rec.clone();
-        Box::pin(async move {
-            let Some(token) = user.get_session_data::<Held>().map(|h| h.token.clone()) else { return Ok(()) };
-            let started = Instant::now();
-            let builder = user.get_request_builder(&GooseMethod::Post, "/logout")?.bearer_auth(&token);
-            let answer =
-                user.request(GooseRequest::builder().path("/logout").set_request_builder(builder).build()).await?;
-            // 501 is a valid answer: the strategy cannot log a token out (jwt, baseline).
-            let ok = answer.response.as_ref().is_ok_and(|r| matches!(r.status().as_u16(), 204 | 501));
-            if let Ok(mut r) = rec.lock() {
-                r.step(Step::Logout, started, ok);
-            }
-            Ok(())
-        })
-    });
+    let me = bearer_step(recorder.clone(), Step::Me, GooseMethod::Get, "/me", &[200]);
+    // 501 is a valid answer to a logout: the strategy cannot log a token out (jwt, baseline).
+    let logout = bearer_step(recorder.clone(), Step::Logout, GooseMethod::Post, "/logout", &[204, 501]);
 
     let mut config = GooseConfiguration::default();
     config.host = Some(format!("http://{addr}"));

@@ -102,10 +102,6 @@ pub struct OutageRecord {
     pub timeline: Vec<Bucket>,
 }
 
-async fn login(addr: SocketAddr, user: &str, password: &str) -> anyhow::Result<String> {
-    client::login(addr, user, password).await
-}
-
 async fn me_status(addr: SocketAddr, token: &str) -> u16 {
     let bearer = format!("Bearer {token}");
     client::call(addr, Method::GET, "/me", &[("authorization", &bearer)], None).await.map_or(0, |a| a.status)
@@ -156,17 +152,17 @@ pub fn run(
     let (templates, keepers, revoked, can_revoke) = runtime.block_on(async {
         let mut templates = Vec::new();
         for i in 0..8 {
-            let token = login(addr, &format!("user{i}"), &password).await?;
+            let token = client::login(addr, &format!("user{i}"), &password).await?;
             templates.push(RequestTemplate::get("/me", Some(&token))?);
         }
         let mut keepers = Vec::new();
         for i in 0..plan.keepers {
-            keepers.push(login(addr, &format!("user{}", 700 + i), &password).await?);
+            keepers.push(client::login(addr, &format!("user{}", 700 + i), &password).await?);
         }
         let mut revoked = Vec::new();
         let mut can_revoke = true;
         for i in 0..=plan.keepers {
-            let token = login(addr, &format!("user{}", 800 + i), &password).await?;
+            let token = client::login(addr, &format!("user{}", 800 + i), &password).await?;
             let bearer = format!("Bearer {token}");
             let status = client::call(addr, Method::POST, "/logout", &[("authorization", &bearer)], None).await?.status;
             can_revoke &= status == 204;

@@ -92,9 +92,8 @@ pub fn steady(
     let plan = &knobs.plan;
     let mut merged: Option<LoadOutcome> = None;
     let mut rates = Vec::new();
-    let mut costs_sum = (0.0, 0.0, 0.0, 0.0, 0u32);
+    let mut costs_per_rep = Vec::new();
     let mut commands = std::collections::BTreeMap::new();
-    let mut have = (false, false, false, false);
     for _ in 0..plan.repetitions {
         // Warm-up is its own short run, so the counters bracket the measured window only.
         let warm = knobs.spec(subject.addr, templates.to_vec(), Duration::ZERO, plan.warmup);
@@ -105,12 +104,12 @@ pub fn steady(
         let after = CostSnapshot::take(subject.pid, subject.redis.as_ref());
         let costs = Costs::between(&before, &after, outcome.requests);
         rates.push(outcome.throughput());
-        accumulate(&mut costs_sum, &mut have, &costs);
-        for (k, v) in costs.redis_commands {
-            *commands.entry(k).or_insert(0) += v;
+        for (k, v) in &costs.redis_commands {
+            *commands.entry(k.clone()).or_insert(0) += v;
         }
+        costs_per_rep.push(costs);
         match &mut merged {
-            Some(m) => merge_outcome(m, outcome),
+            Some(m) => m.merge(outcome),
             None => merged = Some(outcome),
         }
         if knobs.cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -121,7 +120,6 @@ pub fn steady(
     let throughput = Spread::of(&rates);
     let generator_bound =
         knobs.ceiling_rps.is_some_and(|c| c > 0.0 && throughput.median >= knobs.generator_bound_threshold * c);
-    let n = f64::from(costs_sum.4.max(1));
     Ok(RunRecord {
         scenario: "steady".into(),
         strategy: subject.strategy.clone(),
@@ -143,11 +141,11 @@ pub fn steady(
         requests: outcome.requests,
         errors: outcome.failures(),
         status_counts: status_counts(&outcome),
-        redis_commands_per_request: have.3.then(|| costs_sum.3 / n),
+        redis_commands_per_request: mean_of(&costs_per_rep, |c| c.redis_commands_per_request),
         redis_commands: commands,
-        server_cpu_us_per_request: have.0.then(|| costs_sum.0 / n),
-        redis_cpu_us_per_request: have.1.then(|| costs_sum.1 / n),
-        generator_cpu_us_per_request: have.2.then(|| costs_sum.2 / n),
+        server_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.server_cpu_us_per_request),
+        redis_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.redis_cpu_us_per_request),
+        generator_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.generator_cpu_us_per_request),
         token_bytes: Some(token_bytes),
         server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
         generator_bound,
@@ -160,36 +158,10 @@ pub fn steady(
     })
 }
 
-fn accumulate(sum: &mut (f64, f64, f64, f64, u32), have: &mut (bool, bool, bool, bool), c: &Costs) {
-    if let Some(v) = c.server_cpu_us_per_request {
-        sum.0 += v;
-        have.0 = true;
-    }
-    if let Some(v) = c.redis_cpu_us_per_request {
-        sum.1 += v;
-        have.1 = true;
-    }
-    if let Some(v) = c.generator_cpu_us_per_request {
-        sum.2 += v;
-        have.2 = true;
-    }
-    if let Some(v) = c.redis_commands_per_request {
-        sum.3 += v;
-        have.3 = true;
-    }
-    sum.4 += 1;
-}
-
-fn merge_outcome(into: &mut LoadOutcome, other: LoadOutcome) {
-    let _ = into.latency.add(&other.latency);
-    let _ = into.service.add(&other.service);
-    let _ = into.send_lag.add(&other.send_lag);
-    into.requests += other.requests;
-    for (s, n) in other.statuses {
-        *into.statuses.entry(s).or_default() += n;
-    }
-    into.errors += other.errors;
-    into.timeouts += other.timeouts;
+/// Mean of the repetitions that have a figure; none when no repetition has one.
+fn mean_of(costs: &[Costs], field: impl Fn(&Costs) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = costs.iter().filter_map(field).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// Open loop at fractions of `max_rps`: one record per step and the knee.

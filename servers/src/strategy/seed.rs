@@ -24,6 +24,24 @@ fn sampled(i: usize, count: usize, sample: usize) -> bool {
     sample > 0 && i.is_multiple_of((count / sample).max(1))
 }
 
+/// Writes `count` entries, `add` putting entry `i`'s commands into the pipeline, one
+/// pipeline of [`BATCH`] entries at a time.
+async fn write_batched(
+    conn: &mut impl ConnectionLike,
+    count: usize,
+    mut add: impl FnMut(usize, &mut redis::Pipeline) -> redis::RedisResult<()>,
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for i in 0..count {
+        add(i, &mut pipe)?;
+        if (i + 1).is_multiple_of(BATCH) || i + 1 == count {
+            pipe.query_async::<()>(conn).await?;
+            pipe = redis::pipe();
+        }
+    }
+    Ok(())
+}
+
 fn err(e: impl std::fmt::Display) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Client, "seeding", e.to_string()))
 }
@@ -41,8 +59,7 @@ pub async fn sessions(
     let ttl_ms = ttl.as_millis() as u64;
     let exp_ms = now * 1000 + ttl_ms;
     let mut picked = Vec::new();
-    let mut pipe = redis::pipe();
-    for i in 0..count {
+    write_batched(conn, count, |i, pipe| {
         let id = new_opaque_id().map_err(err)?;
         let user = format!("user{}", i as u64 % u64::from(users.max(1)));
         let record = session::record_json(&user, &roles(), now, now + ttl.as_secs()).map_err(err)?;
@@ -51,14 +68,9 @@ pub async fn sessions(
         if sampled(i, count, sample) {
             picked.push(id);
         }
-        if (i + 1).is_multiple_of(BATCH) {
-            pipe.query_async::<()>(conn).await?;
-            pipe = redis::pipe();
-        }
-    }
-    if !count.is_multiple_of(BATCH) {
-        pipe.query_async::<()>(conn).await?;
-    }
+        Ok(())
+    })
+    .await?;
     Ok(picked)
 }
 
@@ -75,8 +87,7 @@ pub async fn live_jtis(
     let ttl_ms = ttl.as_millis() as u64;
     let exp_ms = now_secs() * 1000 + ttl_ms;
     let mut tokens = Vec::new();
-    let mut pipe = redis::pipe();
-    for i in 0..count {
+    write_batched(conn, count, |i, pipe| {
         let user = format!("user{}", i as u64 % u64::from(users.max(1)));
         let jti = new_jti().map_err(err)?;
         pipe.cmd("SET").arg(format!("{}{jti}", hybrid::LIVE)).arg(&user).arg("PX").arg(ttl_ms).ignore();
@@ -86,14 +97,9 @@ pub async fn live_jtis(
             claims.jti = jti;
             tokens.push(keys.sign(&claims).map_err(err)?);
         }
-        if (i + 1).is_multiple_of(BATCH) {
-            pipe.query_async::<()>(conn).await?;
-            pipe = redis::pipe();
-        }
-    }
-    if !count.is_multiple_of(BATCH) {
-        pipe.query_async::<()>(conn).await?;
-    }
+        Ok(())
+    })
+    .await?;
     Ok(tokens)
 }
 
@@ -108,18 +114,12 @@ pub async fn revoked_jtis(
     sample: usize,
 ) -> redis::RedisResult<Vec<String>> {
     let until = now_secs() + ttl.as_secs() + crate::jwt::LEEWAY_SECS + 1;
-    let mut pipe = redis::pipe();
-    for i in 0..count {
+    write_batched(conn, count, |_, pipe| {
         let jti = new_jti().map_err(err)?;
         pipe.cmd("SET").arg(format!("{}{jti}", hybrid::DENIED)).arg(1).arg("EXAT").arg(until).ignore();
-        if (i + 1).is_multiple_of(BATCH) {
-            pipe.query_async::<()>(conn).await?;
-            pipe = redis::pipe();
-        }
-    }
-    if !count.is_multiple_of(BATCH) {
-        pipe.query_async::<()>(conn).await?;
-    }
+        Ok(())
+    })
+    .await?;
     let mut tokens = Vec::with_capacity(sample);
     for i in 0..sample {
         let user = format!("user{}", i as u64 % u64::from(users.max(1)));
