@@ -1,5 +1,5 @@
 //! Cost instruments read from outside the processes: CPU time and peak memory from `/proc`,
-//! Redis command counts from `INFO commandstats`.
+//! Redis command counts from `INFO commandstats`, Redis network bytes from `INFO stats`.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +92,21 @@ pub fn command_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u6
         .collect()
 }
 
+/// Bytes Redis has read from and written to its clients since it started (`INFO stats`).
+pub fn redis_net_bytes(redis: &RedisProbe) -> Option<u64> {
+    let info = redis.command("INFO stats")?;
+    parse_net_bytes(&info)
+}
+
+/// `total_net_input_bytes + total_net_output_bytes` from an `INFO stats` reply; none unless
+/// both are present.
+pub fn parse_net_bytes(info: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).and_then(|v| v.trim().parse().ok())
+    };
+    field("total_net_input_bytes")?.checked_add(field("total_net_output_bytes")?)
+}
+
 /// `used_memory` of Redis, in bytes.
 pub fn redis_used_memory(redis: &RedisProbe) -> Option<u64> {
     let info = redis.command("INFO memory")?;
@@ -105,6 +120,8 @@ pub struct CostSnapshot {
     pub redis_cpu: Option<f64>,
     pub generator_cpu: Option<f64>,
     pub redis_commands: Option<BTreeMap<String, u64>>,
+    /// Redis network bytes in + out so far; read last, after the command counts.
+    pub redis_net_bytes: Option<u64>,
 }
 
 impl CostSnapshot {
@@ -114,6 +131,7 @@ impl CostSnapshot {
             redis_cpu: redis.and_then(|r| r.pid).and_then(cpu_seconds),
             generator_cpu: own_cpu_seconds(),
             redis_commands: redis.and_then(redis_command_calls),
+            redis_net_bytes: redis.and_then(redis_net_bytes),
         }
     }
 }
@@ -125,6 +143,10 @@ pub struct Costs {
     pub redis_cpu_us_per_request: Option<f64>,
     pub generator_cpu_us_per_request: Option<f64>,
     pub redis_commands_per_request: Option<f64>,
+    /// Redis network bytes in + out per request. Unlike the command counts, this includes the
+    /// harness's own `INFO` requests and replies (a few KB per window, negligible against the
+    /// hundreds of thousands of requests a window holds).
+    pub redis_bytes_per_request: Option<f64>,
     pub redis_commands: BTreeMap<String, u64>,
 }
 
@@ -146,6 +168,10 @@ impl Costs {
                 .as_ref()
                 .filter(|_| requests > 0)
                 .map(|c| c.values().sum::<u64>() as f64 / requests as f64),
+            redis_bytes_per_request: match (before.redis_net_bytes, after.redis_net_bytes) {
+                (Some(b), Some(a)) if requests > 0 => Some(a.saturating_sub(b) as f64 / requests as f64),
+                _ => None,
+            },
             redis_commands: commands.unwrap_or_default(),
         }
     }
@@ -167,6 +193,24 @@ mod tests {
         assert_eq!(d.get("get"), Some(&100));
         assert_eq!(d.get("exists"), Some(&3));
         assert_eq!(d.get("info"), None);
+    }
+
+    #[test]
+    fn net_bytes_add_input_and_output() {
+        let info = "# Stats\r\ntotal_connections_received:3\r\ntotal_net_input_bytes:1200\r\n\
+                    total_net_output_bytes:34000\r\ntotal_net_repl_input_bytes:7\r\n";
+        assert_eq!(parse_net_bytes(info), Some(35200));
+        assert_eq!(parse_net_bytes("total_net_input_bytes:5\r\n"), None);
+        assert_eq!(parse_net_bytes(""), None);
+    }
+
+    #[test]
+    fn bytes_per_request_is_the_delta_over_requests() {
+        let at = |bytes| CostSnapshot { redis_net_bytes: bytes, ..CostSnapshot::default() };
+        let costs = Costs::between(&at(Some(1_000)), &at(Some(41_000)), 100);
+        assert_eq!(costs.redis_bytes_per_request, Some(400.0));
+        assert_eq!(Costs::between(&at(Some(1_000)), &at(Some(41_000)), 0).redis_bytes_per_request, None);
+        assert_eq!(Costs::between(&at(None), &at(Some(41_000)), 100).redis_bytes_per_request, None);
     }
 
     #[test]

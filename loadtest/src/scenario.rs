@@ -142,6 +142,7 @@ pub fn steady(
         errors: outcome.failures(),
         status_counts: status_counts(&outcome),
         redis_commands_per_request: mean_of(&costs_per_rep, |c| c.redis_commands_per_request),
+        redis_bytes_per_request: mean_of(&costs_per_rep, |c| c.redis_bytes_per_request),
         redis_commands: commands,
         server_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.server_cpu_us_per_request),
         redis_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.redis_cpu_us_per_request),
@@ -214,6 +215,7 @@ pub fn sweep(
             errors: outcome.failures(),
             status_counts: status_counts(&outcome),
             redis_commands_per_request: costs.redis_commands_per_request,
+            redis_bytes_per_request: costs.redis_bytes_per_request,
             redis_commands: costs.redis_commands.clone(),
             server_cpu_us_per_request: costs.server_cpu_us_per_request,
             redis_cpu_us_per_request: costs.redis_cpu_us_per_request,
@@ -295,6 +297,7 @@ pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord
         status_counts,
         // Per login: the flow's /me and /logout calls are included, so these are per flow.
         redis_commands_per_request: costs.redis_commands_per_request,
+        redis_bytes_per_request: costs.redis_bytes_per_request,
         redis_commands: costs.redis_commands,
         server_cpu_us_per_request: costs.server_cpu_us_per_request,
         redis_cpu_us_per_request: costs.redis_cpu_us_per_request,
