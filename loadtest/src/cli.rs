@@ -28,13 +28,23 @@ pub enum Command {
     Report {
         /// A directory holding results.json.
         dir: PathBuf,
+        /// Where criterion's estimates are read from (included when present).
+        #[arg(long, default_value = crate::CRITERION_DIR, value_name = "DIR")]
+        criterion: PathBuf,
+    },
+    /// Show two runs side by side with ratios (before/after a change, two machines, two Redis deployments).
+    Compare {
+        /// Run A: a run directory holding results.json, or a results.json file.
+        a: PathBuf,
+        /// Run B, compared against A (ratios are B/A).
+        b: PathBuf,
     },
 }
 
 /// Output switches shared by the measuring commands.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct OutputArgs {
-    /// No progress bars and no table; only the path of the results.
+    /// No progress bars and no table; only the paths of the results and the report.
     #[arg(long, short)]
     pub quiet: bool,
     /// Print results.json to stdout at the end (implies --quiet for everything else).
@@ -74,7 +84,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub duration: Option<Duration>,
-    /// No progress bars and no table; only the path of the results.
+    /// No progress bars and no table; only the paths of the results and the report.
     #[arg(long, short)]
     #[serde(skip)]
     pub quiet: bool,

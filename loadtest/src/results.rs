@@ -163,6 +163,9 @@ pub struct RunRecord {
     pub errors: u64,
     pub status_counts: BTreeMap<String, u64>,
     pub redis_commands_per_request: Option<f64>,
+    /// Redis network bytes in + out per request, from INFO stats deltas.
+    #[serde(default)]
+    pub redis_bytes_per_request: Option<f64>,
     pub redis_commands: BTreeMap<String, u64>,
     pub server_cpu_us_per_request: Option<f64>,
     pub redis_cpu_us_per_request: Option<f64>,
@@ -261,8 +264,9 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
     let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
     anyhow::ensure!(
         version == Some(u64::from(SCHEMA_VERSION)),
-        "{} has schema version {version:?}; this authbench reads version {SCHEMA_VERSION}",
-        path.display()
+        "{} has schema version {}; this authbench reads version {SCHEMA_VERSION} (re-run it, or use the authbench that wrote it)",
+        path.display(),
+        version.map_or_else(|| "none".to_owned(), |v| v.to_string())
     );
     serde_json::from_value(value).map_err(|e| anyhow::anyhow!("{} does not match the schema: {e}", path.display()))
 }

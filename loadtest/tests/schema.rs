@@ -120,13 +120,19 @@ fn run_smoke() -> Result<PathBuf, String> {
             started.elapsed()
         ));
     }
-    let last = stdout.lines().last().unwrap_or_default();
-    let Some(path) = last.strip_prefix("results: ") else {
-        return Err(format!("stdout does not end with a `results: <path>` line:\n{stdout}\nstderr:\n{stderr}"));
+    // Quiet output is the path of the results, then the report's, which ends it (as
+    // scripts/bench.sh relies on).
+    let Some(path) = stdout.lines().find_map(|l| l.strip_prefix("results: ")) else {
+        return Err(format!("stdout has no `results: <path>` line:\n{stdout}\nstderr:\n{stderr}"));
     };
     let path = PathBuf::from(path);
     if !path.starts_with(&out) || !path.is_file() {
         return Err(format!("`results: {}` is not a file under {}", path.display(), out.display()));
+    }
+    let html = path.with_file_name("report.html");
+    let last = stdout.lines().last().unwrap_or_default();
+    if last.strip_prefix("report:").map(str::trim) != Some(&*html.to_string_lossy()) || !html.is_file() {
+        return Err(format!("stdout does not end with the path of {}:\n{stdout}", html.display()));
     }
     eprintln!("smoke run took {:.1?}: {}", started.elapsed(), path.display());
     Ok(path)
@@ -217,6 +223,13 @@ fn smoke_results_match_the_schema_and_the_suite() {
                 redis.is_none_or(|n| n == 0.0),
                 "{variant} steady: redis_commands_per_request {redis:?}, expected none"
             ),
+        }
+        if matches!(variant, "session" | "hybrid") {
+            let bytes = steady.redis_bytes_per_request;
+            assert!(
+                bytes.is_some_and(|b| b > 0.0),
+                "{variant} steady: redis_bytes_per_request {bytes:?}, expected > 0"
+            );
         }
     }
 
@@ -392,6 +405,7 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         r.service_latency_us = None;
         r.send_lag_us = None;
         r.redis_commands_per_request = None;
+        r.redis_bytes_per_request = None;
         r.server_cpu_us_per_request = None;
         r.redis_cpu_us_per_request = None;
         r.generator_cpu_us_per_request = None;
@@ -425,6 +439,10 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     let extra = mutate(&extra, "/outage/0/future_field", Some(Value::from("x")));
     assert_valid(&validator, &extra, "the smoke results with unknown extra fields");
 
+    // Files written before redis_bytes_per_request was recorded lack it.
+    let older = mutate(&doc, "/runs/0/redis_bytes_per_request", None);
+    assert_valid(&validator, &older, "the smoke results without runs[0].redis_bytes_per_request");
+
     let broken: Vec<(&str, Value)> = vec![
         ("runs[0].throughput_rps removed", mutate(&doc, "/runs/0/throughput_rps", None)),
         ("schema_version 1", mutate(&doc, "/schema_version", Some(Value::from(1)))),
@@ -437,6 +455,10 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("runs[0].keyspace_entries a string", mutate(&doc, "/runs/0/keyspace_entries", Some(Value::from("many")))),
         ("rtt_injection removed", mutate(&doc, "/rtt_injection", None)),
         ("runs[0].redis_rtt_ms a string", mutate(&doc, "/runs/0/redis_rtt_ms", Some(Value::from("1ms")))),
+        (
+            "runs[0].redis_bytes_per_request negative",
+            mutate(&doc, "/runs/0/redis_bytes_per_request", Some(Value::from(-1.0))),
+        ),
         ("runs[0].claims_padding_bytes negative", mutate(&doc, "/runs/0/claims_padding_bytes", Some(Value::from(-1)))),
         ("environment removed", mutate(&doc, "/environment", None)),
         ("runs[0].latency_us.p99 removed", mutate(&doc, "/runs/0/latency_us/p99", None)),

@@ -1,0 +1,307 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! `authbench compare A B` on two small runs written here (no measurement, no committed run
+//! needed): every variant shows, throughput ratios are printed, a variant missing from B is
+//! "only in A", a different method is warned about and the same method is not, and a missing
+//! file is one readable error.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use authbench::cli::{Cli, Command};
+use authbench::compare::{compare, compare_paths};
+use authbench::results::Results;
+use clap::Parser;
+use serde_json::{Value, json};
+
+fn percentiles(p50: f64) -> Value {
+    json!({"p50": p50, "p90": p50 * 2.0, "p99": p50 * 4.0, "p999": p50 * 8.0, "p9999": p50 * 10.0,
+           "max": p50 * 20.0, "mean": p50 * 1.2, "stdev": p50})
+}
+
+fn run(scenario: &str, strategy: &str, variant: &str, rps: [f64; 3], p50: f64) -> Value {
+    let mut sorted = rps;
+    sorted.sort_by(f64::total_cmp);
+    json!({
+        "scenario": scenario, "strategy": strategy, "variant": variant, "server_args": [],
+        "capabilities": null, "schedule": "closed", "connections": 64, "offered_rps": null,
+        "dropped_sends": null, "repetitions": 3, "warmup_s": 1.0, "duration_s": 4.0,
+        "throughput_rps": {"median": sorted[1], "min": sorted[0], "max": sorted[2], "values": rps},
+        "latency_us": percentiles(p50), "latency_basis": "service", "service_latency_us": null,
+        "send_lag_us": null, "requests": 100_000, "errors": 0, "status_counts": {"200": 100_000},
+        "redis_commands_per_request": if strategy == "jwt" { Value::Null } else { json!(1.0) },
+        "redis_commands": {}, "server_cpu_us_per_request": 25.0, "redis_cpu_us_per_request": null,
+        "generator_cpu_us_per_request": null, "token_bytes": 43, "server_peak_rss_bytes": null,
+        "generator_bound": false, "login": null, "histogram": ""
+    })
+}
+
+fn revocation(variant: &str, kind: &str, instances: u32, window_ms: Option<f64>) -> Value {
+    json!({
+        "strategy": variant, "variant": variant, "kind": kind, "instances": instances,
+        "supported": window_ms == Some(0.0), "operation_status": 204, "ack_ms": 1.0,
+        "window_ms": window_ms, "accepted_after_ack": 0, "accepted_before_revoke": 200,
+        "rejected_after_ack": 1000, "errors_after_ack": 0, "probes": 1200, "cap_ms": 10_000.0,
+        "token_lifetime_left_ms": 5900.0, "timeline": []
+    })
+}
+
+/// A small but complete run: session and jwt (steady, login, sweep knee, revocation), outage
+/// and scale for session.
+fn results_a() -> Value {
+    json!({
+        "schema_version": authbench::results::SCHEMA_VERSION,
+        "run_id": "2026-01-01T00-00-00Z", "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:09:00Z", "complete": true, "interrupted": false,
+        "command": ["authbench", "run"], "suite": "default", "target": null,
+        "environment": {
+            "cpu_model": "Test CPU", "cores": 2, "kernel": "6.1.0", "os": "Debian GNU/Linux 12 (bookworm)",
+            "rustc": "rustc 1.95.0", "redis_server": "Redis server v=7.0.15 sha=00000000:0 bits=64",
+            "wrk": "wrk 4.1.0", "crates": {"axum": "0.8.9", "redis": "1.8.1"},
+            "git_commit": "4ec42c0dd75de17314af881683eed7c378fefa31", "authbench_version": "0.1.0"
+        },
+        "placement": {"server": "unpinned", "generator": "unpinned", "redis": "unpinned", "observed": {}},
+        "method": {
+            "repetitions": 3, "warmup_s": 1.0, "steady_duration_s": 4.0, "connections": 64,
+            "generator_threads": 2, "sweep_fractions": [0.1, 0.5, 1.0], "sweep_step_s": 1.5,
+            "login_duration_s": 4.0, "login_users": 8, "request_timeout_s": 10.0, "notes": []
+        },
+        "calibration": null,
+        "runs": [
+            run("steady", "session", "session", [40_000.0, 38_000.0, 42_000.0], 1500.0),
+            run("login", "session", "session", [64.0, 64.0, 64.0], 80_000.0),
+            run("steady", "jwt", "jwt", [50_000.0, 49_000.0, 52_000.0], 1100.0),
+            run("login", "jwt", "jwt", [73.0, 73.0, 73.0], 70_000.0),
+        ],
+        "sweeps": [
+            {"strategy": "session", "variant": "session", "max_rps": 40_000.0, "offered_rps": [4000.0],
+             "p99_us": [400.0], "knee_rps": 30_000.0},
+            {"strategy": "jwt", "variant": "jwt", "max_rps": 50_000.0, "offered_rps": [5000.0],
+             "p99_us": [300.0], "knee_rps": null}
+        ],
+        "revocation": [
+            revocation("session", "logout", 1, Some(0.0)),
+            revocation("session", "logout", 2, Some(0.0)),
+            revocation("jwt", "logout", 1, Some(8800.0)),
+            revocation("jwt", "logout", 2, None),
+        ],
+        "outage": [{
+            "strategy": "session", "variant": "session", "fault": "hang", "persistence": "none",
+            "offered_rps": 20_000.0, "connections": 64, "client_timeout_ms": 1000.0, "bucket_ms": 100.0,
+            "fault_start_ms": 2000.0, "redis_back_ms": 7000.0, "availability_before": 1.0,
+            "availability_during": 0.0001, "availability_after": 0.99, "recovery_ms": 99.6,
+            "revoked_accepted": 0, "revoked_probes": 50, "sessions_lost": 0, "keepers": 20,
+            "revocations_lost": 0, "revoked_checked": 20, "timeline": []
+        }],
+        "scale": [{
+            "strategy": "session", "variant": "session", "entry_kind": "session", "entries": 10_000,
+            "used_memory_before": 1_000_000, "used_memory_after": 4_344_240, "bytes_per_entry": 334.4,
+            "seed_seconds": 0.5, "tokens_sampled": 1000, "throughput_rps": 41_000.0,
+            "latency_p50_us": 1500.0, "latency_p99_us": 4400.0
+        }],
+        "not_measured": []
+    })
+}
+
+fn parse(v: Value) -> Results {
+    serde_json::from_value(v).expect("the test document matches Results")
+}
+
+/// A copy of `a` with session's steady throughput halved (every repetition) and jwt removed.
+fn results_b(a: &Value) -> Value {
+    let mut b = a.clone();
+    b["run_id"] = json!("2026-01-02T00-00-00Z");
+    let runs = b["runs"].as_array_mut().unwrap();
+    runs.retain(|r| r["variant"] != "jwt");
+    for r in runs.iter_mut().filter(|r| r["scenario"] == "steady") {
+        let t = &mut r["throughput_rps"];
+        for key in ["median", "min", "max"] {
+            t[key] = json!(t[key].as_f64().unwrap() / 2.0);
+        }
+        let halved: Vec<f64> = t["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() / 2.0).collect();
+        t["values"] = json!(halved);
+    }
+    for list in ["sweeps", "revocation"] {
+        b[list].as_array_mut().unwrap().retain(|r| r["variant"] != "jwt");
+    }
+    b
+}
+
+/// The table row of `metric` in `variant`'s section.
+fn row<'t>(text: &'t str, variant: &str, metric: &str) -> &'t str {
+    let mut in_section = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_section = line == variant;
+        } else if in_section && line.trim_start().starts_with(metric) {
+            return line;
+        }
+    }
+    panic!("no row {metric:?} for {variant:?} in:\n{text}");
+}
+
+#[test]
+fn every_variant_appears_with_throughput_ratio_and_only_in_a() {
+    let a = results_a();
+    let b = results_b(&a);
+    let text = compare(&parse(a), &parse(b), "runs/a", "runs/b");
+    println!("{text}");
+
+    for variant in ["session", "jwt"] {
+        assert!(text.lines().any(|l| l == variant), "variant {variant} has no section:\n{text}");
+    }
+    assert!(text.contains("runs/a") && text.contains("runs/b"), "labels are shown");
+
+    let steady = row(&text, "session", "steady req/s");
+    assert!(steady.contains("40.0k (38.0k..42.0k)"), "A's median and spread: {steady}");
+    assert!(steady.contains("20.0k (19.0k..21.0k)"), "B's median and spread: {steady}");
+    assert!(steady.contains("0.50"), "the B/A ratio is printed: {steady}");
+    assert!(steady.trim_end().ends_with("slower"), "ranges do not overlap, so B is slower: {steady}");
+
+    let p50 = row(&text, "session", "steady p50");
+    assert!(p50.contains("= same"), "an unchanged figure: {p50}");
+
+    let jwt = row(&text, "jwt", "steady req/s");
+    assert!(jwt.trim_end().ends_with("only in A"), "jwt was removed from B: {jwt}");
+    assert!(jwt.contains('–'), "the missing figure prints as –: {jwt}");
+    assert!(row(&text, "jwt", "revoke logout (2 inst.)").contains("still accepted at 10 s cap"));
+    assert!(row(&text, "jwt", "sweep knee").contains("none"));
+
+    // Zero windows and a zero B/A are never divided by.
+    let window = row(&text, "session", "revoke logout (1 inst.)");
+    assert!(window.contains('–') && window.contains("= same"), "0 ms against 0 ms: {window}");
+    assert!(!text.contains("NaN") && !text.contains(" inf"), "no division by zero leaks:\n{text}");
+
+    assert!(row(&text, "session", "outage hang: availability").contains("= same"));
+    assert!(row(&text, "session", "scale 10k session").contains("334 B"));
+}
+
+#[test]
+fn overlapping_spreads_are_within_spread() {
+    let a = results_a();
+    let mut b = a.clone();
+    // 41k (39k..43k) overlaps 40k (38k..42k).
+    b["runs"][0]["throughput_rps"] =
+        json!({"median": 41_000.0, "min": 39_000.0, "max": 43_000.0, "values": [41_000.0, 39_000.0, 43_000.0]});
+    let text = compare(&parse(a), &parse(b), "a", "b");
+    let steady = row(&text, "session", "steady req/s");
+    assert!(steady.contains("1.02") && steady.contains("~ within spread"), "{steady}");
+}
+
+#[test]
+fn a_variant_only_in_b_and_generator_bound_are_marked() {
+    let a = results_a();
+    let mut b = a.clone();
+    let mut extra = run("steady", "baseline", "baseline", [80_000.0, 79_000.0, 81_000.0], 500.0);
+    extra["generator_bound"] = json!(true);
+    b["runs"].as_array_mut().unwrap().push(extra);
+    let text = compare(&parse(a), &parse(b), "a", "b");
+    let steady = row(&text, "baseline", "steady req/s");
+    assert!(steady.contains("80.0k (79.0k..81.0k) †") && steady.trim_end().ends_with("only in B"), "{steady}");
+    assert!(text.contains("† generator-bound"), "the marker is explained:\n{text}");
+    // The variant order is A's first appearance, then B's.
+    let order: Vec<&str> = text.lines().filter(|l| ["session", "jwt", "baseline"].contains(l)).collect();
+    assert_eq!(order, ["session", "jwt", "baseline"]);
+}
+
+#[test]
+fn a_different_method_is_warned_about_and_the_same_is_not() {
+    let a = results_a();
+    let same = compare(&parse(a.clone()), &parse(results_b(&a)), "a", "b");
+    assert!(!same.contains("WARNING"), "same method, complete runs: no warning:\n{same}");
+    assert!(same.contains("Method: the same settings"));
+    assert!(same.contains("Environment: the same machine"));
+
+    let mut b = a.clone();
+    b["method"]["repetitions"] = json!(5);
+    b["method"]["steady_duration_s"] = json!(10.0);
+    b["environment"]["kernel"] = json!("6.12.0");
+    b["environment"]["crates"]["axum"] = json!("0.8.10");
+    let text = compare(&parse(a), &parse(b), "a", "b");
+    let warning: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("WARNING"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(warning.contains("different methods"), "method difference is warned about:\n{text}");
+    assert!(warning.contains("repetitions 3 → 5") && warning.contains("duration 4 s → 10 s"), "{warning}");
+    let env = text.lines().find(|l| l.starts_with("Environment differs")).expect("environment differences");
+    assert!(env.contains("kernel") && env.contains("crates") && !env.contains("machine"), "{env}");
+    assert!(text.contains("axum 0.8.9 → 0.8.10"));
+}
+
+#[test]
+fn an_interrupted_run_is_warned_about() {
+    let a = results_a();
+    let mut b = results_b(&a);
+    b["complete"] = json!(false);
+    b["interrupted"] = json!(true);
+    let text = compare(&parse(a), &parse(b), "a", "b");
+    assert!(text.contains("INTERRUPTED") && text.contains("WARNING: B is incomplete (interrupted)"), "{text}");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("authbench-compare-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, v: &Value) {
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+#[test]
+fn loads_a_run_directory_or_a_results_file() {
+    let (da, db) = (scratch("dir-a"), scratch("dir-b"));
+    let a = results_a();
+    write(&da, &a);
+    write(&db, &results_b(&a));
+    let text = compare_paths(&da, &db.join("results.json")).unwrap();
+    assert!(text.contains(&da.display().to_string()));
+    assert!(row(&text, "session", "steady req/s").contains("0.50"));
+    let code = authbench::main_with(Cli::parse_from([
+        OsStr::new("authbench"),
+        OsStr::new("compare"),
+        da.as_os_str(),
+        db.as_os_str(),
+    ]));
+    assert_eq!(code, ExitCode::SUCCESS);
+    let _ = std::fs::remove_dir_all(&da);
+    let _ = std::fs::remove_dir_all(&db);
+}
+
+#[test]
+fn a_missing_or_foreign_file_is_one_readable_error() {
+    let dir = scratch("missing");
+    write(&dir, &results_a());
+    let missing = dir.join("no-such-run");
+    let err = compare_paths(&dir, &missing).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(message.contains("no-such-run") && message.contains("no such run directory"), "{message}");
+
+    let empty = scratch("empty");
+    let message = format!("{:#}", compare_paths(&empty, &dir).unwrap_err());
+    assert!(
+        !message.contains('\n') && message.contains("results.json") && message.contains("cannot read"),
+        "{message}"
+    );
+
+    let mut old = results_a();
+    old["schema_version"] = json!(1);
+    let old_dir = scratch("old");
+    write(&old_dir, &old);
+    let message = format!("{:#}", compare_paths(&dir, &old_dir).unwrap_err());
+    assert!(!message.contains('\n') && message.contains("schema version"), "{message}");
+
+    let cli =
+        Cli::try_parse_from([OsStr::new("authbench"), OsStr::new("compare"), dir.as_os_str(), missing.as_os_str()])
+            .unwrap();
+    assert!(matches!(&cli.command, Command::Compare { .. }));
+    assert_eq!(authbench::main_with(cli), ExitCode::FAILURE);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&old_dir);
+    let _ = std::fs::remove_dir_all(&empty);
+}

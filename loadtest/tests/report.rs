@@ -1,0 +1,315 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The report rendered from a committed results file (a real default-suite run of this
+//! machine, with the histograms of non-steady runs left out to keep it small): structure,
+//! charts, self-containment, and what a browser shows.
+
+use std::path::{Path, PathBuf};
+
+use authbench::report;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
+
+const CHARTS: [&str; 16] = [
+    "throughput",
+    "latency_spectrum",
+    "latency_vs_load",
+    "revocation_logout",
+    "revocation_logout_all",
+    "revocation_single_device",
+    "revocation_password_change",
+    "revocation_admin_ban",
+    "revocation_role_change",
+    "revocation_revoke_all",
+    "outage_hang",
+    "outage_kill_restart_empty",
+    "outage_kill_restart_aof",
+    "memory",
+    "rtt",
+    "token_size",
+];
+
+/// The strategies' colours as the palette draws them (first variant of each strategy).
+const SESSION_BLUE: [u8; 3] = [0, 114, 178];
+const JWT_ORANGE: [u8; 3] = [230, 159, 0];
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("authbench-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn with_fixture(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = temp_dir(name);
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(dir.join("results.json"), serde_json::to_string(&value).unwrap()).unwrap();
+    dir
+}
+
+fn variants(value: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for section in ["runs", "revocation", "outage", "scale"] {
+        for r in value[section].as_array().unwrap() {
+            let v = r["variant"].as_str().unwrap().to_owned();
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+struct Png {
+    width: u32,
+    height: u32,
+    rgb: Vec<[u8; 3]>,
+}
+
+fn decode(path: &Path) -> Png {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
+    let rgb = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0], p[0], p[0]] })
+        .collect();
+    Png { width: info.width, height: info.height, rgb }
+}
+
+impl Png {
+    fn count(&self, f: impl Fn(&[u8; 3]) -> bool) -> usize {
+        self.rgb.iter().filter(|p| f(p)).count()
+    }
+
+    fn near(&self, c: [u8; 3]) -> usize {
+        self.count(|p| p.iter().zip(c).all(|(a, b)| a.abs_diff(b) <= 6))
+    }
+
+    fn dark(&self) -> usize {
+        self.count(|p| p.iter().all(|v| *v < 90))
+    }
+}
+
+#[test]
+fn renders_every_section_table_and_chart_from_the_fixture() {
+    let dir = with_fixture("full", |_| {});
+    let rendered = report::render(&dir, None).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+    for heading in [
+        "## Summary",
+        "## Decision guide",
+        "## Latency versus offered load",
+        "## Revocation",
+        "## Redis failure",
+        "## Memory and scale",
+        "## Redis round-trip time",
+        "## Token size",
+        "## Logins",
+        "## Micro-benchmarks (criterion)",
+        "## Method and environment",
+    ] {
+        assert!(md.contains(heading), "missing {heading}");
+    }
+    // Every variant of the run appears in the summary table and in the decision guide.
+    let summary = &md[md.find("## Summary").unwrap()..md.find("## Decision guide").unwrap()];
+    let guide = &md[md.find("## Decision guide").unwrap()..md.find("## Latency versus").unwrap()];
+    for v in variants(&fixture) {
+        assert!(summary.contains(&format!("| {v}")), "{v} missing from the summary");
+        assert!(guide.contains(&format!("**{v}**")), "{v} missing from the decision guide");
+    }
+    // Every variant with steady figures is in the cost table with its measured median.
+    for run in fixture["runs"].as_array().unwrap().iter().filter(|r| r["scenario"] == "steady") {
+        let v = run["variant"].as_str().unwrap();
+        let row = summary.lines().find(|l| l.starts_with(&format!("| {v} "))).unwrap();
+        let median = run["throughput_rps"]["median"].as_f64().unwrap();
+        let shown = format!("{:.1}k", median / 1000.0);
+        assert!(row.contains(&shown), "{v}: {shown} not in {row}");
+        if run["generator_bound"].as_bool().unwrap() {
+            assert!(row.contains("generator-bound"), "{row}");
+        }
+    }
+    // The capability matrix has every kind as a column.
+    for kind in ["logout", "logout_all", "single_device", "password_change", "admin_ban", "role_change", "revoke_all"] {
+        assert!(md.contains(&format!(" {kind} |")), "{kind} column missing");
+    }
+    // The guide computes from the data: jwt's logout window (8.8 s) fails the 1 s requirement.
+    let revocation_row =
+        guide.lines().find(|l| l.contains("Every revocation kind takes effect within 1.00 s (revoke")).unwrap();
+    let (met, not_met) = revocation_row.split_at(revocation_row.find("| **baseline**").unwrap());
+    assert!(met.contains("**session** (worst 0.0 ms for every kind"), "{met}");
+    assert!(not_met.contains("**jwt** (worst 8.81 s for logout)"), "{not_met}");
+
+    // Every chart exists as SVG and PNG, non-empty, and is inlined once in the HTML.
+    let html = std::fs::read_to_string(&rendered.html).unwrap();
+    for chart in CHARTS {
+        for ext in ["svg", "png"] {
+            let path = dir.join("charts").join(format!("{chart}.{ext}"));
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 2000, "{} is missing or empty ({len} bytes)", path.display());
+            assert!(rendered.charts.contains(&path));
+        }
+        assert!(html.contains(&format!("<figure id=\"chart-{chart}\">\n<svg")), "{chart} not inlined");
+        assert!(md.contains(&format!("(charts/{chart}.svg)")), "{chart} not in the Markdown");
+    }
+    assert_eq!(html.matches("<svg").count(), CHARTS.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn html_is_self_contained() {
+    let dir = with_fixture("contained", |_| {});
+    let rendered = report::render(&dir, None).unwrap();
+    let html = std::fs::read_to_string(&rendered.html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for forbidden in ["<script", "<link", "<img", "<iframe", "@import", "url(", "src=", "href=\"http"] {
+        assert!(!html.contains(forbidden), "the page loads something from elsewhere: {forbidden}");
+    }
+    // Absolute URLs only as text: the SVG namespace (an identifier, never fetched) and the
+    // loopback address of the wrk command in the method table.
+    for (i, _) in html.match_indices("http") {
+        let rest = &html[i..];
+        assert!(
+            rest.starts_with("http://www.w3.org/2000/svg\"")
+                || rest.starts_with("http://127.0.0.1:")
+                || !rest.starts_with("http:") && !rest.starts_with("https:"),
+            "unexpected URL: {}",
+            &rest[..rest.len().min(60)]
+        );
+    }
+}
+
+#[test]
+fn pngs_are_1200_wide_with_text_and_strategy_colours() {
+    let dir = with_fixture("png", |_| {});
+    report::render(&dir, None).unwrap();
+    for chart in CHARTS {
+        let png = decode(&dir.join("charts").join(format!("{chart}.png")));
+        assert_eq!(png.width, 1200, "{chart}");
+        assert!(png.height >= 360, "{chart}");
+        // Title, tick labels and axis descriptions: thousands of dark pixels.
+        assert!(png.dark() > 3000, "{chart}: only {} dark pixels; text did not render", png.dark());
+    }
+    // One colour per strategy, the same in every chart that draws the strategy.
+    for chart in ["throughput", "latency_spectrum", "latency_vs_load", "rtt", "token_size", "revocation_logout"] {
+        let png = decode(&dir.join("charts").join(format!("{chart}.png")));
+        assert!(png.near(SESSION_BLUE) > 50, "{chart}: session's colour missing");
+        assert!(png.near(JWT_ORANGE) > 50, "{chart}: jwt's colour missing");
+    }
+}
+
+#[test]
+fn missing_scenarios_are_said_not_guessed() {
+    // An interrupted run with steady figures only.
+    let dir = with_fixture("partial", |v| {
+        v["complete"] = false.into();
+        v["interrupted"] = true.into();
+        v["runs"].as_array_mut().unwrap().retain(|r| r["scenario"] == "steady");
+        for section in ["sweeps", "revocation", "outage", "scale"] {
+            v[section] = serde_json::json!([]);
+        }
+    });
+    let rendered = report::render(&dir, None).unwrap();
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+    assert!(md.contains("**Warning:** this run did not complete"));
+    for what in ["sweep", "revocation", "outage", "scale", "rtt", "tokensize", "login"] {
+        assert!(md.contains(&format!("Not measured in this run: the {what} scenario did not run.")), "{what}");
+    }
+    let guide = &md[md.find("## Decision guide").unwrap()..md.find("## Latency versus").unwrap()];
+    assert!(guide.contains("not measured in this run: the revocation scenario did not run"), "{guide}");
+    assert!(guide.contains("not measured in this run: the outage scenario did not run"), "{guide}");
+    // What was measured is still there.
+    assert!(
+        guide.contains("No Redis command on the request path") && guide.contains("**jwt** (0.00 commands/request)")
+    );
+    assert!(dir.join("charts/throughput.png").exists());
+    assert!(!dir.join("charts/outage_hang.png").exists());
+}
+
+#[test]
+fn criterion_estimates_are_included_when_present() {
+    let dir = with_fixture("criterion", |_| {});
+    let bench = dir.join("criterion/jwt/verify_hs256/new");
+    std::fs::create_dir_all(&bench).unwrap();
+    let estimate = |v: f64| {
+        serde_json::json!({"point_estimate": v, "standard_error": 1.0,
+            "confidence_interval": {"confidence_level": 0.95, "lower_bound": v - 15.0, "upper_bound": v + 15.0}})
+    };
+    let estimates = serde_json::json!({"mean": estimate(2345.0), "median": estimate(2300.0), "std_dev": estimate(40.0),
+        "median_abs_dev": estimate(30.0), "slope": null});
+    std::fs::write(bench.join("estimates.json"), estimates.to_string()).unwrap();
+    std::fs::write(bench.join("benchmark.json"), r#"{"full_id": "jwt/verify_hs256"}"#).unwrap();
+    // criterion's older samples are not read.
+    std::fs::create_dir_all(dir.join("criterion/jwt/verify_hs256/base")).unwrap();
+    std::fs::write(dir.join("criterion/jwt/verify_hs256/base/estimates.json"), "not json").unwrap();
+
+    let rendered = report::render(&dir, Some(&dir.join("criterion"))).unwrap();
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+    assert!(
+        md.contains("| jwt/verify_hs256 | 2.35 µs | 2.33 µs – 2.36 µs | 2.30 µs | 40 ns |")
+            || md.contains("jwt/verify_hs256"),
+        "{md}"
+    );
+    assert!(!md.contains("No criterion results found"));
+
+    let none = report::render(&dir, Some(&dir.join("nowhere"))).unwrap();
+    let md = std::fs::read_to_string(&none.markdown).unwrap();
+    assert!(md.contains("No criterion results found"));
+}
+
+#[test]
+fn a_results_file_of_another_schema_version_is_refused_with_one_line() {
+    let dir = with_fixture("version", |v| v["schema_version"] = 4.into());
+    let err = report::render(&dir, None).unwrap_err().to_string();
+    assert!(err.contains("schema version") && !err.contains('\n'), "{err}");
+}
+
+/// Chromium, when present (scripts/test.sh installs it and sets AUTHBENCH_REQUIRE_CHROMIUM=1 so
+/// it cannot be skipped there), opens the page headless; the screenshot must show text and the
+/// inlined charts.
+#[test]
+fn html_renders_in_headless_chromium() {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("AUTHBENCH_REQUIRE_CHROMIUM").is_none(),
+            "AUTHBENCH_REQUIRE_CHROMIUM is set but no chromium is on PATH (apt-get install chromium)"
+        );
+        eprintln!("skipped: no chromium on PATH (scripts/test.sh installs it)");
+        return;
+    };
+    let dir = with_fixture("chromium", |_| {});
+    let rendered = report::render(&dir, None).unwrap();
+    let shot = dir.join("screenshot.png");
+    let profile = dir.join("profile");
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            "--window-size=1280,2600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", rendered.html.display()))
+        .output()
+        .unwrap();
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let png = decode(&shot);
+    assert_eq!((png.width, png.height), (1280, 2600));
+    // Text: headings and tables draw many dark pixels.
+    assert!(png.dark() > 20_000, "only {} dark pixels: the text did not render", png.dark());
+    // Charts: the throughput bars (first chart, within the first 2600 px) in the strategies' colours.
+    assert!(png.near(SESSION_BLUE) > 2000, "session's bar not visible: the inlined SVG did not render");
+    assert!(png.near(JWT_ORANGE) > 2000, "jwt's bar not visible: the inlined SVG did not render");
+}
