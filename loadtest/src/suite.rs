@@ -81,11 +81,14 @@ impl Variant {
     /// Redis client or the signature algorithm revoke exactly as their sibling does, so they
     /// are left out to keep the suite short.
     pub fn measures_revocation(&self) -> bool {
-        matches!(self.name, "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist")
+        matches!(
+            self.name,
+            "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "refresh" | "versioned" | "versioned-g1"
+        )
     }
 
     pub fn uses_redis(&self) -> bool {
-        matches!(self.strategy, "session" | "hybrid")
+        matches!(self.strategy, "session" | "hybrid" | "refresh" | "versioned")
     }
 }
 
@@ -102,6 +105,10 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hybrid-denylist", strategy: "hybrid", args: &["--strategy", "hybrid", "--jti-mode", "denylist"] },
     Variant { name: "hybrid-pool", strategy: "hybrid", args: &["--strategy", "hybrid", "--redis-client", "pool"] },
     Variant { name: "hybrid-open", strategy: "hybrid", args: &["--strategy", "hybrid", "--fail-mode", "open"] },
+    Variant { name: "refresh", strategy: "refresh", args: &["--strategy", "refresh"] },
+    Variant { name: "versioned", strategy: "versioned", args: &["--strategy", "versioned"] },
+    // A grace of one second: Redis is asked for every token older than that.
+    Variant { name: "versioned-g1", strategy: "versioned", args: &["--strategy", "versioned", "--grace", "1s"] },
 ];
 
 /// Looks a variant up by name.
@@ -159,9 +166,18 @@ impl SuitePlan {
     pub fn new(name: SuiteName) -> Self {
         let names: &[&str] = match name {
             SuiteName::Smoke => &["baseline", "session", "jwt", "hybrid"],
-            SuiteName::Default => {
-                &["baseline", "session", "session-pool", "jwt", "jwt-rs256", "hybrid", "hybrid-denylist"]
-            }
+            SuiteName::Default => &[
+                "baseline",
+                "session",
+                "session-pool",
+                "jwt",
+                "jwt-rs256",
+                "hybrid",
+                "hybrid-denylist",
+                "refresh",
+                "versioned",
+                "versioned-g1",
+            ],
             SuiteName::Full => &[
                 "baseline",
                 "session",
@@ -173,6 +189,9 @@ impl SuitePlan {
                 "hybrid",
                 "hybrid-denylist",
                 "hybrid-pool",
+                "refresh",
+                "versioned",
+                "versioned-g1",
             ],
         };
         let variants = names.iter().filter_map(|n| variant(n)).collect();
@@ -304,13 +323,16 @@ impl SuitePlan {
     /// Whether the outage scenario measures this variant (client and algorithm variants fail
     /// as their siblings do).
     pub fn measures_outage(&self, v: &Variant) -> bool {
-        matches!(v.name, "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "hybrid-open")
+        matches!(
+            v.name,
+            "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "hybrid-open" | "refresh" | "versioned-g1"
+        )
     }
 
     /// Whether the rtt scenario measures this variant: the Redis designs, plus jwt as the flat
     /// line they are compared with.
     pub fn measures_rtt(&self, v: &Variant) -> bool {
-        matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt")
+        matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt" | "versioned-g1")
     }
 
     /// Whether the scale scenario measures this variant: the designs that keep an entry per

@@ -20,6 +20,10 @@ pub enum StrategyName {
     Jwt,
     /// Signed JWT plus a jti table in Redis.
     Hybrid,
+    /// Short-lived JWT plus a rotated refresh token in Redis (reuse detected).
+    Refresh,
+    /// JWT carrying the user's token version, checked in Redis outside a grace window.
+    Versioned,
 }
 
 impl StrategyName {
@@ -30,12 +34,19 @@ impl StrategyName {
             Self::Session => "session",
             Self::Jwt => "jwt",
             Self::Hybrid => "hybrid",
+            Self::Refresh => "refresh",
+            Self::Versioned => "versioned",
         }
     }
 
     /// Whether the strategy keeps state in Redis.
     pub fn uses_store(self) -> bool {
-        matches!(self, Self::Session | Self::Hybrid)
+        matches!(self, Self::Session | Self::Hybrid | Self::Refresh | Self::Versioned)
+    }
+
+    /// Whether the strategy issues signed JWTs.
+    pub fn uses_jwt(self) -> bool {
+        matches!(self, Self::Jwt | Self::Hybrid | Self::Refresh | Self::Versioned)
     }
 }
 
@@ -146,6 +157,14 @@ pub struct ServerOptions {
     /// Extra bytes of claims in every token (JWT) or session record, to measure what size costs.
     #[arg(long)]
     pub claims_padding: Option<usize>,
+    /// Lifetime of a refresh-token family from its login (refresh), e.g. 24h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_ttl: Option<Duration>,
+    /// How long a token is trusted without a Redis check (versioned), e.g. 30s; 0s checks always.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub grace: Option<Duration>,
     /// Acknowledge revocations at once but apply them this much later. A known error for
     /// checking the harness's revocation instrument; never for real use.
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
@@ -186,6 +205,10 @@ pub struct ServerConfig {
     pub claims_padding: usize,
     /// Test instrument: revocations are applied this long after they are acknowledged.
     pub revocation_delay: Option<Duration>,
+    /// `refresh`: lifetime of a refresh-token family.
+    pub refresh_ttl: Duration,
+    /// `versioned`: age below which a token is trusted without asking Redis.
+    pub grace: Duration,
 }
 
 /// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
@@ -205,7 +228,8 @@ impl ServerConfig {
             users: 1000,
             user_password: "authbench-password".to_owned(),
             jwt_alg: JwtAlg::HS256,
-            access_ttl: Duration::from_secs(15 * 60),
+            // Refresh tokens exist so that access tokens can be short-lived.
+            access_ttl: Duration::from_secs(if strategy == StrategyName::Refresh { 60 } else { 15 * 60 }),
             redis_client: RedisClientKind::Multiplexed,
             redis_pool_size: 8,
             redis_timeout: Duration::from_millis(250),
@@ -215,6 +239,8 @@ impl ServerConfig {
             jwt_key_file: None,
             claims_padding: 0,
             revocation_delay: None,
+            refresh_ttl: Duration::from_secs(24 * 3600),
+            grace: Duration::from_secs(30),
         }
     }
 
@@ -242,6 +268,12 @@ impl ServerConfig {
         if self.redis_pool_size == 0 || self.redis_pool_size > 1024 {
             return invalid("--redis-pool-size must be between 1 and 1024");
         }
+        if self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600) {
+            return invalid("--refresh-ttl must be at least --access-ttl and at most 90days");
+        }
+        if self.grace > MAX_ACCESS_TTL {
+            return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
+        }
         if self.strategy.uses_store() && !self.redis_url.starts_with("redis://") {
             return invalid("--redis-url must start with redis:// (e.g. redis://127.0.0.1:6379)");
         }
@@ -257,6 +289,11 @@ impl ServerConfig {
             Some(0) => return invalid("--max-sessions-per-user must be at least 1"),
             Some(_) if !self.strategy.uses_store() => {
                 return invalid("--max-sessions-per-user needs server-side state: use --strategy session or hybrid");
+            }
+            Some(n) if n > 1 && self.strategy == StrategyName::Versioned => {
+                return invalid(
+                    "--strategy versioned keeps one version per user, so it supports --max-sessions-per-user 1 only",
+                );
             }
             Some(n) if n > 1 && self.jti_mode == JtiMode::Denylist && self.strategy == StrategyName::Hybrid => {
                 return invalid(
@@ -278,7 +315,9 @@ impl ServerOptions {
         };
         let file = file.unwrap_or_default();
         let strategy = self.strategy.or(file.strategy).ok_or_else(|| {
-            ConfigError::Invalid("--strategy is required (baseline, session, jwt or hybrid)".to_owned())
+            ConfigError::Invalid(
+                "--strategy is required (baseline, session, jwt, hybrid, refresh or versioned)".to_owned(),
+            )
         })?;
         let d = ServerConfig::new(strategy);
         let config = ServerConfig {
@@ -299,6 +338,8 @@ impl ServerOptions {
             jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
             claims_padding: self.claims_padding.or(file.claims_padding).unwrap_or(0),
             revocation_delay: self.revocation_delay.or(file.revocation_delay),
+            refresh_ttl: self.refresh_ttl.or(file.refresh_ttl).unwrap_or(d.refresh_ttl),
+            grace: self.grace.or(file.grace).unwrap_or(d.grace),
         };
         config.validate()?;
         Ok(config)

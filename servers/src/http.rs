@@ -277,9 +277,18 @@ async fn login<S: AuthStrategy>(
     Ok(response)
 }
 
-async fn me(Authenticated(principal): Authenticated) -> Json<Principal> {
-    Json(principal)
+async fn me(Authenticated(mut principal): Authenticated) -> Response {
+    // `versioned` hands a busy client a fresh token after checking the old one against Redis.
+    let refreshed = principal.refreshed.take().and_then(|t| HeaderValue::from_str(&t).ok());
+    let mut response = Json(principal).into_response();
+    if let Some(token) = refreshed {
+        response.headers_mut().insert(REFRESHED_TOKEN, token);
+    }
+    response
 }
+
+/// The header `versioned` returns a fresh token in.
+pub const REFRESHED_TOKEN: &str = "x-refreshed-token";
 
 async fn logout<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
@@ -302,7 +311,7 @@ async fn refresh<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Response, ApiError> {
-    let issued = state.strategy.refresh(&body.refresh_token).await?;
+    let issued = state.strategy.refresh(&body.refresh_token, &state.users).await?;
     Ok(token_response(issued))
 }
 

@@ -46,6 +46,15 @@ pub struct AccessClaims {
     /// Filler of a chosen size, for measuring what token size costs; absent normally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad: Option<String>,
+    /// `versioned`: the user's and the global token version when the token was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gver: Option<u64>,
+    /// `refresh`: the refresh-token family this access token belongs to (a digest, not the
+    /// family's secret), so a logout can end the family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 impl AccessClaims {
@@ -63,6 +72,9 @@ impl AccessClaims {
             jti: crate::token::new_jti()?,
             roles: roles.to_vec(),
             pad: None,
+            ver: None,
+            gver: None,
+            fam: None,
         })
     }
 }
@@ -311,6 +323,9 @@ mod tests {
             jti: crate::token::new_jti().unwrap(),
             roles: vec!["user".into()],
             pad: None,
+            ver: None,
+            gver: None,
+            fam: None,
         }
     }
 

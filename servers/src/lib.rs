@@ -30,7 +30,10 @@ use http::AppState;
 use jwt::JwtKeys;
 use metrics::Metrics;
 use store::RedisStore;
-use strategy::{AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, SessionStrategy};
+use strategy::{
+    AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, RefreshStrategy, SessionStrategy,
+    VersionedStrategy,
+};
 use users::UserDirectory;
 
 /// `multiplexed` or `pool`, as `/capabilities` and the results name the client.
@@ -62,7 +65,7 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot hash the seeded password: {e}"))?;
         let users = Arc::new(users);
         let jwt_keys = match config.strategy {
-            StrategyName::Jwt | StrategyName::Hybrid => {
+            s if s.uses_jwt() => {
                 let alg = config.jwt_alg;
                 let key_file = config.jwt_key_file.clone();
                 let keys = tokio::task::spawn_blocking(move || JwtKeys::new(alg, key_file.as_deref()))
@@ -97,6 +100,12 @@ impl Server {
             (StrategyName::Jwt, Some(keys), _) => assemble(JwtStrategy::new(&config, keys), users, &metrics, &admin),
             (StrategyName::Hybrid, Some(keys), Some(store)) => {
                 assemble(HybridStrategy::new(&config, keys, store, metrics.clone()), users, &metrics, &admin)
+            }
+            (StrategyName::Refresh, Some(keys), Some(store)) => {
+                assemble(RefreshStrategy::new(&config, keys, store), users, &metrics, &admin)
+            }
+            (StrategyName::Versioned, Some(keys), Some(store)) => {
+                assemble(VersionedStrategy::new(&config, keys, store), users, &metrics, &admin)
             }
             (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
         };

@@ -30,6 +30,9 @@ fn claims(sub: &str) -> AccessClaims {
         jti: authbench_server::token::new_jti().unwrap(),
         roles: vec!["admin".into()],
         pad: None,
+        ver: None,
+        gver: None,
+        fam: None,
     }
 }
 
@@ -382,6 +385,16 @@ async fn jwt_eddsa_rejects_hostile_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hybrid_rejects_hostile_tokens() {
     jwt_server(StrategyName::Hybrid, JwtAlg::RS256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rejects_hostile_tokens() {
+    jwt_server(StrategyName::Refresh, JwtAlg::HS256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versioned_rejects_hostile_tokens() {
+    jwt_server(StrategyName::Versioned, JwtAlg::ES256).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

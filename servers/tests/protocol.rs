@@ -18,6 +18,10 @@ enum Variant {
     Session(RedisClientKind, Option<u32>),
     Jwt(JwtAlg),
     Hybrid(JtiMode, FailMode, RedisClientKind, Option<u32>),
+    Refresh(Option<u32>),
+    /// Grace 0: every request checks the version, so revocation is immediate here; the grace
+    /// window itself is tested in strategies.rs.
+    Versioned(Option<u32>),
 }
 
 async fn start(variant: Variant) -> TestServer {
@@ -41,7 +45,27 @@ async fn start(variant: Variant) -> TestServer {
             })
             .await
         }
+        Variant::Refresh(max) => {
+            TestServer::start(StrategyName::Refresh, |c| {
+                c.max_sessions_per_user = max;
+                c.jwt_alg = JwtAlg::EdDSA;
+            })
+            .await
+        }
+        Variant::Versioned(max) => {
+            TestServer::start(StrategyName::Versioned, |c| {
+                c.max_sessions_per_user = max;
+                c.grace = std::time::Duration::ZERO;
+            })
+            .await
+        }
     }
+}
+
+/// Whether revocations act at refresh time: the access token lives on until it expires, the
+/// refresh token issued with it is what dies.
+fn acts_at_refresh(s: &TestServer) -> bool {
+    s.capabilities.revocation.refresh && s.capabilities.revocation_delay == "access_ttl"
 }
 
 /// The status a revocation endpoint answers: 204 when the strategy performs it, else 501.
@@ -51,6 +75,21 @@ fn op_status(supported: bool) -> StatusCode {
 
 /// Asserts what a token experiences after a revocation: 401 `revoked` if revoked, else 200.
 async fn assert_revoked(s: &TestServer, token: &str, revoked: bool, what: &str) {
+    if acts_at_refresh(s) {
+        let (status, body) = s.me(token).await;
+        assert_eq!(status, StatusCode::OK, "{what}: the access token lives until it expires: {body}");
+        if let Some(refresh) = s.refresh_token_of(token) {
+            let (status, body) = s.refresh(&refresh).await;
+            if revoked {
+                assert_eq!((status, body["reason"].clone()), (StatusCode::UNAUTHORIZED, json!("revoked")), "{what}");
+            } else {
+                assert_eq!(status, StatusCode::OK, "{what}: refresh refused: {body}");
+                let next = body["refresh_token"].as_str().unwrap().to_owned();
+                s.refresh_tokens.lock().unwrap().insert(token.to_owned(), next);
+            }
+        }
+        return;
+    }
     let (status, body) = s.me(token).await;
     if revoked {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: token still accepted: {body}");
@@ -75,6 +114,7 @@ async fn login_me(s: TestServer) {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].is_u64());
+    assert_eq!(body["refresh_token"].is_string(), s.capabilities.revocation.refresh, "{body}");
     let token = body["access_token"].as_str().unwrap();
     let (status, me) = s.me(token).await;
     assert_eq!(status, StatusCode::OK, "{me}");
@@ -225,7 +265,14 @@ async fn role_change(s: TestServer) {
     }
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, me) = s.me(&token).await;
-    if s.capabilities.revocation.role_change {
+    if acts_at_refresh(&s) {
+        // The access token keeps its roles until it expires; a refresh carries the new ones.
+        assert_eq!((status, me["roles"].clone()), (StatusCode::OK, json!(["user"])));
+        let (status, refreshed) = s.refresh(&s.refresh_token_of(&token).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{refreshed}");
+        let (_, me) = s.me(refreshed["access_token"].as_str().unwrap()).await;
+        assert_eq!(me["roles"], json!(["user", "admin"]));
+    } else if s.capabilities.revocation.role_change {
         // Either the old token now shows the new roles, or it is gone.
         match status {
             StatusCode::OK => assert_eq!(me["roles"], json!(["user", "admin"])),
@@ -265,10 +312,33 @@ async fn single_device(s: TestServer) {
     assert_revoked(&s, &third, false, "the newest device").await;
 }
 
-async fn refresh_is_unsupported(s: TestServer) {
-    let (status, body) = s.post_json("/refresh", json!({"refresh_token": "anything"})).await;
-    assert_eq!((status, body), (StatusCode::NOT_IMPLEMENTED, json!({"error": "unsupported"})));
-    assert!(!s.capabilities.revocation.refresh);
+async fn refresh_rotates_and_detects_reuse(s: TestServer) {
+    if !s.capabilities.revocation.refresh {
+        let (status, body) = s.post_json("/refresh", json!({"refresh_token": "anything"})).await;
+        assert_eq!((status, body), (StatusCode::NOT_IMPLEMENTED, json!({"error": "unsupported"})));
+        return;
+    }
+    let access = s.login("user14").await;
+    let first = s.refresh_token_of(&access).unwrap();
+    // Rotation: a new pair, and the new access token works.
+    let (status, body) = s.refresh(&first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(s.me(body["access_token"].as_str().unwrap()).await.0, StatusCode::OK);
+    // Reuse of the rotated-out token ends the family: the current token dies with it.
+    assert_eq!(s.refresh(&first).await.1["reason"], "revoked");
+    assert_eq!(s.refresh(&second).await.1["reason"], "revoked");
+    // Another login of the same user is another family, untouched.
+    let other = s.login("user14").await;
+    assert_eq!(s.refresh(&s.refresh_token_of(&other).unwrap()).await.0, StatusCode::OK);
+    // Shapes that are not a refresh token: 401 malformed; a body without one: 400.
+    for bad in ["", "x", "a.b", &format!("{first}.{first}"), "*.*", &"A".repeat(5000)] {
+        let (status, body) = s.refresh(bad).await;
+        assert_eq!((status, body["reason"].clone()), (StatusCode::UNAUTHORIZED, json!("malformed")), "{bad:.40}");
+    }
+    assert_eq!(s.post_json("/refresh", json!({})).await.0, StatusCode::BAD_REQUEST);
 }
 
 macro_rules! protocol_suite {
@@ -277,7 +347,7 @@ macro_rules! protocol_suite {
             use super::*;
             protocol_suite!(@tests $variant; login_me, bad_credentials_look_alike, capabilities_health_metrics,
                 logout, logout_all, password_change, admin_revoke, role_change, revoke_all, single_device,
-                refresh_is_unsupported);
+                refresh_rotates_and_detects_reuse);
         }
     )*};
     (@tests $variant:expr; $($check:ident),*) => {$(
@@ -307,4 +377,8 @@ protocol_suite! {
     hybrid_denylist => Variant::Hybrid(Denylist, Closed, Multiplexed, None),
     hybrid_denylist_single_device => Variant::Hybrid(Denylist, Closed, Multiplexed, Some(1)),
     hybrid_fail_open => Variant::Hybrid(Allowlist, Open, Multiplexed, None),
+    refresh => Variant::Refresh(None),
+    refresh_single_device => Variant::Refresh(Some(1)),
+    versioned => Variant::Versioned(None),
+    versioned_single_device => Variant::Versioned(Some(1)),
 }

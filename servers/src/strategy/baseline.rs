@@ -32,6 +32,7 @@ impl BaselineStrategy {
                 token_id: BASELINE_TOKEN.to_owned(),
                 // Nothing expires because nothing is checked; 0 says "no expiry" to clients.
                 exp: 0,
+                refreshed: None,
             },
         }
     }
@@ -48,6 +49,8 @@ impl AuthStrategy for BaselineStrategy {
             revocation_delay: "n/a",
             access_ttl_s: 0,
             jwt_alg: None,
+            grace_s: None,
+            refresh_ttl_s: None,
             redis_client: None,
             jti_mode: None,
         }

@@ -156,6 +156,8 @@ impl AuthStrategy for HybridStrategy {
             revocation_delay: "immediate",
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: Some(jwt_alg_name(&self.keys)),
+            grace_s: None,
+            refresh_ttl_s: None,
             redis_client: Some(self.redis_client),
             jti_mode: Some(match self.mode {
                 JtiMode::Allowlist => "allowlist",

@@ -44,7 +44,13 @@ pub(crate) fn padding(bytes: usize) -> Option<String> {
 
 /// The principal a verified token stands for.
 pub(crate) fn principal_of(claims: AccessClaims) -> Principal {
-    Principal { sub: claims.sub, roles: Arc::from(claims.roles), token_id: claims.jti, exp: claims.exp }
+    Principal {
+        sub: claims.sub,
+        roles: Arc::from(claims.roles),
+        token_id: claims.jti,
+        exp: claims.exp,
+        refreshed: None,
+    }
 }
 
 pub(crate) fn jwt_alg_name(keys: &JwtKeys) -> String {
@@ -62,6 +68,8 @@ impl AuthStrategy for JwtStrategy {
             revocation_delay: "access_ttl",
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: Some(jwt_alg_name(&self.keys)),
+            grace_s: None,
+            refresh_ttl_s: None,
             redis_client: None,
             jti_mode: None,
         }

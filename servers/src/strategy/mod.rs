@@ -6,8 +6,10 @@ mod baseline;
 mod hybrid;
 mod index;
 mod jwt;
+mod refresh;
 pub mod seed;
 mod session;
+mod versioned;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,9 +20,12 @@ use serde::Serialize;
 pub use baseline::BaselineStrategy;
 pub use hybrid::HybridStrategy;
 pub use jwt::JwtStrategy;
+pub use refresh::RefreshStrategy;
 pub use session::SessionStrategy;
+pub use versioned::VersionedStrategy;
 
 use crate::error::AuthError;
+use crate::users::UserDirectory;
 
 /// Who a valid token belongs to.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +37,9 @@ pub struct Principal {
     pub token_id: String,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
+    /// A fresh token to hand back (`X-Refreshed-Token`), when the strategy minted one.
+    #[serde(skip)]
+    pub refreshed: Option<String>,
 }
 
 /// What `/login` hands out.
@@ -89,6 +97,12 @@ pub struct Capabilities {
     /// `allowlist` or `denylist`, for hybrid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti_mode: Option<&'static str>,
+    /// `versioned`: how long a token is trusted without asking Redis, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_s: Option<u64>,
+    /// `refresh`: lifetime of a refresh-token family, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_ttl_s: Option<u64>,
 }
 
 /// An auth design. Methods return `Send` futures so handlers stay generic without boxing.
@@ -136,8 +150,13 @@ pub trait AuthStrategy: Send + Sync + 'static {
     /// Ends every token of every user.
     fn revoke_all(&self) -> impl Future<Output = Result<(), AuthError>> + Send;
 
-    /// Exchanges a refresh token. None of the first four strategies issue one.
-    fn refresh(&self, _refresh_token: &str) -> impl Future<Output = Result<Issued, AuthError>> + Send {
+    /// Exchanges a refresh token; the new access token carries the user's current roles from
+    /// `users`. Only `refresh` issues refresh tokens.
+    fn refresh(
+        &self,
+        _refresh_token: &str,
+        _users: &UserDirectory,
+    ) -> impl Future<Output = Result<Issued, AuthError>> + Send {
         async { Err(AuthError::Unsupported) }
     }
 

@@ -90,6 +90,8 @@ impl AuthStrategy for SessionStrategy {
             revocation_delay: "immediate",
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: None,
+            grace_s: None,
+            refresh_ttl_s: None,
             redis_client: Some(self.redis_client),
             jti_mode: None,
         }
@@ -121,7 +123,13 @@ impl AuthStrategy for SessionStrategy {
             tracing::warn!(error = %e, "unreadable session record");
             TokenRejection::Revoked
         })?;
-        Ok(Principal { sub: record.sub, roles: Arc::from(record.roles), token_id: token.to_owned(), exp: record.exp })
+        Ok(Principal {
+            sub: record.sub,
+            roles: Arc::from(record.roles),
+            token_id: token.to_owned(),
+            exp: record.exp,
+            refreshed: None,
+        })
     }
 
     async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {

@@ -26,6 +26,8 @@ pub struct TestServer {
     pub jwt_keys: Option<Arc<JwtKeys>>,
     pub redis: Option<RedisServer>,
     pub config: ServerConfig,
+    /// Refresh token issued with each access token (strategies that issue them).
+    pub refresh_tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -56,7 +58,16 @@ impl TestServer {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-        Self { addr, client, capabilities, jwt_keys, redis, config, shutdown: Some(tx) }
+        Self {
+            addr,
+            client,
+            capabilities,
+            jwt_keys,
+            redis,
+            config,
+            refresh_tokens: std::sync::Mutex::default(),
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -67,7 +78,21 @@ impl TestServer {
     pub async fn login(&self, username: &str) -> String {
         let (status, body) = self.post_json("/login", json!({"username": username, "password": PASSWORD})).await;
         assert_eq!(status, StatusCode::OK, "login {username}: {body}");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        let access = body["access_token"].as_str().expect("access_token").to_owned();
+        if let Some(refresh) = body["refresh_token"].as_str() {
+            self.refresh_tokens.lock().unwrap().insert(access.clone(), refresh.to_owned());
+        }
+        access
+    }
+
+    /// The refresh token issued with `access` by [`TestServer::login`].
+    pub fn refresh_token_of(&self, access: &str) -> Option<String> {
+        self.refresh_tokens.lock().unwrap().get(access).cloned()
+    }
+
+    /// `POST /refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.post_json("/refresh", json!({ "refresh_token": refresh_token })).await
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {

@@ -1,0 +1,230 @@
+//! `refresh`: a short-lived access JWT (60 s by default), verified locally with no I/O, plus an
+//! opaque refresh token that is rotated on every `/refresh`. Redis is touched only at login and
+//! refresh, so every revocation acts at refresh time and a revoked user keeps a working access
+//! token for at most its remaining lifetime.
+//!
+//! A refresh token is `<family>.<secret>`, two 256-bit CSPRNG ids. Redis never holds either:
+//! the family is stored under the SHA-256 of its id (`ab:rf:<digest>`), with the user and the
+//! SHA-256 of the one secret currently valid in that family. A refresh presents a secret: if it
+//! is the current one, it is replaced by a new one (rotation); if it is an older one, someone
+//! is replaying a stolen token (reuse) and the whole family ends, so neither the thief nor the
+//! victim can refresh again. The access token carries the family digest (`fam`), so a logout
+//! ends its family. Families are indexed per user like sessions, for logout-all, password
+//! change, ban and role change, and the single-device policy ends older families at login.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::index::TokenIndex;
+use super::jwt::{jwt_alg_name, new_claims, padding};
+use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
+use crate::config::ServerConfig;
+use crate::error::{AuthError, TokenRejection};
+use crate::jwt::{JwtKeys, now_secs};
+use crate::store::RedisStore;
+use crate::token::{is_opaque_id, new_opaque_id};
+use crate::users::UserDirectory;
+
+/// Key prefix of a family (by digest), and of a user's index of families.
+pub(crate) const FAMILIES: &str = "ab:rf:";
+pub(crate) const FAMILY_USERS: &str = "ab:ru:";
+
+/// Rotates a family's secret if the one presented is current; ends the family if it is not.
+/// KEYS: the family; ARGV: digest of the presented secret, digest of the new one.
+/// Returns `{1, user}` rotated, `{2, user}` reuse detected (family ended), `{0, ''}` no family.
+const ROTATE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {0, ''} end
+local sep = string.find(v, ' ', 1, true)
+if not sep then return {0, ''} end
+local user = string.sub(v, 1, sep - 1)
+if string.sub(v, sep + 1) ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {2, user}
+end
+redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2], 'KEEPTTL')
+return {1, user}
+";
+
+fn digest(text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()))
+}
+
+/// Splits `<family>.<secret>`, accepting nothing else.
+fn parse(token: &str) -> Option<(&str, &str)> {
+    let (family, secret) = token.split_once('.')?;
+    (is_opaque_id(family) && is_opaque_id(secret)).then_some((family, secret))
+}
+
+/// A family digest as carried in the access token (the shape of [`digest`]'s output).
+fn is_family_digest(s: &str) -> bool {
+    is_opaque_id(s)
+}
+
+#[derive(Debug)]
+pub struct RefreshStrategy {
+    keys: Arc<JwtKeys>,
+    store: RedisStore,
+    families: TokenIndex,
+    single_device: bool,
+    ttl: Duration,
+    refresh_ttl: Duration,
+    redis_client: &'static str,
+    pad: Option<String>,
+}
+
+impl RefreshStrategy {
+    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
+        Self {
+            keys,
+            store,
+            families: TokenIndex::new(FAMILIES, FAMILY_USERS, config.max_sessions_per_user),
+            single_device: config.max_sessions_per_user == Some(1),
+            ttl: config.access_ttl,
+            refresh_ttl: config.refresh_ttl,
+            redis_client: crate::redis_client_name(config.redis_client),
+            pad: padding(config.claims_padding),
+        }
+    }
+
+    /// An access token for `username` in the family with digest `family`.
+    fn access_token(&self, username: &str, roles: &[String], family: &str) -> Result<String, AuthError> {
+        let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
+        claims.fam = Some(family.to_owned());
+        self.keys.sign(&claims).map_err(AuthError::Internal)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> AuthError {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+impl AuthStrategy for RefreshStrategy {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            protocol: 1,
+            strategy: "refresh",
+            store: "redis",
+            // Requests never touch Redis; a login or refresh without it answers 503.
+            fail_mode: "closed",
+            revocation: RevocationSupport {
+                logout: true,
+                logout_all: true,
+                single_device: self.single_device,
+                password_change: true,
+                admin_revoke: true,
+                role_change: true,
+                revoke_all: true,
+                refresh: true,
+            },
+            revocation_delay: "access_ttl",
+            access_ttl_s: self.ttl.as_secs(),
+            jwt_alg: Some(jwt_alg_name(&self.keys)),
+            redis_client: Some(self.redis_client),
+            jti_mode: None,
+            grace_s: None,
+            refresh_ttl_s: Some(self.refresh_ttl.as_secs()),
+        }
+    }
+
+    async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
+        let family = new_opaque_id().map_err(Self::internal)?;
+        let secret = new_opaque_id().map_err(Self::internal)?;
+        let family_digest = digest(&family);
+        let record = format!("{username} {}", digest(&secret));
+        self.families.insert(&self.store, username, &family_digest, &record, self.refresh_ttl).await?;
+        Ok(Issued {
+            access_token: self.access_token(username, roles, &family_digest)?,
+            expires_in: self.ttl.as_secs(),
+            refresh_token: Some(format!("{family}.{secret}")),
+        })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify(token)?;
+        let Some(family) = claims.fam.clone().filter(|f| is_family_digest(f)) else {
+            return Err(TokenRejection::MissingClaim.into());
+        };
+        Ok(Principal {
+            sub: claims.sub,
+            roles: Arc::from(claims.roles),
+            token_id: family,
+            exp: claims.exp,
+            refreshed: None,
+        })
+    }
+
+    async fn refresh(&self, refresh_token: &str, users: &UserDirectory) -> Result<Issued, AuthError> {
+        let (family, secret) = parse(refresh_token).ok_or(TokenRejection::Malformed)?;
+        let family_digest = digest(family);
+        let next = new_opaque_id().map_err(Self::internal)?;
+        let cmd = redis::cmd("EVAL")
+            .arg(ROTATE)
+            .arg(1)
+            .arg(self.families.record_key(&family_digest))
+            .arg(digest(secret))
+            .arg(digest(&next))
+            .to_owned();
+        let (outcome, username): (u8, String) = self.store.cmd(&cmd).await?;
+        match outcome {
+            1 => {
+                // The user may have been removed or given new roles since the login.
+                let roles = users.roles(&username).ok_or(TokenRejection::Revoked)?;
+                Ok(Issued {
+                    access_token: self.access_token(&username, &roles, &family_digest)?,
+                    expires_in: self.ttl.as_secs(),
+                    refresh_token: Some(format!("{family}.{next}")),
+                })
+            }
+            2 => {
+                tracing::warn!(user = %username, "refresh token reused: its family is ended");
+                self.families.remove(&self.store, &username, &family_digest).await?;
+                Err(TokenRejection::Revoked.into())
+            }
+            _ => Err(TokenRejection::Revoked.into()),
+        }
+    }
+
+    async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
+        Ok(self.families.remove(&self.store, &principal.sub, &principal.token_id).await?)
+    }
+
+    async fn revoke_user(&self, username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
+        Ok(self.families.clear_user(&self.store, username).await?)
+    }
+
+    async fn roles_changed(&self, _username: &str, _roles: &Arc<[String]>) -> Result<(), AuthError> {
+        // Roles travel in the access token, and every refresh reads them afresh from the
+        // directory: the change takes effect at the next refresh, without a new login.
+        Ok(())
+    }
+
+    async fn revoke_all(&self) -> Result<(), AuthError> {
+        Ok(self.families.clear_all(&self.store).await?)
+    }
+
+    async fn health(&self) -> Result<(), AuthError> {
+        Ok(self.store.ping().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_two_opaque_ids_parse() {
+        let a = new_opaque_id().unwrap();
+        let b = new_opaque_id().unwrap();
+        assert_eq!(parse(&format!("{a}.{b}")), Some((a.as_str(), b.as_str())));
+        assert_eq!(parse(&a), None);
+        assert_eq!(parse(&format!("{a}.{b}.{a}")), None);
+        assert_eq!(parse(&format!("{a}.*")), None);
+        assert_eq!(parse(""), None);
+        // A digest has the shape of an id, so it can be a key suffix.
+        assert!(is_family_digest(&digest(&a)));
+    }
+}

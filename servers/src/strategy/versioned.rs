@@ -1,0 +1,157 @@
+//! `versioned`: a signed JWT that carries the user's token version (`ver`) and the global one
+//! (`gver`) from when it was issued. Password change, logout-all, ban and role change increment
+//! the user's version in Redis; revoke-all increments the global one. A token younger than the
+//! grace window (30 s by default) is trusted on its signature alone, with no Redis command;
+//! an older one costs one `MGET` of the two versions, and when it passes, the answer carries a
+//! fresh token (`X-Refreshed-Token`) so that a busy client stays inside the window. A revoked
+//! token therefore keeps working until its `iat` is `grace` old: the window, and the Redis
+//! commands per request, both depend on the grace.
+//!
+//! One token cannot be revoked alone (there is no per-token state): logout answers 501. Version
+//! keys never expire: a version that lapsed could let an old token pass again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jwt::{jwt_alg_name, new_claims, padding};
+use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
+use crate::config::ServerConfig;
+use crate::error::{AuthError, TokenRejection};
+use crate::jwt::{AccessClaims, JwtKeys, now_secs};
+use crate::store::RedisStore;
+
+/// Key prefix of a user's token version, and the key of the global one.
+pub(crate) const USER_VERSION: &str = "ab:v:";
+pub(crate) const GLOBAL_VERSION: &str = "ab:v-all";
+
+#[derive(Debug)]
+pub struct VersionedStrategy {
+    keys: Arc<JwtKeys>,
+    store: RedisStore,
+    single_device: bool,
+    ttl: Duration,
+    grace: Duration,
+    redis_client: &'static str,
+    pad: Option<String>,
+}
+
+impl VersionedStrategy {
+    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
+        Self {
+            keys,
+            store,
+            single_device: config.max_sessions_per_user == Some(1),
+            ttl: config.access_ttl,
+            grace: config.grace,
+            redis_client: crate::redis_client_name(config.redis_client),
+            pad: padding(config.claims_padding),
+        }
+    }
+
+    /// The user's and the global version now (0 when never incremented).
+    async fn versions(&self, username: &str) -> Result<(u64, u64), AuthError> {
+        let cmd = redis::cmd("MGET").arg(format!("{USER_VERSION}{username}")).arg(GLOBAL_VERSION).to_owned();
+        let (user, global): (Option<u64>, Option<u64>) = self.store.cmd(&cmd).await?;
+        Ok((user.unwrap_or(0), global.unwrap_or(0)))
+    }
+
+    async fn bump(&self, key: &str) -> Result<u64, AuthError> {
+        Ok(self.store.cmd(redis::cmd("INCR").arg(key)).await?)
+    }
+
+    fn sign(&self, username: &str, roles: &[String], ver: u64, gver: u64) -> Result<String, AuthError> {
+        let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
+        claims.ver = Some(ver);
+        claims.gver = Some(gver);
+        self.keys.sign(&claims).map_err(AuthError::Internal)
+    }
+
+    /// Whether the token is still inside the grace window (trusted without asking Redis).
+    fn fresh(&self, claims: &AccessClaims) -> bool {
+        now_secs().saturating_sub(claims.iat) < self.grace.as_secs()
+    }
+}
+
+impl AuthStrategy for VersionedStrategy {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            protocol: 1,
+            strategy: "versioned",
+            store: "redis",
+            // Inside the grace window tokens work without Redis; outside it, 503.
+            fail_mode: "closed",
+            revocation: RevocationSupport {
+                logout: false,
+                logout_all: true,
+                single_device: self.single_device,
+                password_change: true,
+                admin_revoke: true,
+                role_change: true,
+                revoke_all: true,
+                refresh: false,
+            },
+            revocation_delay: if self.grace.is_zero() { "immediate" } else { "grace_window" },
+            access_ttl_s: self.ttl.as_secs(),
+            jwt_alg: Some(jwt_alg_name(&self.keys)),
+            redis_client: Some(self.redis_client),
+            jti_mode: None,
+            grace_s: Some(self.grace.as_secs()),
+            refresh_ttl_s: None,
+        }
+    }
+
+    async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
+        let (ver, gver) = if self.single_device {
+            // A login ends the older devices' tokens (once they leave the grace window).
+            let ver = self.bump(&format!("{USER_VERSION}{username}")).await?;
+            let (_, gver) = self.versions(username).await?;
+            (ver, gver)
+        } else {
+            self.versions(username).await?
+        };
+        Ok(Issued {
+            access_token: self.sign(username, roles, ver, gver)?,
+            expires_in: self.ttl.as_secs(),
+            refresh_token: None,
+        })
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify(token)?;
+        let (Some(ver), Some(gver)) = (claims.ver, claims.gver) else {
+            return Err(TokenRejection::MissingClaim.into());
+        };
+        if self.fresh(&claims) {
+            return Ok(super::jwt::principal_of(claims));
+        }
+        let (user, global) = self.versions(&claims.sub).await?;
+        if ver < user || gver < global {
+            return Err(TokenRejection::Revoked.into());
+        }
+        let refreshed = self.sign(&claims.sub, &claims.roles, ver, gver)?;
+        let mut principal = super::jwt::principal_of(claims);
+        principal.refreshed = Some(refreshed);
+        Ok(principal)
+    }
+
+    async fn logout(&self, _principal: &Principal) -> Result<(), AuthError> {
+        Err(AuthError::Unsupported)
+    }
+
+    async fn revoke_user(&self, username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
+        self.bump(&format!("{USER_VERSION}{username}")).await.map(|_| ())
+    }
+
+    async fn roles_changed(&self, username: &str, _roles: &Arc<[String]>) -> Result<(), AuthError> {
+        // Roles travel in the token: the old ones must go; the next login carries the new roles.
+        self.revoke_user(username, UserRevocation::AdminRevoke).await
+    }
+
+    async fn revoke_all(&self) -> Result<(), AuthError> {
+        self.bump(GLOBAL_VERSION).await.map(|_| ())
+    }
+
+    async fn health(&self) -> Result<(), AuthError> {
+        Ok(self.store.ping().await?)
+    }
+}
