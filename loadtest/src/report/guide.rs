@@ -84,14 +84,16 @@ fn revocation_line(r: &Results, variants: &[String], instances: u32) -> Line {
             .collect();
         let same = windows.windows(2).all(|w| w.first() == w.get(1));
         if let Some((kind, w)) = worst_window(r, v, instances) {
-            let which = if same && windows.len() > 1 {
-                format!("every kind ({})", windows.len())
-            } else {
-                kind.as_str().to_owned()
-            };
-            match w {
-                Some(w) => line.add(v, w <= REVOCATION_MS, format!("worst {} for {which}", ms(w))),
-                None => line.add(v, false, format!("{which} still accepted at the probing cap")),
+            let all = same && windows.len() > 1;
+            match (w, all) {
+                (Some(w), true) => {
+                    line.add(v, w <= REVOCATION_MS, format!("{} for all {} kinds", ms(w), windows.len()))
+                }
+                (Some(w), false) => line.add(v, w <= REVOCATION_MS, format!("worst {} for {}", ms(w), kind.as_str())),
+                (None, true) => {
+                    line.add(v, false, format!("all {} kinds still accepted at the probing cap", windows.len()))
+                }
+                (None, false) => line.add(v, false, format!("{} still accepted at the probing cap", kind.as_str())),
             }
         }
     }
