@@ -646,7 +646,7 @@ fn run_revocation(
         let _ = std::fs::remove_file(&key_file);
         let mut args = server_args(v, redis);
         args.extend(["--access-ttl".into(), format!("{}s", plan.revocation_ttl.as_secs().max(1))]);
-        if matches!(v.strategy, "jwt" | "hybrid" | "refresh" | "versioned") {
+        if matches!(v.strategy, "jwt" | "hybrid" | "refresh" | "versioned" | "pushed") {
             args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
         }
         let start_pair = |extra: &[&str]| -> anyhow::Result<(ServerProcess, Option<ServerProcess>)> {

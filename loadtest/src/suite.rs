@@ -83,12 +83,26 @@ impl Variant {
     pub fn measures_revocation(&self) -> bool {
         matches!(
             self.name,
-            "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "refresh" | "versioned" | "versioned-g1"
+            "baseline"
+                | "session"
+                | "jwt"
+                | "hybrid"
+                | "hybrid-denylist"
+                | "refresh"
+                | "versioned"
+                | "versioned-g1"
+                | "pushed"
         )
     }
 
     pub fn uses_redis(&self) -> bool {
-        matches!(self.strategy, "session" | "hybrid" | "refresh" | "versioned")
+        matches!(self.strategy, "session" | "hybrid" | "refresh" | "versioned" | "pushed")
+    }
+
+    /// Whether losing Redis can change what a request gets: a command on the request path, or
+    /// state that a restart may lose (pushed keeps serving but its log goes).
+    pub fn outage_matters(&self) -> bool {
+        self.redis_on_request_path() || self.strategy == "pushed"
     }
 
     /// Whether an authenticated request may cost a Redis command (refresh's never does; its
@@ -115,6 +129,7 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "versioned", strategy: "versioned", args: &["--strategy", "versioned"] },
     // A grace of one second: Redis is asked for every token older than that.
     Variant { name: "versioned-g1", strategy: "versioned", args: &["--strategy", "versioned", "--grace", "1s"] },
+    Variant { name: "pushed", strategy: "pushed", args: &["--strategy", "pushed"] },
 ];
 
 /// Looks a variant up by name.
@@ -172,10 +187,10 @@ impl SuitePlan {
     pub fn new(name: SuiteName) -> Self {
         let names: &[&str] = match name {
             SuiteName::Smoke => &["baseline", "session", "jwt", "hybrid"],
-            // jwt-rs256 and versioned with its 30 s grace (which, within a default run's short
-            // token lifetimes, behaves as jwt does) are in the full suite.
+            // session-pool, jwt-rs256 and versioned with its 30 s grace (which, within a default
+            // run's short token lifetimes, behaves as jwt does) are in the full suite.
             SuiteName::Default => {
-                &["baseline", "session", "session-pool", "jwt", "hybrid", "hybrid-denylist", "refresh", "versioned-g1"]
+                &["baseline", "session", "jwt", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"]
             }
             SuiteName::Full => &[
                 "baseline",
@@ -191,6 +206,7 @@ impl SuitePlan {
                 "refresh",
                 "versioned",
                 "versioned-g1",
+                "pushed",
             ],
         };
         let variants = names.iter().filter_map(|n| variant(n)).collect();
@@ -247,7 +263,7 @@ impl SuitePlan {
                 sweep_fractions: vec![0.25, 0.5, 0.75, 1.0],
                 sweep_step: secs(1.5),
                 sweep_warmup: secs(0.5),
-                login_duration: secs(4.0),
+                login_duration: secs(3.0),
                 login_users: 8,
                 calibration_duration: secs(3.0),
                 revocation_ttl: secs(6.0),
@@ -311,7 +327,7 @@ impl SuitePlan {
     /// (only the hang in the smoke suite), the hang alone for designs that never call Redis.
     pub fn outage_faults(&self, v: &Variant) -> Vec<crate::outage::Fault> {
         use crate::outage::Fault;
-        match (self.name, v.redis_on_request_path()) {
+        match (self.name, v.outage_matters()) {
             (SuiteName::Smoke, true) => vec![Fault::Hang],
             (SuiteName::Smoke, false) => vec![],
             (_, true) => vec![Fault::Hang, Fault::KillEmpty, Fault::KillAof],
@@ -324,7 +340,15 @@ impl SuitePlan {
     pub fn measures_outage(&self, v: &Variant) -> bool {
         matches!(
             v.name,
-            "baseline" | "session" | "jwt" | "hybrid" | "hybrid-denylist" | "hybrid-open" | "refresh" | "versioned-g1"
+            "baseline"
+                | "session"
+                | "jwt"
+                | "hybrid"
+                | "hybrid-denylist"
+                | "hybrid-open"
+                | "refresh"
+                | "versioned-g1"
+                | "pushed"
         )
     }
 
@@ -466,7 +490,12 @@ mod tests {
     fn strategies_select_variants() {
         let plan = SuitePlan::new(SuiteName::Default);
         let names = |v: Vec<&Variant>| v.iter().map(|v| v.name).collect::<Vec<_>>();
-        assert_eq!(names(select_variants(&plan.variants, &["session".into()]).unwrap()), ["session", "session-pool"]);
+        assert_eq!(names(select_variants(&plan.variants, &["session".into()]).unwrap()), ["session"]);
+        let full = SuitePlan::new(SuiteName::Full);
+        assert_eq!(
+            names(select_variants(&full.variants, &["versioned".into()]).unwrap()),
+            ["versioned", "versioned-g1"]
+        );
         assert_eq!(names(select_variants(&plan.variants, &["jwt-es256".into()]).unwrap()), ["jwt-es256"]);
         assert!(select_variants(&plan.variants, &["kerberos".into()]).is_err());
     }

@@ -24,6 +24,8 @@ pub enum StrategyName {
     Refresh,
     /// JWT carrying the user's token version, checked in Redis outside a grace window.
     Versioned,
+    /// JWT plus an in-process denylist kept current from a Redis Stream; no Redis per request.
+    Pushed,
 }
 
 impl StrategyName {
@@ -36,17 +38,18 @@ impl StrategyName {
             Self::Hybrid => "hybrid",
             Self::Refresh => "refresh",
             Self::Versioned => "versioned",
+            Self::Pushed => "pushed",
         }
     }
 
     /// Whether the strategy keeps state in Redis.
     pub fn uses_store(self) -> bool {
-        matches!(self, Self::Session | Self::Hybrid | Self::Refresh | Self::Versioned)
+        matches!(self, Self::Session | Self::Hybrid | Self::Refresh | Self::Versioned | Self::Pushed)
     }
 
     /// Whether the strategy issues signed JWTs.
     pub fn uses_jwt(self) -> bool {
-        matches!(self, Self::Jwt | Self::Hybrid | Self::Refresh | Self::Versioned)
+        matches!(self, Self::Jwt | Self::Hybrid | Self::Refresh | Self::Versioned | Self::Pushed)
     }
 }
 
@@ -316,7 +319,7 @@ impl ServerOptions {
         let file = file.unwrap_or_default();
         let strategy = self.strategy.or(file.strategy).ok_or_else(|| {
             ConfigError::Invalid(
-                "--strategy is required (baseline, session, jwt, hybrid, refresh or versioned)".to_owned(),
+                "--strategy is required (baseline, session, jwt, hybrid, refresh, versioned or pushed)".to_owned(),
             )
         })?;
         let d = ServerConfig::new(strategy);

@@ -31,8 +31,8 @@ use jwt::JwtKeys;
 use metrics::Metrics;
 use store::RedisStore;
 use strategy::{
-    AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, RefreshStrategy, SessionStrategy,
-    VersionedStrategy,
+    AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, PushedStrategy, RefreshStrategy,
+    SessionStrategy, VersionedStrategy,
 };
 use users::UserDirectory;
 
@@ -106,6 +106,12 @@ impl Server {
             }
             (StrategyName::Versioned, Some(keys), Some(store)) => {
                 assemble(VersionedStrategy::new(&config, keys, store), users, &metrics, &admin)
+            }
+            (StrategyName::Pushed, Some(keys), Some(store)) => {
+                let strategy = PushedStrategy::new(&config, keys, store, metrics.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot read the revocation log from Redis: {e}"))?;
+                assemble(strategy, users, &metrics, &admin)
             }
             (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
         };

@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::error::TokenRejection;
@@ -36,6 +37,12 @@ pub struct Metrics {
     /// Redis commands sent (a pipeline counts each command in it).
     pub redis_commands: Counter,
     redis_errors: Family<ErrorLabels, Counter>,
+    /// `pushed`: 1 while the revocation-log follower is connected to Redis.
+    pub push_connected: Gauge,
+    /// `pushed`: milliseconds since the follower last heard from Redis.
+    pub push_staleness_ms: Gauge,
+    /// `pushed`: revocation events applied from the log.
+    pub push_events: Counter,
 }
 
 impl Default for Metrics {
@@ -55,13 +62,36 @@ impl Metrics {
         registry.register("auth_outcomes", "Token checks by outcome (ok or rejection reason)", auth_outcomes.clone());
         registry.register("redis_commands", "Redis commands issued", redis_commands.clone());
         registry.register("redis_errors", "Redis calls that failed, by kind", redis_errors.clone());
+        let push_connected = Gauge::default();
+        let push_staleness_ms = Gauge::default();
+        let push_events = Counter::default();
+        registry.register(
+            "push_connected",
+            "pushed: 1 while the revocation-log follower is connected to Redis",
+            push_connected.clone(),
+        );
+        registry.register(
+            "push_staleness_ms",
+            "pushed: milliseconds since the revocation-log follower last heard from Redis",
+            push_staleness_ms.clone(),
+        );
+        registry.register("push_events", "pushed: revocation events applied from the log", push_events.clone());
         // Pre-create the outcome series so a scrape shows zeros rather than absent series.
         let _ = auth_outcomes.get_or_create(&OutcomeLabels { outcome: "ok" });
         let _ = auth_outcomes.get_or_create(&OutcomeLabels { outcome: "fail_open" });
         for reason in TokenRejection::ALL {
             let _ = auth_outcomes.get_or_create(&OutcomeLabels { outcome: reason.as_str() });
         }
-        Self { registry, requests, auth_outcomes, redis_commands, redis_errors }
+        Self {
+            registry,
+            requests,
+            auth_outcomes,
+            redis_commands,
+            redis_errors,
+            push_connected,
+            push_staleness_ms,
+            push_events,
+        }
     }
 
     pub fn request(&self, route: &'static str, status: u16) {

@@ -393,6 +393,11 @@ async fn refresh_rejects_hostile_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_rejects_hostile_tokens() {
+    jwt_server(StrategyName::Pushed, JwtAlg::HS256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versioned_rejects_hostile_tokens() {
     jwt_server(StrategyName::Versioned, JwtAlg::ES256).await;
 }

@@ -22,6 +22,7 @@ enum Variant {
     /// Grace 0: every request checks the version, so revocation is immediate here; the grace
     /// window itself is tested in strategies.rs.
     Versioned(Option<u32>),
+    Pushed(Option<u32>),
 }
 
 async fn start(variant: Variant) -> TestServer {
@@ -49,6 +50,13 @@ async fn start(variant: Variant) -> TestServer {
             TestServer::start(StrategyName::Refresh, |c| {
                 c.max_sessions_per_user = max;
                 c.jwt_alg = JwtAlg::EdDSA;
+            })
+            .await
+        }
+        Variant::Pushed(max) => {
+            TestServer::start(StrategyName::Pushed, |c| {
+                c.max_sessions_per_user = max;
+                c.jwt_alg = JwtAlg::RS256;
             })
             .await
         }
@@ -381,4 +389,6 @@ protocol_suite! {
     refresh_single_device => Variant::Refresh(Some(1)),
     versioned => Variant::Versioned(None),
     versioned_single_device => Variant::Versioned(Some(1)),
+    pushed => Variant::Pushed(None),
+    pushed_single_device => Variant::Pushed(Some(1)),
 }

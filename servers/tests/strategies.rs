@@ -1,5 +1,6 @@
-//! What only `versioned` and `refresh` do, beyond the shared protocol suite: the grace window
-//! and the refreshed token of `versioned`, and where `refresh` keeps (and does not keep) state.
+//! What only `versioned`, `refresh` and `pushed` do, beyond the shared protocol suite: the
+//! grace window and the refreshed token of `versioned`, where `refresh` keeps (and does not
+//! keep) state, and how `pushed` carries a revocation to another instance and rides out Redis.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -119,4 +120,99 @@ async fn refresh_keeps_no_usable_secret_in_redis_and_no_redis_command_per_reques
             assert!(!value.contains(secret) && !value.contains(family), "{value}");
         }
     }
+}
+
+/// Two `pushed` instances sharing one Redis and one key file.
+async fn pushed_pair() -> (TestServer, TestServer) {
+    let key_file = std::env::temp_dir().join(format!(
+        "authbench-pushed-{}-{:?}.key",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&key_file);
+    let a = TestServer::start(StrategyName::Pushed, |c| c.jwt_key_file = Some(key_file.clone())).await;
+    let b = TestServer::start_with_redis(a.config.clone(), None).await;
+    (a, b)
+}
+
+/// Polls `GET /me` on `s` until the token is refused; returns how long that took.
+async fn until_refused(s: &TestServer, token: &str, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        let (status, body) = s.me(token).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["reason"], "revoked", "{body}");
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_carries_each_revocation_to_the_other_instance_without_redis_per_request() {
+    let (a, b) = pushed_pair().await;
+    let token = a.login("user1").await;
+    let other = a.login("user2").await;
+    let before = redis_commands(&b).await;
+    for _ in 0..20 {
+        assert_eq!(b.me(&token).await.0, StatusCode::OK, "a token of A is accepted by B");
+    }
+    assert_eq!(redis_commands(&b).await, before, "a request on B touched Redis");
+
+    // Logout on A: A refuses at once, B once the event arrives.
+    assert_eq!(a.post_auth("/logout", &token, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(a.me(&token).await.1["reason"], "revoked");
+    assert!(until_refused(&b, &token, Duration::from_secs(3)).await.is_some(), "B never saw the logout");
+    assert_eq!(b.me(&other).await.0, StatusCode::OK);
+
+    // Per-user marks and the global mark travel the same way; logins after them work on both.
+    assert_eq!(a.admin_post("/admin/users/user2/revoke").await.0, StatusCode::NO_CONTENT);
+    assert!(until_refused(&b, &other, Duration::from_secs(3)).await.is_some());
+    let fresh = b.login("user2").await;
+    assert_eq!(a.me(&fresh).await.0, StatusCode::OK);
+    assert_eq!(b.admin_post("/admin/revoke-all").await.0, StatusCode::NO_CONTENT);
+    assert!(until_refused(&a, &fresh, Duration::from_secs(3)).await.is_some());
+    let (_, caps) = b.get("/capabilities").await;
+    assert_eq!(caps["push"]["connected"], true, "{caps}");
+    assert!(caps["push"]["events"].as_u64().unwrap() >= 3, "{caps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_serves_while_redis_hangs_says_how_stale_and_catches_up() {
+    let (a, b) = pushed_pair().await;
+    let token = a.login("user3").await;
+    let victim = a.login("user4").await;
+    a.redis.as_ref().unwrap().pause().unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Requests need no Redis: still served, from the state known before the hang.
+    assert_eq!(b.me(&token).await.0, StatusCode::OK);
+    let (_, caps) = b.get("/capabilities").await;
+    assert!(caps["push"]["stale_ms"].as_u64().unwrap() >= 1000, "{caps}");
+    let metrics = b.client.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let stale: i64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("authbench_push_staleness_ms "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(stale >= 1000, "{metrics}");
+    // A revocation cannot be published while Redis hangs: the caller is told.
+    let (status, _) = a.admin_post("/admin/users/user4/revoke").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    a.redis.as_ref().unwrap().resume().unwrap();
+    // Back: the follower reconnects, and a revocation reaches B again.
+    assert_eq!(a.admin_post("/admin/users/user4/revoke").await.0, StatusCode::NO_CONTENT);
+    assert!(until_refused(&b, &victim, Duration::from_secs(5)).await.is_some(), "B did not catch up");
+    let (_, caps) = b.get("/capabilities").await;
+    assert_eq!(caps["push"]["connected"], true, "{caps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_replays_the_log_when_an_instance_starts() {
+    let (a, _b) = pushed_pair().await;
+    let token = a.login("user5").await;
+    assert_eq!(a.post_auth("/logout", &token, None).await.0, StatusCode::NO_CONTENT);
+    // An instance started after the logout knows it before serving its first request.
+    let late = TestServer::start_with_redis(a.config.clone(), None).await;
+    assert_eq!(late.me(&token).await.1["reason"], "revoked");
 }

@@ -51,6 +51,7 @@ impl AuthStrategy for BaselineStrategy {
             jwt_alg: None,
             grace_s: None,
             refresh_ttl_s: None,
+            push: None,
             redis_client: None,
             jti_mode: None,
         }

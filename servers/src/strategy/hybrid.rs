@@ -158,6 +158,7 @@ impl AuthStrategy for HybridStrategy {
             jwt_alg: Some(jwt_alg_name(&self.keys)),
             grace_s: None,
             refresh_ttl_s: None,
+            push: None,
             redis_client: Some(self.redis_client),
             jti_mode: Some(match self.mode {
                 JtiMode::Allowlist => "allowlist",

@@ -70,6 +70,7 @@ impl AuthStrategy for JwtStrategy {
             jwt_alg: Some(jwt_alg_name(&self.keys)),
             grace_s: None,
             refresh_ttl_s: None,
+            push: None,
             redis_client: None,
             jti_mode: None,
         }

@@ -6,6 +6,7 @@ mod baseline;
 mod hybrid;
 mod index;
 mod jwt;
+mod pushed;
 mod refresh;
 pub mod seed;
 mod session;
@@ -20,6 +21,7 @@ use serde::Serialize;
 pub use baseline::BaselineStrategy;
 pub use hybrid::HybridStrategy;
 pub use jwt::JwtStrategy;
+pub use pushed::PushedStrategy;
 pub use refresh::RefreshStrategy;
 pub use session::SessionStrategy;
 pub use versioned::VersionedStrategy;
@@ -103,6 +105,22 @@ pub struct Capabilities {
     /// `refresh`: lifetime of a refresh-token family, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_ttl_s: Option<u64>,
+    /// `pushed`: how current the instance's revocation state is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushReport>,
+}
+
+/// How current a `pushed` instance's view of the revocation log is.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    /// Whether the follower's connection to Redis is up.
+    pub connected: bool,
+    /// Milliseconds since the follower last heard from Redis (null before the first contact).
+    pub stale_ms: Option<u64>,
+    /// Events applied from the log since start.
+    pub events: u64,
+    /// Stream id of the last event applied.
+    pub last_id: String,
 }
 
 /// An auth design. Methods return `Send` futures so handlers stay generic without boxing.

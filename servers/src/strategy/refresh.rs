@@ -127,6 +127,7 @@ impl AuthStrategy for RefreshStrategy {
             jti_mode: None,
             grace_s: None,
             refresh_ttl_s: Some(self.refresh_ttl.as_secs()),
+            push: None,
         }
     }
 

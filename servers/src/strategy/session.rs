@@ -92,6 +92,7 @@ impl AuthStrategy for SessionStrategy {
             jwt_alg: None,
             grace_s: None,
             refresh_ttl_s: None,
+            push: None,
             redis_client: Some(self.redis_client),
             jti_mode: None,
         }

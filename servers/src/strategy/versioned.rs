@@ -97,6 +97,7 @@ impl AuthStrategy for VersionedStrategy {
             jti_mode: None,
             grace_s: Some(self.grace.as_secs()),
             refresh_ttl_s: None,
+            push: None,
         }
     }
 
