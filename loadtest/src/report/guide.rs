@@ -208,11 +208,18 @@ pub fn guide(r: &Results) -> Vec<Block> {
         }
         let accepted: u64 = recs.iter().map(|o| o.revoked_accepted).sum();
         let probes: u64 = recs.iter().map(|o| o.revoked_probes).sum();
-        let supports = recs.iter().any(|o| o.revocations_lost.is_some());
-        if !supports && accepted > 0 {
-            line_add_unsupported(&mut safe, v, accepted, probes);
-        } else {
-            safe.add(v, accepted == 0, format!("{accepted}/{probes} revoked-token probes accepted"));
+        let caps = capabilities(r, v);
+        let revokes = caps.and_then(|c| c.get("revocation")).and_then(serde_json::Value::as_object).map(|kinds| {
+            kinds.iter().filter(|(k, _)| k.as_str() != "refresh").any(|(_, on)| on.as_bool() == Some(true))
+        });
+        let delay = caps.and_then(|c| c.get("revocation_delay")).and_then(serde_json::Value::as_str);
+        let figure = format!("{accepted}/{probes} revoked-token probes accepted");
+        match (revokes, delay) {
+            (Some(false), _) if accepted > 0 => safe.add(v, false, format!("{figure}; it does not revoke at all")),
+            (_, Some("access_ttl")) if accepted > 0 => {
+                safe.add(v, false, format!("{figure}; its revocations wait for the access token to expire"))
+            }
+            _ => safe.add(v, accepted == 0, figure),
         }
     }
     lines.push(safe);
@@ -249,11 +256,8 @@ pub fn guide(r: &Results) -> Vec<Block> {
                 !per_user,
                 format!("{:.0} B per {} at {} entries", s.bytes_per_entry, s.entry_kind.replace('_', " "), s.entries),
             );
-        } else if let Some(st) = steady(r, v)
-            && redis_per_request(st) == Some(0.0)
-            && st.redis_commands.is_empty()
-        {
-            memory.add(v, true, "no Redis entry per user".into());
+        } else if capabilities(r, v).and_then(|c| c.get("store")).and_then(serde_json::Value::as_str) == Some("none") {
+            memory.add(v, true, "keeps nothing in Redis".into());
         }
     }
     if !r.scale.is_empty() {
@@ -329,8 +333,7 @@ pub fn guide(r: &Results) -> Vec<Block> {
     vec![Block::Table(t)]
 }
 
-/// A strategy with no revocation at all accepts revoked tokens whether Redis is up or not;
-/// the line says so rather than calling it a failure of the outage.
-fn line_add_unsupported(line: &mut Line, v: &str, accepted: u64, probes: u64) {
-    line.add(v, false, format!("{accepted}/{probes} accepted; it does not revoke at all"));
+/// The `/capabilities` answer recorded with any run of the variant.
+fn capabilities<'a>(r: &'a Results, variant: &str) -> Option<&'a serde_json::Value> {
+    r.runs.iter().filter(|x| x.variant == variant).find_map(|x| x.capabilities.as_ref())
 }
