@@ -84,6 +84,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub duration: Option<Duration>,
+    /// Server instances per strategy (1 or 2), sharing Redis and key material; steady and
+    /// sweep load is split across them, the revocation scenario always revokes on A, probes B.
+    #[arg(long)]
+    pub instances: Option<u32>,
     /// No progress bars and no table; only the paths of the results and the report.
     #[arg(long, short)]
     #[serde(skip)]

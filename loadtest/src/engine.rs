@@ -98,6 +98,9 @@ pub enum Schedule {
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub addr: SocketAddr,
+    /// Further instances of the same server: connection `i` goes to `[addr, others..][i % n]`,
+    /// so the load is split evenly.
+    pub others: Vec<SocketAddr>,
     /// Templates; connection `i` sends `requests[i]`, then `requests[i + connections]`, and so
     /// on around the list, so many templates (tokens) are drawn from evenly.
     pub requests: Vec<RequestTemplate>,
@@ -110,6 +113,19 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// CPUs the generator threads are pinned to, when set.
     pub cpus: Option<Vec<usize>>,
+}
+
+impl LoadSpec {
+    /// The instance connection `c` talks to.
+    pub fn target(&self, c: usize) -> SocketAddr {
+        if self.others.is_empty() {
+            return self.addr;
+        }
+        match c % (self.others.len() + 1) {
+            0 => self.addr,
+            k => self.others.get(k - 1).copied().unwrap_or(self.addr),
+        }
+    }
 }
 
 /// What one load run measured (warm-up excluded).
@@ -265,6 +281,7 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     anyhow::ensure!(!spec.requests.is_empty(), "no request templates");
     anyhow::ensure!(spec.connections > 0 && spec.threads > 0, "connections and threads must be positive");
     let threads = spec.threads.min(spec.connections);
+    // Checked here so a bad address fails before any thread starts.
     let host = HeaderValue::from_str(&spec.addr.to_string())?;
     // Connections are opened before the clock starts, so handshakes are not measured.
     let t0 = keep.start_at.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
@@ -373,7 +390,9 @@ async fn generator_thread(
     let mut watched = Vec::with_capacity(conns.len());
     for c in conns {
         let rotation = Rotation { templates: templates.clone(), next: c % templates.len(), stride: spec.connections };
-        let connection = Connection::open(spec.addr, host.clone(), rotation, epoch).await?;
+        let addr = spec.target(c);
+        let host = if addr == spec.addr { host.clone() } else { HeaderValue::from_str(&addr.to_string())? };
+        let connection = Connection::open(addr, host, rotation, epoch).await?;
         watched.push(connection.inflight.clone());
         let rx = rx.clone();
         let cancel = cancel.clone();

@@ -102,6 +102,7 @@ fn placement_of(p: &CpuPlacement) -> Placement {
 fn method_of(plan: &SuitePlan, timeout: Duration) -> Method {
     Method {
         repetitions: plan.repetitions,
+        instances: plan.instances,
         warmup_s: plan.warmup.as_secs_f64(),
         steady_duration_s: plan.steady_duration.as_secs_f64(),
         connections: plan.connections,
@@ -194,6 +195,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
     if let Some(d) = args.duration {
         anyhow::ensure!(d >= Duration::from_millis(100), "--duration must be at least 100ms");
         plan.steady_duration = d;
+    }
+    if let Some(n) = args.instances {
+        anyhow::ensure!((1..=2).contains(&n), "--instances must be 1 or 2");
+        plan.instances = n;
     }
     plan.estimate = plan.estimated_time();
     let placement = match &args.cpus {
@@ -326,11 +331,22 @@ fn run_plan(
             redis.command("FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis: {e}"))?;
         }
         progress.step(format!("{}: starting", v.name));
-        let args = server_args(v, redis.as_ref());
+        let mut args = server_args(v, redis.as_ref());
+        // Further instances share Redis and, for the JWT designs, the signing key.
+        let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
+        let _ = std::fs::remove_file(&key_file);
+        if plan.instances > 1 && v.strategy != "baseline" && v.strategy != "session" {
+            args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+        }
         let server = ServerProcess::start(binary, &args, placement.server.clone())?;
+        let mut more = Vec::new();
+        for _ in 1..plan.instances {
+            more.push(ServerProcess::start(binary, &args, placement.server.clone())?);
+        }
         let capabilities = runtime.block_on(crate::client::capabilities(server.addr))?;
         let subject = Subject {
             addr: server.addr,
+            others: more.iter().map(|s| (s.addr, s.pid())).collect(),
             pid: server.pid(),
             redis: if v.uses_redis() { redis.as_ref().map(RedisProbe::of) } else { None },
             variant: v.name.to_owned(),
@@ -340,7 +356,9 @@ fn run_plan(
             password: USER_PASSWORD.to_owned(),
         };
         measure_subject(&subject, &knobs, writer, runtime, progress)?;
+        drop(more);
         drop(server);
+        let _ = std::fs::remove_file(&key_file);
         if plan.scenarios.contains(&Scenario::Revocation) && v.measures_revocation() && !cancel.load(Ordering::SeqCst) {
             progress.step(format!("{}: revocation", v.name));
             run_revocation(v, redis.as_ref(), binary, placement, &knobs, writer, runtime, progress)?;
@@ -415,6 +433,7 @@ fn run_points(
         let server = ServerProcess::start(binary, &args, placement.server.clone())?;
         let subject = Subject {
             addr: server.addr,
+            others: Vec::new(),
             pid: server.pid(),
             redis: if v.uses_redis() { redis.map(RedisProbe::of) } else { None },
             variant: v.name.to_owned(),
@@ -507,6 +526,7 @@ fn run_outages(
                 let server = ServerProcess::start(binary, &server_args(v, redis.as_ref()), None)?;
                 let subject = Subject {
                     addr: server.addr,
+                    others: Vec::new(),
                     pid: server.pid(),
                     redis: None,
                     variant: v.name.to_owned(),
@@ -819,6 +839,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
         args.redis_port.map(|port| RedisProbe { addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)), pid: None });
     let subject = Subject {
         addr: target,
+        others: Vec::new(),
         pid: args.server_pid,
         redis,
         variant: strategy.clone(),

@@ -125,9 +125,11 @@ pub struct CostSnapshot {
 }
 
 impl CostSnapshot {
-    pub fn take(server_pid: Option<u32>, redis: Option<&RedisProbe>) -> Self {
+    /// `server_pids`: every instance of the server measured; their CPU time is summed.
+    pub fn take(server_pids: &[u32], redis: Option<&RedisProbe>) -> Self {
+        let cpu: Vec<f64> = server_pids.iter().filter_map(|pid| cpu_seconds(*pid)).collect();
         Self {
-            server_cpu: server_pid.and_then(cpu_seconds),
+            server_cpu: (!cpu.is_empty() && cpu.len() == server_pids.len()).then(|| cpu.iter().sum()),
             redis_cpu: redis.and_then(|r| r.pid).and_then(cpu_seconds),
             generator_cpu: own_cpu_seconds(),
             redis_commands: redis.and_then(redis_command_calls),

@@ -183,6 +183,7 @@ pub fn run(
         + if fault == Fault::Hang { Duration::ZERO } else { Duration::from_secs(1) };
     let spec = LoadSpec {
         addr,
+        others: Vec::new(),
         requests: templates,
         connections: plan.connections,
         threads: plan.threads,

@@ -70,6 +70,9 @@ pub struct Placement {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Method {
     pub repetitions: u32,
+    /// Server instances per strategy that steady and sweep load was split across.
+    #[serde(default = "one")]
+    pub instances: u32,
     pub warmup_s: f64,
     pub steady_duration_s: f64,
     pub connections: usize,
@@ -81,6 +84,10 @@ pub struct Method {
     pub request_timeout_s: f64,
     /// How latency is measured, in words, for the report.
     pub notes: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A spread over repetitions.

@@ -86,6 +86,7 @@ pub fn run(
     let server = ServerProcess::start(binary, &args, None)?;
     let subject = Subject {
         addr: server.addr,
+        others: Vec::new(),
         pid: server.pid(),
         redis: Some(probe),
         variant: variant.name.to_owned(),

@@ -20,6 +20,9 @@ pub struct Subject {
     pub addr: SocketAddr,
     /// Its process, when it runs on this machine and we know it.
     pub pid: Option<u32>,
+    /// Further instances sharing its Redis and keys (`--instances`), with their processes;
+    /// steady and sweep load is split across all of them.
+    pub others: Vec<(SocketAddr, Option<u32>)>,
     pub redis: Option<RedisProbe>,
     pub variant: String,
     pub strategy: String,
@@ -27,6 +30,18 @@ pub struct Subject {
     pub capabilities: Option<serde_json::Value>,
     /// Password of the seeded users.
     pub password: String,
+}
+
+impl Subject {
+    /// The processes of every instance known.
+    pub fn pids(&self) -> Vec<u32> {
+        self.pid.into_iter().chain(self.others.iter().filter_map(|(_, pid)| *pid)).collect()
+    }
+
+    /// The largest peak RSS over the instances.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.pids().into_iter().filter_map(peak_rss_bytes).max()
+    }
 }
 
 /// The knobs every measurement shares.
@@ -42,9 +57,23 @@ pub struct Knobs {
 }
 
 impl Knobs {
+    /// Load on every instance of `subject`.
+    fn spec_for(
+        &self,
+        subject: &Subject,
+        requests: Vec<RequestTemplate>,
+        warmup: Duration,
+        duration: Duration,
+    ) -> LoadSpec {
+        let mut spec = self.spec(subject.addr, requests, warmup, duration);
+        spec.others = subject.others.iter().map(|(addr, _)| *addr).collect();
+        spec
+    }
+
     fn spec(&self, addr: SocketAddr, requests: Vec<RequestTemplate>, warmup: Duration, duration: Duration) -> LoadSpec {
         LoadSpec {
             addr,
+            others: Vec::new(),
             requests,
             connections: self.plan.connections,
             threads: self.plan.threads,
@@ -96,12 +125,12 @@ pub fn steady(
     let mut commands = std::collections::BTreeMap::new();
     for _ in 0..plan.repetitions {
         // Warm-up is its own short run, so the counters bracket the measured window only.
-        let warm = knobs.spec(subject.addr, templates.to_vec(), Duration::ZERO, plan.warmup);
+        let warm = knobs.spec_for(subject, templates.to_vec(), Duration::ZERO, plan.warmup);
         engine::run(&warm, Keep::default(), &knobs.cancel)?;
-        let before = CostSnapshot::take(subject.pid, subject.redis.as_ref());
-        let spec = knobs.spec(subject.addr, templates.to_vec(), Duration::ZERO, plan.steady_duration);
+        let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+        let spec = knobs.spec_for(subject, templates.to_vec(), Duration::ZERO, plan.steady_duration);
         let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
-        let after = CostSnapshot::take(subject.pid, subject.redis.as_ref());
+        let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
         let costs = Costs::between(&before, &after, outcome.requests);
         rates.push(outcome.throughput());
         for (k, v) in &costs.redis_commands {
@@ -148,7 +177,7 @@ pub fn steady(
         redis_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.redis_cpu_us_per_request),
         generator_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.generator_cpu_us_per_request),
         token_bytes: Some(token_bytes),
-        server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
+        server_peak_rss_bytes: subject.peak_rss_bytes(),
         generator_bound,
         login: None,
         redis_rtt_ms: None,
@@ -183,11 +212,11 @@ pub fn sweep(
             break;
         }
         let rate = (max_rps * fraction).max(1.0);
-        let mut spec = knobs.spec(subject.addr, templates.to_vec(), plan.sweep_warmup, plan.sweep_step);
+        let mut spec = knobs.spec_for(subject, templates.to_vec(), plan.sweep_warmup, plan.sweep_step);
         spec.schedule = Schedule::Open { rate };
-        let before = CostSnapshot::take(subject.pid, subject.redis.as_ref());
+        let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
         let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
-        let after = CostSnapshot::take(subject.pid, subject.redis.as_ref());
+        let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
         // The counters include the step's warm-up; per-request costs use every request sent.
         let sent = outcome.requests
             + (outcome.requests as f64 * plan.sweep_warmup.as_secs_f64() / plan.sweep_step.as_secs_f64().max(1e-9))
@@ -221,7 +250,7 @@ pub fn sweep(
             redis_cpu_us_per_request: costs.redis_cpu_us_per_request,
             generator_cpu_us_per_request: costs.generator_cpu_us_per_request,
             token_bytes: Some(token_bytes),
-            server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
+            server_peak_rss_bytes: subject.peak_rss_bytes(),
             generator_bound: false,
             login: None,
             redis_rtt_ms: None,
@@ -259,11 +288,11 @@ pub fn knee(offered: &[f64], p99_us: &[f64], achieved: &[f64]) -> Option<f64> {
 /// Goose user flows: logins per second, login latency, argon2 and minting time.
 pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord> {
     let plan = &knobs.plan;
-    let before = CostSnapshot::take(subject.pid, subject.redis.as_ref());
+    let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
     // Flow users are user100.. so they never log the steady scenario's users out.
     let outcome =
         flow::run_login_flows(subject.addr, plan.login_users, 100, &subject.password, plan.login_duration).await?;
-    let after = CostSnapshot::take(subject.pid, subject.redis.as_ref());
+    let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
     let costs = Costs::between(&before, &after, outcome.logins);
     let window = outcome.window.as_secs_f64().max(1e-9);
     let rate = outcome.logins as f64 / window;
@@ -303,7 +332,7 @@ pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord
         redis_cpu_us_per_request: costs.redis_cpu_us_per_request,
         generator_cpu_us_per_request: costs.generator_cpu_us_per_request,
         token_bytes: Some(outcome.token_bytes),
-        server_peak_rss_bytes: subject.pid.and_then(peak_rss_bytes),
+        server_peak_rss_bytes: subject.peak_rss_bytes(),
         generator_bound: false,
         login: Some(LoginSplit {
             samples: outcome.argon2.len(),

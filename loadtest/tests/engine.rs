@@ -57,6 +57,7 @@ fn spawn_server(delay: Option<Duration>) -> SocketAddr {
 fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Schedule) -> LoadSpec {
     LoadSpec {
         addr,
+        others: Vec::new(),
         requests: vec![RequestTemplate::get("/", None).unwrap()],
         connections,
         threads: 1,
@@ -134,6 +135,20 @@ fn a_silent_server_times_out_and_the_run_still_ends() {
     assert!(outcome.timeouts >= 2, "{outcome:?}");
     assert_eq!(outcome.requests, 0);
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn connections_are_split_across_instances() {
+    // Half the connections go to a server that answers, half to one that never does: both
+    // answers and timeouts show up, which one target alone cannot produce.
+    let answers = spawn_server(Some(Duration::ZERO));
+    let silent = spawn_server(None);
+    let mut spec = spec(answers, 4, Duration::from_secs(1), Schedule::Closed);
+    spec.others = vec![silent];
+    assert_eq!((0..4).map(|c| spec.target(c)).collect::<Vec<_>>(), [answers, silent, answers, silent]);
+    let outcome = engine::run(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(outcome.requests > 100, "{outcome:?}");
+    assert!(outcome.timeouts >= 2, "{outcome:?}");
 }
 
 #[test]

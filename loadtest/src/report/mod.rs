@@ -166,8 +166,10 @@ impl Report<'_> {
 
     fn method_line(&self) -> String {
         let m = &self.r.method;
+        let instances =
+            if m.instances > 1 { format!(", load split over {} server instances", m.instances) } else { String::new() };
         format!(
-            "{} repetitions of {} s after {} s warm-up, {} connections, {} generator threads",
+            "{} repetitions of {} s after {} s warm-up, {} connections, {} generator threads{instances}",
             m.repetitions, m.steady_duration_s, m.warmup_s, m.connections, m.generator_threads
         )
     }
@@ -893,6 +895,17 @@ impl Report<'_> {
             format!("{} × {} s steady after {} s warm-up", m.repetitions, m.steady_duration_s, m.warmup_s),
         );
         kv("connections, generator threads", format!("{}, {}", m.connections, m.generator_threads));
+        kv(
+            "server instances",
+            if m.instances > 1 {
+                format!(
+                    "{}: steady and sweep load split evenly across them; login flows against the first",
+                    m.instances
+                )
+            } else {
+                "1 (the revocation scenario adds a second one for its A→B case)".into()
+            },
+        );
         kv("request timeout", format!("{} s", m.request_timeout_s));
         if let Some(c) = &r.calibration {
             kv(
