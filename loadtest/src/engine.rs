@@ -435,13 +435,17 @@ struct Rotation {
 }
 
 impl Rotation {
-    fn take(&mut self) -> Option<&RequestTemplate> {
+    /// The next template and its index.
+    fn take(&mut self) -> Option<(usize, &RequestTemplate)> {
         let len = self.templates.len();
         let i = self.next;
         self.next = (self.next + self.stride) % len.max(1);
-        self.templates.get(i)
+        self.templates.get(i).map(|t| (i, t))
     }
 }
+
+/// The header in which a server (versioned) hands back a fresh token.
+const REFRESHED_TOKEN: &str = "x-refreshed-token";
 
 /// One keep-alive connection and the templates it sends.
 struct Connection {
@@ -451,6 +455,9 @@ struct Connection {
     sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     inflight: Arc<Inflight>,
     epoch: Instant,
+    /// Authorization values this connection adopted from `X-Refreshed-Token`, by template
+    /// index, as a client does: empty until a server hands one back.
+    adopted: Vec<Option<HeaderValue>>,
 }
 
 /// Wakes connections whose request has run past `timeout`, until `stop` is set.
@@ -478,7 +485,7 @@ impl Connection {
     async fn open(addr: SocketAddr, host: HeaderValue, rotation: Rotation, epoch: Instant) -> anyhow::Result<Self> {
         let inflight =
             Arc::new(Inflight { started: std::sync::atomic::AtomicU64::new(0), abort: tokio::sync::Notify::new() });
-        let mut c = Self { addr, host, rotation, sender: None, inflight, epoch };
+        let mut c = Self { addr, host, rotation, sender: None, inflight, epoch, adopted: Vec::new() };
         c.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
         Ok(c)
     }
@@ -500,8 +507,11 @@ impl Connection {
             return Answer::Failed;
         }
         let Some(sender) = self.sender.as_mut() else { return Answer::Failed };
-        let Some(template) = self.rotation.take() else { return Answer::Failed };
-        let request = template.build(&self.host);
+        let Some((index, template)) = self.rotation.take() else { return Answer::Failed };
+        let mut request = template.build(&self.host);
+        if let Some(Some(token)) = self.adopted.get(index) {
+            request.headers_mut().insert(hyper::header::AUTHORIZATION, token.clone());
+        }
         let work = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
@@ -511,8 +521,13 @@ impl Connection {
             } else {
                 None
             };
+            let refreshed = response
+                .headers()
+                .get(REFRESHED_TOKEN)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
             response.into_body().collect().await?;
-            Ok::<_, hyper::Error>((status, timing))
+            Ok::<_, hyper::Error>((status, timing, refreshed))
         };
         let started = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
         self.inflight.started.store(started, Ordering::Relaxed);
@@ -524,7 +539,17 @@ impl Connection {
         };
         self.inflight.started.store(0, Ordering::Relaxed);
         match result {
-            Some(Ok((status, timing))) => Answer::Status(status, timing),
+            Some(Ok((status, timing, refreshed))) => {
+                if let Some(token) = refreshed {
+                    if self.adopted.len() <= index {
+                        self.adopted.resize(self.rotation.templates.len().max(index + 1), None);
+                    }
+                    if let Some(slot) = self.adopted.get_mut(index) {
+                        *slot = Some(token);
+                    }
+                }
+                Answer::Status(status, timing)
+            }
             Some(Err(_)) => {
                 self.sender = None;
                 Answer::Failed

@@ -115,6 +115,7 @@ fn method_of(plan: &SuitePlan, timeout: Duration) -> Method {
         notes: vec![
             "Every request is timed by the harness into an HdrHistogram in nanoseconds (3 significant digits); latencies are reported in microseconds.".into(),
             "steady: closed loop, each connection sends as soon as it has its answer; latency is service time; warm-up runs before each repetition and is not counted.".into(),
+            "Each connection acts as a client: a token handed back in X-Refreshed-Token (versioned) replaces the one it was sent in place of, for that connection.".into(),
             "sweep: open loop at constant arrival rates, latency measured from each request's intended send time (coordinated omission corrected); service time and the pacer's send lag are recorded too.".into(),
             "login: goose user flows (login, /me, logout), each step timed around the goose call; argon2 and minting times come from the server's Server-Timing header.".into(),
             "CPU per request: /proc/<pid>/stat user+system deltas over the measured window (10 ms clock ticks) divided by requests; Redis commands per request: INFO commandstats deltas.".into(),

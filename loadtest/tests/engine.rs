@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authbench::engine::{self, Keep, LoadSpec, RequestTemplate, Schedule};
@@ -151,6 +151,64 @@ fn connections_are_split_across_instances() {
     assert!(outcome.timeouts >= 2, "{outcome:?}");
 }
 
+/// A server that answers a request bearing `old` with `X-Refreshed-Token: new`, and counts
+/// the requests bearing each.
+fn spawn_refreshing_server() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let (old, new) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (o, n) = (old.clone(), new.clone());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (o, n) = (o.clone(), n.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut pending = Vec::new();
+                    loop {
+                        let read = match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => read,
+                        };
+                        pending.extend_from_slice(&buf[..read]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                            pending.drain(..end + 4);
+                            let reply: &[u8] = if head.contains("bearer old-token") {
+                                o.fetch_add(1, Ordering::Relaxed);
+                                b"HTTP/1.1 200 OK\r\nx-refreshed-token: new-token\r\ncontent-length: 2\r\n\r\nok"
+                            } else {
+                                if head.contains("bearer new-token") {
+                                    n.fetch_add(1, Ordering::Relaxed);
+                                }
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                            };
+                            if stream.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), old, new)
+}
+
+#[test]
+fn a_refreshed_token_is_adopted_by_its_connection() {
+    let (addr, old, new) = spawn_refreshing_server();
+    let mut spec = spec(addr, 4, Duration::from_millis(500), Schedule::Closed);
+    spec.requests = vec![RequestTemplate::get("/me", Some("old-token")).unwrap()];
+    let outcome = engine::run(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    // Each of the 4 connections sends the old token once, then only the one handed back.
+    assert_eq!(old.load(Ordering::Relaxed), 4, "{outcome:?}");
+    assert!(new.load(Ordering::Relaxed) > 100, "{outcome:?}");
+}
+
 #[test]
 fn cancel_stops_a_run_early() {
     let addr = spawn_server(Some(Duration::ZERO));
@@ -158,7 +216,7 @@ fn cancel_stops_a_run_early() {
     let flag = cancel.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(600));
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        flag.store(true, Ordering::SeqCst);
     });
     let started = Instant::now();
     let outcome =

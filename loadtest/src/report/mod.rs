@@ -258,7 +258,7 @@ impl Report<'_> {
                 opt(s, |s| us(s.latency_us.p99)),
                 opt(s, |s| us(s.latency_us.p999)),
                 opt(s.and_then(|s| s.server_cpu_us_per_request), |c| format!("{c:.1}")),
-                opt(s.and_then(redis_per_request), |c| format!("{c:.2}")),
+                opt(s.and_then(redis_per_request), style::per_request),
                 opt(s.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
                 opt(s.and_then(|s| s.token_bytes), |b| b.to_string()),
                 match knee {

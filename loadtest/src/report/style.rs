@@ -144,6 +144,17 @@ pub fn bytes(v: f64) -> String {
     }
 }
 
+/// A per-request count: two decimals, more when it is small but not zero.
+pub fn per_request(v: f64) -> String {
+    if v == 0.0 || v >= 0.1 {
+        format!("{v:.2}")
+    } else if v >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
 pub fn pct(v: f64) -> String {
     if v >= 0.9995 || v == 0.0 { format!("{:.0} %", v * 100.0) } else { format!("{:.1} %", v * 100.0) }
 }
