@@ -289,6 +289,9 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     add("Redis commands/request".into(), COMMANDS, &|r| {
         steady(r, v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(format!("{c:.2}"), c))
     });
+    add("Redis bytes/request".into(), LATENCY, &|r| {
+        steady(r, v).and_then(|s| s.redis_bytes_per_request).map(|b| Figure::new(format!("{b:.0} B"), b))
+    });
     add("token bytes".into(), COUNTED, &|r| {
         steady(r, v).and_then(|s| s.token_bytes).map(|t| Figure::new(format!("{t} B"), t as f64))
     });
@@ -333,6 +336,23 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
                 Some(m) => Figure::new(ms(m), m),
                 None => Figure::new("never".into(), f64::INFINITY),
             })
+        });
+    }
+
+    // rtt and tokensize points, by the round trip injected and the claim bytes added.
+    let point = |r: &Results, scenario: &str, key: &dyn Fn(&RunRecord) -> String| -> Vec<String> {
+        r.runs.iter().filter(|x| x.variant == v && x.scenario == scenario).map(key).collect()
+    };
+    let rtt_key = |x: &RunRecord| x.redis_rtt_ms.map_or_else(String::new, |m| format!("{m}"));
+    for key in union(point(a, "rtt", &rtt_key), point(b, "rtt", &rtt_key)) {
+        add(format!("rtt {key} ms: req/s"), THROUGHPUT, &|r| {
+            r.runs.iter().find(|x| x.variant == v && x.scenario == "rtt" && rtt_key(x) == key).map(throughput)
+        });
+    }
+    let pad_key = |x: &RunRecord| x.claims_padding_bytes.map_or_else(String::new, |p| p.to_string());
+    for key in union(point(a, "tokensize", &pad_key), point(b, "tokensize", &pad_key)) {
+        add(format!("tokensize +{key} B: req/s"), THROUGHPUT, &|r| {
+            r.runs.iter().find(|x| x.variant == v && x.scenario == "tokensize" && pad_key(x) == key).map(throughput)
         });
     }
 
@@ -439,6 +459,7 @@ fn method_differences(a: &Results, b: &Results) -> Vec<String> {
     };
     setting("suite", a.suite.clone(), b.suite.clone());
     setting("repetitions", ma.repetitions.to_string(), mb.repetitions.to_string());
+    setting("server instances", ma.instances.to_string(), mb.instances.to_string());
     setting("steady duration", format!("{} s", ma.steady_duration_s), format!("{} s", mb.steady_duration_s));
     setting("warm-up", format!("{} s", ma.warmup_s), format!("{} s", mb.warmup_s));
     setting("connections", ma.connections.to_string(), mb.connections.to_string());
