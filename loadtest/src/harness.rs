@@ -336,7 +336,7 @@ fn run_plan(
         // Further instances share Redis and, for the JWT designs, the signing key.
         let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
         let _ = std::fs::remove_file(&key_file);
-        if plan.instances > 1 && v.strategy != "baseline" && v.strategy != "session" {
+        if plan.instances > 1 && v.uses_jwt() {
             args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
         }
         let server = ServerProcess::start(binary, &args, placement.server.clone())?;
@@ -667,7 +667,7 @@ fn run_revocation(
         let _ = std::fs::remove_file(&key_file);
         let mut args = server_args(v, redis);
         args.extend(["--access-ttl".into(), format!("{}s", plan.revocation_ttl.as_secs().max(1))]);
-        if matches!(v.strategy, "jwt" | "hybrid" | "refresh" | "versioned" | "pushed") {
+        if v.uses_jwt() {
             args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
         }
         let start_pair = |extra: &[&str]| -> anyhow::Result<(ServerProcess, Option<ServerProcess>)> {

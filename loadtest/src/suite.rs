@@ -105,6 +105,11 @@ impl Variant {
         self.redis_on_request_path() || self.strategy == "pushed"
     }
 
+    /// Whether the strategy signs JWTs, so that instances must share a key file.
+    pub fn uses_jwt(&self) -> bool {
+        matches!(self.strategy, "jwt" | "hybrid" | "refresh" | "versioned" | "pushed")
+    }
+
     /// Whether an authenticated request may cost a Redis command (refresh's never does; its
     /// Redis is for logins and refreshes).
     pub fn redis_on_request_path(&self) -> bool {

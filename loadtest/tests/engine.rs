@@ -13,9 +13,14 @@ use authbench::engine::{self, Keep, LoadSpec, RequestTemplate, Schedule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A minimal HTTP/1.1 server on loopback: answers every request with 200 after `delay`, or
-/// never when `delay` is `None`. Runs on its own thread and runtime.
-fn spawn_server(delay: Option<Duration>) -> SocketAddr {
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+/// What a test server does with a request, given its head in lower case: answer with these
+/// bytes after a delay, or never (`None`).
+type Respond = Arc<dyn Fn(&str) -> Option<(Duration, &'static [u8])> + Send + Sync>;
+
+/// A minimal HTTP/1.1 server on loopback, on its own thread and runtime.
+fn spawn_http(respond: Respond) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -24,6 +29,7 @@ fn spawn_server(delay: Option<Duration>) -> SocketAddr {
             tx.send(listener.local_addr().unwrap()).unwrap();
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let mut pending = Vec::new();
@@ -34,16 +40,17 @@ fn spawn_server(delay: Option<Duration>) -> SocketAddr {
                         };
                         pending.extend_from_slice(&buf[..n]);
                         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
                             pending.drain(..end + 4);
-                            match delay {
-                                Some(d) => {
-                                    tokio::time::sleep(d).await;
-                                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                                    if stream.write_all(reply).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                None => std::future::pending::<()>().await,
+                            let Some((delay, reply)) = respond(&head) else {
+                                std::future::pending::<()>().await;
+                                return;
+                            };
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            if stream.write_all(reply).await.is_err() {
+                                return;
                             }
                         }
                     }
@@ -52,6 +59,11 @@ fn spawn_server(delay: Option<Duration>) -> SocketAddr {
         });
     });
     rx.recv().unwrap()
+}
+
+/// Answers every request with 200 after `delay`, or never when `delay` is `None`.
+fn spawn_server(delay: Option<Duration>) -> SocketAddr {
+    spawn_http(Arc::new(move |_| delay.map(|d| (d, OK))))
 }
 
 fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Schedule) -> LoadSpec {
@@ -151,51 +163,25 @@ fn connections_are_split_across_instances() {
     assert!(outcome.timeouts >= 2, "{outcome:?}");
 }
 
-/// A server that answers a request bearing `old` with `X-Refreshed-Token: new`, and counts
-/// the requests bearing each.
+/// A server that answers a request bearing `old-token` with `X-Refreshed-Token: new-token`,
+/// and counts the requests bearing each.
 fn spawn_refreshing_server() -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
     let (old, new) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (tx, rx) = std::sync::mpsc::channel();
     let (o, n) = (old.clone(), new.clone());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let (o, n) = (o.clone(), n.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut pending = Vec::new();
-                    loop {
-                        let read = match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => read,
-                        };
-                        pending.extend_from_slice(&buf[..read]);
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
-                            pending.drain(..end + 4);
-                            let reply: &[u8] = if head.contains("bearer old-token") {
-                                o.fetch_add(1, Ordering::Relaxed);
-                                b"HTTP/1.1 200 OK\r\nx-refreshed-token: new-token\r\ncontent-length: 2\r\n\r\nok"
-                            } else {
-                                if head.contains("bearer new-token") {
-                                    n.fetch_add(1, Ordering::Relaxed);
-                                }
-                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                            };
-                            if stream.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    (rx.recv().unwrap(), old, new)
+    let addr = spawn_http(Arc::new(move |head| {
+        if head.contains("bearer old-token") {
+            o.fetch_add(1, Ordering::Relaxed);
+            return Some((
+                Duration::ZERO,
+                b"HTTP/1.1 200 OK\r\nx-refreshed-token: new-token\r\ncontent-length: 2\r\n\r\nok".as_slice(),
+            ));
+        }
+        if head.contains("bearer new-token") {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        Some((Duration::ZERO, OK))
+    }));
+    (addr, old, new)
 }
 
 #[test]

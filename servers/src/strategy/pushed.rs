@@ -134,9 +134,7 @@ impl PushedStrategy {
         let denylist = Arc::new(RwLock::new(Denylist::default()));
         let sync = Arc::new(SyncState { last_id: RwLock::new("0".to_owned()), ..SyncState::default() });
         loop {
-            let from = sync.last_id.read().map(|s| s.clone()).unwrap_or_else(|_| "0".to_owned());
-            let cmd = redis::cmd("XREAD").arg("COUNT").arg(BATCH).arg("STREAMS").arg(STREAM).arg(from).to_owned();
-            let entries: Option<Entries> = store.cmd(&cmd).await?;
+            let entries: Option<Entries> = store.cmd(&read_after(&sync, None)).await?;
             if apply_entries(&denylist, &sync, &metrics, entries) == 0 {
                 break;
             }
@@ -189,9 +187,27 @@ impl PushedStrategy {
             connected: self.sync.connected.load(Ordering::Relaxed),
             stale_ms: if last == 0 { None } else { Some(now_ms().saturating_sub(last)) },
             events: self.sync.events.load(Ordering::Relaxed),
-            last_id: self.sync.last_id.read().map(|s| s.clone()).unwrap_or_default(),
+            last_id: self.sync.last_id(),
         }
     }
+}
+
+impl SyncState {
+    /// Stream id of the last event applied ("0" before any).
+    fn last_id(&self) -> String {
+        self.last_id.read().map(|s| s.clone()).unwrap_or_else(|_| "0".to_owned())
+    }
+}
+
+/// `XREAD` of the events after the last one applied, waiting up to `block` for one.
+fn read_after(sync: &SyncState, block: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(BATCH);
+    if let Some(block) = block {
+        cmd.arg("BLOCK").arg(block.as_millis() as u64);
+    }
+    cmd.arg("STREAMS").arg(STREAM).arg(sync.last_id());
+    cmd
 }
 
 /// Applies one XREAD reply; returns how many events it held.
@@ -249,17 +265,7 @@ async fn follow(
             }
         };
         loop {
-            let from = sync.last_id.read().map(|s| s.clone()).unwrap_or_else(|_| "0".to_owned());
-            let cmd = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(BATCH)
-                .arg("BLOCK")
-                .arg(BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(STREAM)
-                .arg(&from)
-                .to_owned();
-            match cmd.query_async::<Option<Entries>>(&mut con).await {
+            match read_after(&sync, Some(BLOCK)).query_async::<Option<Entries>>(&mut con).await {
                 Ok(entries) => {
                     report_contact(&sync, &metrics, true);
                     apply_entries(&denylist, &sync, &metrics, entries);
