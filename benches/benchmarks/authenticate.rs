@@ -62,7 +62,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
 /// server started with only `--strategy` and `--redis-client`.
 fn redis_config(strategy: StrategyName, redis: &RedisServer, client: RedisClientKind) -> ServerConfig {
     let mut config = ServerConfig::new(strategy);
-    config.redis_url = redis.url();
+    config.redis = authbench_server::config::RedisTarget::Single(redis.url());
     config.redis_client = client;
     config.validate().unwrap_or_else(|e| panic!("{}: {e}", strategy.as_str()));
     config
@@ -73,9 +73,9 @@ fn jwt_keys(config: &ServerConfig) -> Arc<JwtKeys> {
 }
 
 async fn connect(config: &ServerConfig, metrics: Arc<Metrics>) -> RedisStore {
-    RedisStore::connect(&config.redis_url, config.redis_client, config.redis_timeout, config.redis_pool_size, metrics)
+    RedisStore::connect(&config.redis, config.redis_client, config.redis_timeout, config.redis_pool_size, metrics)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", config.redis_url))
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", config.redis))
 }
 
 /// Issues one token as a login would, then measures checking it. Every measured check must

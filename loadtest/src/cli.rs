@@ -41,6 +41,9 @@ pub enum Command {
     },
 }
 
+/// The cluster `scripts/redis-cluster.sh start` runs.
+pub const DEFAULT_CLUSTER: &str = "redis://127.0.0.1:7301,redis://127.0.0.1:7302,redis://127.0.0.1:7303";
+
 /// Output switches shared by the measuring commands.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct OutputArgs {
@@ -84,6 +87,11 @@ pub struct RunArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub duration: Option<Duration>,
+    /// Use a Redis Cluster on loopback instead of a redis-server of authbench's own: seed
+    /// URLs, comma-separated; without a value, the cluster scripts/redis-cluster.sh starts.
+    /// outage, scale, rtt and tokensize need a Redis authbench owns and are skipped.
+    #[arg(long, num_args = 0..=1, default_missing_value = DEFAULT_CLUSTER, value_name = "URLS")]
+    pub redis_cluster: Option<String>,
     /// Server instances per strategy (1 or 2), sharing Redis and key material; steady and
     /// sweep load is split across them, the revocation scenario always revokes on A, probes B.
     #[arg(long)]
@@ -220,6 +228,8 @@ impl RunArgs {
         self.cpus = self.cpus.or(file.cpus);
         self.connections = self.connections.or(file.connections);
         self.duration = self.duration.or(file.duration);
+        self.redis_cluster = self.redis_cluster.or(file.redis_cluster);
+        self.instances = self.instances.or(file.instances);
         Ok(self)
     }
 }

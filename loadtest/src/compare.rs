@@ -15,7 +15,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::outage::{Fault, OutageRecord};
-use crate::results::{self, Results, RunRecord};
+use crate::results::{self, Method, Results, RunRecord};
 use crate::revocation::{Kind, RevocationRecord};
 use crate::scale::ScaleRecord;
 
@@ -460,6 +460,12 @@ fn method_differences(a: &Results, b: &Results) -> Vec<String> {
     setting("suite", a.suite.clone(), b.suite.clone());
     setting("repetitions", ma.repetitions.to_string(), mb.repetitions.to_string());
     setting("server instances", ma.instances.to_string(), mb.instances.to_string());
+    let redis = |m: &Method| {
+        m.redis_cluster
+            .as_ref()
+            .map_or_else(|| "one redis-server".to_owned(), |c| format!("cluster of {} masters", c.masters.len()))
+    };
+    setting("Redis", redis(ma), redis(mb));
     setting("steady duration", format!("{} s", ma.steady_duration_s), format!("{} s", mb.steady_duration_s));
     setting("warm-up", format!("{} s", ma.warmup_s), format!("{} s", mb.warmup_s));
     setting("connections", ma.connections.to_string(), mb.connections.to_string());

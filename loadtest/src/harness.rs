@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use authbench_server::redis_process::{RedisOptions, RedisServer};
+use authbench_server::redis_process::{RedisOptions, RedisServer, command_at};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{CpuPlacement, LoadArgs, RunArgs, ServeArgs, parse_cpus};
@@ -121,6 +121,7 @@ fn method_of(plan: &SuitePlan, timeout: Duration) -> Method {
             "CPU per request: /proc/<pid>/stat user+system deltas over the measured window (10 ms clock ticks) divided by requests; Redis commands per request: INFO commandstats deltas.".into(),
             "The generator, the server and Redis share this machine's CPUs unless --cpus pins them; see placement.".into(),
         ],
+        redis_cluster: None,
     }
 }
 
@@ -206,6 +207,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
         Some(spec) => parse_cpus(spec).map_err(|e| anyhow::anyhow!(e))?,
         None => CpuPlacement::default(),
     };
+    let cluster = match &args.redis_cluster {
+        Some(urls) => {
+            let urls: Vec<String> =
+                urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+            anyhow::ensure!(!urls.is_empty(), "--redis-cluster: give seed URLs, e.g. {}", crate::cli::DEFAULT_CLUSTER);
+            Some(Backing::cluster(&urls)?)
+        }
+        None => None,
+    };
+    // These scenarios stop, seed, relay or measure the memory of a Redis the harness owns.
+    let mut skipped = Vec::new();
+    if cluster.is_some() {
+        plan.scenarios.retain(|s| {
+            let owned = matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize);
+            if owned {
+                skipped.push(format!(
+                    "{}: needs a Redis authbench owns (stops, seeds or relays it); not run against the Redis Cluster",
+                    s.as_str()
+                ));
+            }
+            !owned
+        });
+        plan.estimate = plan.estimated_time();
+    }
     let quiet = args.quiet || args.json;
     let binary = server_binary()?;
     // Missing tools are reported before anything starts.
@@ -219,7 +244,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
 
     let timeout = Duration::from_secs(10);
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results"));
-    let results = new_results(suite.as_str(), None, &plan, placement_of(&placement), timeout);
+    let mut results = new_results(suite.as_str(), None, &plan, placement_of(&placement), timeout);
+    results.not_measured.extend(skipped);
+    if let Some(Backing::Cluster { urls, masters }) = &cluster {
+        results.method.notes.push(
+            "Redis Cluster: counters (commands, network bytes, CPU) are summed over its masters; a multi-key command the client splits by slot counts once per node it reaches.".into(),
+        );
+        results.method.redis_cluster = Some(crate::results::ClusterMethod {
+            seeds: urls.clone(),
+            masters: masters.iter().map(|(addr, _)| addr.to_string()).collect(),
+        });
+    }
     let dir = run_dir(&out, &results.run_id);
     let mut writer = ResultsWriter::new(dir, results)?;
     if !quiet {
@@ -238,7 +273,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Finished> {
     let cancel = cancel_flag();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let progress = Progress::new(quiet, plan.estimate);
-    let outcome = run_plan(&plan, &placement, &binary, &mut writer, &cancel, &runtime, &progress);
+    let outcome = run_plan(&plan, cluster, &placement, &binary, &mut writer, &cancel, &runtime, &progress);
     progress.finish();
     finalize(writer, &cancel, outcome)
 }
@@ -262,11 +297,106 @@ fn which(program: &str, message: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn server_args(v: &crate::suite::Variant, redis: Option<&RedisServer>) -> Vec<String> {
+/// The Redis the strategies of a run use.
+#[derive(Debug)]
+enum Backing {
+    /// A `redis-server` the harness started and owns (and may pause, kill, relay).
+    Own(RedisServer),
+    /// A Redis Cluster on loopback that someone else runs (`scripts/redis-cluster.sh`): its
+    /// seed URLs and its masters with their process ids.
+    Cluster { urls: Vec<String>, masters: Vec<(std::net::SocketAddr, Option<u32>)> },
+}
+
+impl Backing {
+    /// The server flags that point at it.
+    fn server_args(&self) -> [String; 2] {
+        match self {
+            Self::Own(redis) => ["--redis-url".into(), redis.url()],
+            Self::Cluster { urls, .. } => ["--redis-cluster".into(), urls.join(",")],
+        }
+    }
+
+    /// Empties it: every strategy starts from nothing.
+    fn flush(&self) -> anyhow::Result<()> {
+        let addrs: Vec<std::net::SocketAddr> = match self {
+            Self::Own(redis) => vec![redis.addr()],
+            Self::Cluster { masters, .. } => masters.iter().map(|(addr, _)| *addr).collect(),
+        };
+        for addr in addrs {
+            let reply =
+                command_at(addr, "FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis at {addr}: {e}"))?;
+            anyhow::ensure!(reply == "+OK", "cannot empty Redis at {addr}: {reply}");
+        }
+        Ok(())
+    }
+
+    fn probe(&self) -> RedisProbe {
+        match self {
+            Self::Own(redis) => RedisProbe::of(redis),
+            Self::Cluster { masters, .. } => RedisProbe { nodes: masters.clone() },
+        }
+    }
+
+    /// The Redis the harness owns, if it does.
+    fn own(&self) -> Option<&RedisServer> {
+        match self {
+            Self::Own(redis) => Some(redis),
+            Self::Cluster { .. } => None,
+        }
+    }
+
+    /// Finds the cluster behind `urls` (loopback only), checks that it serves every slot and
+    /// lists its masters. Every failure is one line that says what to do.
+    fn cluster(urls: &[String]) -> anyhow::Result<Self> {
+        let start = "start one with scripts/redis-cluster.sh start";
+        let mut seeds = Vec::new();
+        for url in urls {
+            let addr = url
+                .strip_prefix("redis://")
+                .and_then(|hostport| hostport.trim_end_matches('/').parse::<std::net::SocketAddr>().ok())
+                .filter(|a| a.ip().is_loopback())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--redis-cluster: {url:?} is not redis://<loopback ip>:<port> (load stays on this machine)"
+                    )
+                })?;
+            seeds.push(addr);
+        }
+        let (seed, nodes) =
+            seeds
+                .iter()
+                .find_map(|addr| command_at(*addr, "CLUSTER NODES").ok().map(|n| (*addr, n)))
+                .ok_or_else(|| anyhow::anyhow!("no Redis Cluster answers at {}: {start}", urls.join(",")))?;
+        anyhow::ensure!(
+            !nodes.starts_with('-'),
+            "Redis at {seed} is not a cluster node ({}): {start}",
+            nodes.lines().next().unwrap_or("")
+        );
+        let info = command_at(seed, "CLUSTER INFO").unwrap_or_default();
+        anyhow::ensure!(
+            info.contains("cluster_state:ok"),
+            "the Redis Cluster at {seed} does not serve every slot (cluster_state is not ok): check scripts/redis-cluster.sh status"
+        );
+        let mut masters = Vec::new();
+        for (host, port) in authbench_server::store::parse_masters(&nodes) {
+            let addr = format!("{host}:{port}")
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .or_else(|| (host == "localhost").then(|| std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+                .filter(|a| a.ip().is_loopback())
+                .ok_or_else(|| anyhow::anyhow!("the Redis Cluster has a master at {host}:{port}, not on loopback: authbench only loads this machine"))?;
+            masters.push((addr, crate::measure::redis_pid(addr)));
+        }
+        anyhow::ensure!(!masters.is_empty(), "the Redis Cluster at {seed} lists no master: {start}");
+        Ok(Self::Cluster { urls: urls.to_vec(), masters })
+    }
+}
+
+fn server_args(v: &crate::suite::Variant, redis: Option<&Backing>) -> Vec<String> {
     let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
     args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
     if let (true, Some(redis)) = (v.uses_redis(), redis) {
-        args.extend(["--redis-url".into(), redis.url()]);
+        args.extend(redis.server_args());
     }
     args
 }
@@ -274,6 +404,7 @@ fn server_args(v: &crate::suite::Variant, redis: Option<&RedisServer>) -> Vec<St
 #[allow(clippy::too_many_arguments)]
 fn run_plan(
     plan: &SuitePlan,
+    cluster: Option<Backing>,
     placement: &CpuPlacement,
     binary: &Path,
     writer: &mut ResultsWriter,
@@ -314,14 +445,21 @@ fn run_plan(
         writer.save()?;
     }
     let needs_redis = plan.variants.iter().any(|v| v.uses_redis());
-    let redis = if needs_redis {
-        let redis = RedisServer::start_with(RedisOptions { cpu: placement.redis, ..RedisOptions::default() })?;
-        if let Some(pid) = redis.pid().and_then(cpus_allowed) {
-            writer.results.placement.observed.insert("redis".into(), pid);
+    let redis = match cluster {
+        Some(cluster) if needs_redis => {
+            if let Some(pid) = cluster.probe().nodes.first().and_then(|(_, pid)| *pid).and_then(cpus_allowed) {
+                writer.results.placement.observed.insert("redis".into(), pid);
+            }
+            Some(cluster)
         }
-        Some(redis)
-    } else {
-        None
+        _ if needs_redis => {
+            let redis = RedisServer::start_with(RedisOptions { cpu: placement.redis, ..RedisOptions::default() })?;
+            if let Some(pid) = redis.pid().and_then(cpus_allowed) {
+                writer.results.placement.observed.insert("redis".into(), pid);
+            }
+            Some(Backing::Own(redis))
+        }
+        _ => None,
     };
     for v in &plan.variants {
         if cancel.load(Ordering::SeqCst) {
@@ -329,7 +467,7 @@ fn run_plan(
         }
         if let (true, Some(redis)) = (v.uses_redis(), &redis) {
             // Every strategy starts from an empty Redis.
-            redis.command("FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis: {e}"))?;
+            redis.flush()?;
         }
         progress.step(format!("{}: starting", v.name));
         let mut args = server_args(v, redis.as_ref());
@@ -349,7 +487,7 @@ fn run_plan(
             addr: server.addr,
             others: more.iter().map(|s| (s.addr, s.pid())).collect(),
             pid: server.pid(),
-            redis: if v.uses_redis() { redis.as_ref().map(RedisProbe::of) } else { None },
+            redis: if v.uses_redis() { redis.as_ref().map(Backing::probe) } else { None },
             variant: v.name.to_owned(),
             strategy: v.strategy.to_owned(),
             server_args: args,
@@ -369,7 +507,7 @@ fn run_plan(
         run_outages(plan, binary, &knobs, writer, runtime, progress)?;
     }
     if plan.scenarios.contains(&Scenario::Rtt) || plan.scenarios.contains(&Scenario::Tokensize) {
-        run_points(plan, binary, redis.as_ref(), placement, &knobs, writer, runtime, progress)?;
+        run_points(plan, binary, redis.as_ref().and_then(Backing::own), placement, &knobs, writer, runtime, progress)?;
     }
     if plan.scenarios.contains(&Scenario::Scale) {
         for v in plan.variants.iter().filter(|v| plan.measures_scale(v)) {
@@ -524,6 +662,7 @@ fn run_outages(
             None => {
                 progress.step(format!("{}: probing the maximum for the outage rate", v.name));
                 let redis = if v.uses_redis() { Some(RedisServer::start()?) } else { None };
+                let redis = redis.map(Backing::Own);
                 let server = ServerProcess::start(binary, &server_args(v, redis.as_ref()), None)?;
                 let subject = Subject {
                     addr: server.addr,
@@ -650,7 +789,7 @@ fn measure_revocation_kinds(
 #[allow(clippy::too_many_arguments)]
 fn run_revocation(
     v: &crate::suite::Variant,
-    redis: Option<&RedisServer>,
+    redis: Option<&Backing>,
     binary: &Path,
     placement: &CpuPlacement,
     knobs: &Knobs,
@@ -836,8 +975,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
         .push("generator ceiling: no calibration against wrk in `load` (generator_bound is never set)".into());
     let dir = run_dir(&out, &results.run_id);
     let mut writer = ResultsWriter::new(dir, results)?;
-    let redis =
-        args.redis_port.map(|port| RedisProbe { addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)), pid: None });
+    let redis = args.redis_port.map(|port| RedisProbe::at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), None));
     let subject = Subject {
         addr: target,
         others: Vec::new(),

@@ -7,21 +7,38 @@ use std::net::SocketAddr;
 
 use authbench_server::redis_process::{RedisServer, command_at};
 
-/// A Redis to read counters from: its address, and its process id when it runs here.
-#[derive(Debug, Clone, Copy)]
+/// The Redis to read counters from: one server, or every master of a cluster, each with its
+/// process id when it runs here. Counters of several nodes are summed.
+#[derive(Debug, Clone)]
 pub struct RedisProbe {
-    pub addr: SocketAddr,
-    pub pid: Option<u32>,
+    pub nodes: Vec<(SocketAddr, Option<u32>)>,
 }
 
 impl RedisProbe {
     pub fn of(redis: &RedisServer) -> Self {
-        Self { addr: redis.addr(), pid: redis.pid() }
+        Self { nodes: vec![(redis.addr(), redis.pid())] }
     }
 
-    fn command(&self, line: &str) -> Option<String> {
-        command_at(self.addr, line).ok()
+    /// A Redis at `addr` whose process may not be ours to see.
+    pub fn at(addr: SocketAddr, pid: Option<u32>) -> Self {
+        Self { nodes: vec![(addr, pid)] }
     }
+
+    /// Every node's reply to `line`; none unless every node answers.
+    fn command(&self, line: &str) -> Option<Vec<String>> {
+        self.nodes.iter().map(|(addr, _)| command_at(*addr, line).ok()).collect()
+    }
+
+    /// CPU seconds of every node; none unless each is known.
+    fn cpu_seconds(&self) -> Option<f64> {
+        self.nodes.iter().map(|(_, pid)| pid.and_then(cpu_seconds)).sum()
+    }
+}
+
+/// The process id a Redis reports in `INFO server`.
+pub fn redis_pid(addr: SocketAddr) -> Option<u32> {
+    let info = command_at(addr, "INFO server").ok()?;
+    info.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// CPU time (user + system) a process has used, in seconds.
@@ -65,8 +82,13 @@ fn status_field(pid: u32, name: &str) -> Option<String> {
 
 /// Calls per command since Redis started (`INFO commandstats`).
 pub fn redis_command_calls(redis: &RedisProbe) -> Option<BTreeMap<String, u64>> {
-    let info = redis.command("INFO commandstats")?;
-    Some(parse_commandstats(&info))
+    let mut calls = BTreeMap::new();
+    for info in redis.command("INFO commandstats")? {
+        for (name, n) in parse_commandstats(&info) {
+            *calls.entry(name).or_insert(0) += n;
+        }
+    }
+    Some(calls)
 }
 
 /// Parses `cmdstat_get:calls=10,usec=...` lines.
@@ -94,8 +116,7 @@ pub fn command_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u6
 
 /// Bytes Redis has read from and written to its clients since it started (`INFO stats`).
 pub fn redis_net_bytes(redis: &RedisProbe) -> Option<u64> {
-    let info = redis.command("INFO stats")?;
-    parse_net_bytes(&info)
+    redis.command("INFO stats")?.iter().map(|info| parse_net_bytes(info)).sum()
 }
 
 /// `total_net_input_bytes + total_net_output_bytes` from an `INFO stats` reply; none unless
@@ -109,8 +130,13 @@ pub fn parse_net_bytes(info: &str) -> Option<u64> {
 
 /// `used_memory` of Redis, in bytes.
 pub fn redis_used_memory(redis: &RedisProbe) -> Option<u64> {
-    let info = redis.command("INFO memory")?;
-    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok())
+    redis
+        .command("INFO memory")?
+        .iter()
+        .map(|info| {
+            info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// A snapshot of the counters a measurement window is bracketed by.
@@ -130,7 +156,7 @@ impl CostSnapshot {
         let cpu: Vec<f64> = server_pids.iter().filter_map(|pid| cpu_seconds(*pid)).collect();
         Self {
             server_cpu: (!cpu.is_empty() && cpu.len() == server_pids.len()).then(|| cpu.iter().sum()),
-            redis_cpu: redis.and_then(|r| r.pid).and_then(cpu_seconds),
+            redis_cpu: redis.and_then(RedisProbe::cpu_seconds),
             generator_cpu: own_cpu_seconds(),
             redis_commands: redis.and_then(redis_command_calls),
             redis_net_bytes: redis.and_then(redis_net_bytes),

@@ -84,6 +84,18 @@ pub struct Method {
     pub request_timeout_s: f64,
     /// How latency is measured, in words, for the report.
     pub notes: Vec<String>,
+    /// Set when the strategies used a Redis Cluster rather than one redis-server of the harness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<ClusterMethod>,
+}
+
+/// The Redis Cluster a run used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterMethod {
+    /// Seed URLs the servers were given.
+    pub seeds: Vec<String>,
+    /// `host:port` of every master when the run started.
+    pub masters: Vec<String>,
 }
 
 fn one() -> u32 {

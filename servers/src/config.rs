@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+pub use crate::store::RedisTarget;
+
 /// Which auth design the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,9 +114,13 @@ pub struct ServerOptions {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Redis URL (session and hybrid only).
-    #[arg(long)]
+    /// Redis URL, for the strategies that use Redis.
+    #[arg(long, conflicts_with = "redis_cluster")]
     pub redis_url: Option<String>,
+    /// Redis Cluster seed nodes, comma-separated (instead of --redis-url), e.g.
+    /// redis://127.0.0.1:7301,redis://127.0.0.1:7302 (scripts/redis-cluster.sh prints them).
+    #[arg(long)]
+    pub redis_cluster: Option<String>,
     /// Key for the /admin endpoints, sent as X-Admin-Key.
     #[arg(long)]
     pub admin_key: Option<String>,
@@ -191,7 +197,8 @@ pub enum ConfigError {
 pub struct ServerConfig {
     pub strategy: StrategyName,
     pub listen: SocketAddr,
-    pub redis_url: String,
+    /// Redis: one server or a cluster.
+    pub redis: RedisTarget,
     pub admin_key: String,
     pub users: u32,
     pub user_password: String,
@@ -226,7 +233,7 @@ impl ServerConfig {
         Self {
             strategy,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis: RedisTarget::Single("redis://127.0.0.1:6379".to_owned()),
             admin_key: "authbench-admin".to_owned(),
             users: 1000,
             user_password: "authbench-password".to_owned(),
@@ -277,8 +284,18 @@ impl ServerConfig {
         if self.grace > MAX_ACCESS_TTL {
             return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
         }
-        if self.strategy.uses_store() && !self.redis_url.starts_with("redis://") {
-            return invalid("--redis-url must start with redis:// (e.g. redis://127.0.0.1:6379)");
+        if self.strategy.uses_store() {
+            match &self.redis {
+                RedisTarget::Single(url) if !url.starts_with("redis://") => {
+                    return invalid("--redis-url must start with redis:// (e.g. redis://127.0.0.1:6379)");
+                }
+                RedisTarget::Cluster(urls) if urls.is_empty() || urls.iter().any(|u| !u.starts_with("redis://")) => {
+                    return invalid(
+                        "--redis-cluster must be comma-separated redis:// URLs (e.g. redis://127.0.0.1:7301,redis://127.0.0.1:7302)",
+                    );
+                }
+                _ => {}
+            }
         }
         if self.fail_mode == FailMode::Open && self.strategy != StrategyName::Hybrid {
             return invalid(
@@ -326,7 +343,18 @@ impl ServerOptions {
         let config = ServerConfig {
             strategy,
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
-            redis_url: self.redis_url.or(file.redis_url).unwrap_or(d.redis_url),
+            redis: match (self.redis_url.or(file.redis_url), self.redis_cluster.or(file.redis_cluster)) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid(
+                        "give either a Redis URL or Redis Cluster nodes, not both".to_owned(),
+                    ));
+                }
+                (Some(url), None) => RedisTarget::Single(url),
+                (None, Some(nodes)) => RedisTarget::Cluster(
+                    nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect(),
+                ),
+                (None, None) => d.redis,
+            },
             admin_key: self.admin_key.or(file.admin_key).unwrap_or(d.admin_key),
             users: self.users.or(file.users).unwrap_or(d.users),
             user_password: self.user_password.or(file.user_password).unwrap_or(d.user_password),
@@ -388,6 +416,21 @@ mod tests {
         assert!(parse(&["--strategy", "hybrid", "--jti-mode", "denylist", "--max-sessions-per-user", "2"]).is_err());
         assert!(parse(&["--strategy", "jwt", "--access-ttl", "0s"]).is_err());
         assert!(parse(&["--strategy", "session", "--redis-url", "http://x"]).is_err());
+        assert!(parse(&["--strategy", "session", "--redis-cluster", ","]).is_err());
+        assert!(parse(&["--strategy", "session", "--redis-cluster", "redis://a:1,b:2"]).is_err());
+        assert!(
+            parse(&["--strategy", "session", "--redis-url", "redis://a:1", "--redis-cluster", "redis://b:2"]).is_err()
+        );
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_list() {
+        let c = parse(&["--strategy", "hybrid", "--redis-cluster", "redis://127.0.0.1:7301, redis://127.0.0.1:7302"])
+            .unwrap();
+        assert_eq!(
+            c.redis,
+            RedisTarget::Cluster(vec!["redis://127.0.0.1:7301".to_owned(), "redis://127.0.0.1:7302".to_owned()])
+        );
     }
 
     #[test]

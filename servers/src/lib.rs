@@ -29,7 +29,7 @@ pub use config::{ServerConfig, ServerOptions, StrategyName};
 use http::AppState;
 use jwt::JwtKeys;
 use metrics::Metrics;
-use store::RedisStore;
+use store::{RedisStore, RedisTarget};
 use strategy::{
     AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, PushedStrategy, RefreshStrategy,
     SessionStrategy, VersionedStrategy,
@@ -77,15 +77,21 @@ impl Server {
         };
         let store = if config.strategy.uses_store() {
             let store = RedisStore::connect(
-                &config.redis_url,
+                &config.redis,
                 config.redis_client,
                 config.redis_timeout,
                 config.redis_pool_size,
                 metrics.clone(),
             )
             .await
-            .with_context(|| {
-                format!("cannot reach Redis at {} (start redis-server or pass --redis-url)", config.redis_url)
+            .with_context(|| match &config.redis {
+                RedisTarget::Single(url) => {
+                    format!("cannot reach Redis at {url} (start redis-server or pass --redis-url)")
+                }
+                RedisTarget::Cluster(urls) => format!(
+                    "cannot reach a Redis Cluster at {} (start one with scripts/redis-cluster.sh start)",
+                    urls.join(",")
+                ),
             })?;
             Some(store)
         } else {

@@ -221,6 +221,84 @@ impl RedisServer {
     }
 }
 
+/// A Redis Cluster of `redis-server` children on loopback: each master owns an equal share of
+/// the 16384 slots, no replicas. Built without `redis-cli` (slots assigned and nodes introduced
+/// with `CLUSTER ADDSLOTSRANGE` and `CLUSTER MEET`); dropping it kills every node.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+/// How long a new cluster may take to agree that every slot is served.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl RedisCluster {
+    /// Starts `masters` nodes (at least 1) and waits until every node reports `cluster_state:ok`.
+    pub fn start(masters: usize) -> Result<Self, RedisProcessError> {
+        let masters = masters.max(1);
+        let mut nodes = Vec::with_capacity(masters);
+        let mut bus_ports = Vec::with_capacity(masters);
+        for _ in 0..masters {
+            // The bus port defaults to port + 10000, which may be taken or above 65535.
+            let bus = free_port()?;
+            bus_ports.push(bus);
+            let options = RedisOptions {
+                extra: vec![
+                    ("cluster-enabled".into(), "yes".into()),
+                    ("cluster-config-file".into(), "nodes.conf".into()),
+                    ("cluster-port".into(), bus.to_string()),
+                    ("cluster-node-timeout".into(), "5000".into()),
+                ],
+                ..RedisOptions::default()
+            };
+            nodes.push(RedisServer::start_with(options)?);
+        }
+        let cluster = Self { nodes };
+        let not_ready =
+            |port: u16, log: String| RedisProcessError::NotReady { port, timeout: CLUSTER_READY_TIMEOUT, log };
+        let per_node = 16384 / masters;
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let first = i * per_node;
+            let last = if i + 1 == masters { 16383 } else { first + per_node - 1 };
+            let reply = node.command(&format!("CLUSTER ADDSLOTSRANGE {first} {last}"))?;
+            if reply != "+OK" {
+                return Err(not_ready(node.port(), format!(": CLUSTER ADDSLOTSRANGE answered {reply}")));
+            }
+        }
+        let (first, others) = cluster.nodes.split_first().ok_or(RedisProcessError::NotInstalled)?;
+        for (node, bus) in others.iter().zip(bus_ports.iter().skip(1)) {
+            let reply = first.command(&format!("CLUSTER MEET 127.0.0.1 {} {bus}", node.port()))?;
+            if reply != "+OK" {
+                return Err(not_ready(node.port(), format!(": CLUSTER MEET answered {reply}")));
+            }
+        }
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        let known = format!("cluster_known_nodes:{masters}");
+        loop {
+            let ready = cluster.nodes.iter().all(|n| {
+                n.command("CLUSTER INFO").is_ok_and(|info| info.contains("cluster_state:ok") && info.contains(&known))
+            });
+            if ready {
+                return Ok(cluster);
+            }
+            if Instant::now() > deadline {
+                return Err(not_ready(first.port(), ": the cluster never reached cluster_state:ok".to_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The seed URLs, `redis://127.0.0.1:<port>` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes, for commands to one of them.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop_child();
@@ -287,5 +365,20 @@ mod tests {
         // No persistence: the restart is empty.
         assert_eq!(redis.command("EXISTS k").unwrap(), ":0");
         assert!(redis.command("INFO memory").unwrap().contains("used_memory:"));
+    }
+
+    #[test]
+    fn a_cluster_serves_every_slot() {
+        let cluster = RedisCluster::start(3).unwrap();
+        assert_eq!(cluster.urls().len(), 3);
+        for node in cluster.nodes() {
+            let info = node.command("CLUSTER INFO").unwrap();
+            assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
+            assert!(info.contains("cluster_known_nodes:3"), "{info}");
+        }
+        // A key is served by exactly one node; the others redirect.
+        let replies: Vec<String> = cluster.nodes().iter().map(|n| n.command("SET k v").unwrap()).collect();
+        assert_eq!(replies.iter().filter(|r| *r == "+OK").count(), 1, "{replies:?}");
+        assert!(replies.iter().filter(|r| r.starts_with("-MOVED")).count() == 2, "{replies:?}");
     }
 }

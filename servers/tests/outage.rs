@@ -136,7 +136,7 @@ async fn jwt_does_not_notice_redis() {
 async fn unreachable_redis_at_start_is_one_clear_error() {
     let port = authbench_server::redis_process::free_port().unwrap();
     let mut config = authbench_server::ServerConfig::new(StrategyName::Session);
-    config.redis_url = format!("redis://127.0.0.1:{port}");
+    config.redis = authbench_server::config::RedisTarget::Single(format!("redis://127.0.0.1:{port}"));
     config.users = 1;
     let err = authbench_server::Server::build(config).await.unwrap_err();
     let text = format!("{err:#}");

@@ -6,7 +6,7 @@
 
 mod support;
 
-use authbench_server::config::{FailMode, JtiMode, JwtAlg, RedisClientKind, StrategyName};
+use authbench_server::config::{FailMode, JtiMode, JwtAlg, RedisClientKind, ServerConfig, StrategyName};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{PASSWORD, TestServer};
@@ -23,21 +23,33 @@ enum Variant {
     /// window itself is tested in strategies.rs.
     Versioned(Option<u32>),
     Pushed(Option<u32>),
+    /// The same, against a three-master Redis Cluster.
+    Cluster(&'static Variant),
 }
 
 async fn start(variant: Variant) -> TestServer {
+    let Variant::Cluster(inner) = variant else { return start_on(variant, false).await };
+    start_on(*inner, true).await
+}
+
+/// Starts `strategy` tweaked, on a single Redis or a cluster.
+async fn launch(strategy: StrategyName, cluster: bool, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    if cluster { TestServer::start_on_cluster(strategy, tweak).await } else { TestServer::start(strategy, tweak).await }
+}
+
+async fn start_on(variant: Variant, cluster: bool) -> TestServer {
     match variant {
-        Variant::Baseline => TestServer::start(StrategyName::Baseline, |_| {}).await,
+        Variant::Baseline => launch(StrategyName::Baseline, cluster, |_| {}).await,
         Variant::Session(client, max) => {
-            TestServer::start(StrategyName::Session, |c| {
+            launch(StrategyName::Session, cluster, |c| {
                 c.redis_client = client;
                 c.max_sessions_per_user = max;
             })
             .await
         }
-        Variant::Jwt(alg) => TestServer::start(StrategyName::Jwt, |c| c.jwt_alg = alg).await,
+        Variant::Jwt(alg) => launch(StrategyName::Jwt, cluster, |c| c.jwt_alg = alg).await,
         Variant::Hybrid(mode, fail, client, max) => {
-            TestServer::start(StrategyName::Hybrid, |c| {
+            launch(StrategyName::Hybrid, cluster, |c| {
                 c.jti_mode = mode;
                 c.fail_mode = fail;
                 c.redis_client = client;
@@ -47,21 +59,22 @@ async fn start(variant: Variant) -> TestServer {
             .await
         }
         Variant::Refresh(max) => {
-            TestServer::start(StrategyName::Refresh, |c| {
+            launch(StrategyName::Refresh, cluster, |c| {
                 c.max_sessions_per_user = max;
                 c.jwt_alg = JwtAlg::EdDSA;
             })
             .await
         }
         Variant::Pushed(max) => {
-            TestServer::start(StrategyName::Pushed, |c| {
+            launch(StrategyName::Pushed, cluster, |c| {
                 c.max_sessions_per_user = max;
                 c.jwt_alg = JwtAlg::RS256;
             })
             .await
         }
+        Variant::Cluster(inner) => Box::pin(start_on(*inner, true)).await,
         Variant::Versioned(max) => {
-            TestServer::start(StrategyName::Versioned, |c| {
+            launch(StrategyName::Versioned, cluster, |c| {
                 c.max_sessions_per_user = max;
                 c.grace = std::time::Duration::ZERO;
             })
@@ -391,4 +404,10 @@ protocol_suite! {
     versioned_single_device => Variant::Versioned(Some(1)),
     pushed => Variant::Pushed(None),
     pushed_single_device => Variant::Pushed(Some(1)),
+    cluster_session_single_device => Variant::Cluster(&Variant::Session(Multiplexed, Some(1))),
+    cluster_hybrid_allowlist_pool => Variant::Cluster(&Variant::Hybrid(Allowlist, Closed, Pool, None)),
+    cluster_hybrid_denylist => Variant::Cluster(&Variant::Hybrid(Denylist, Closed, Multiplexed, None)),
+    cluster_refresh => Variant::Cluster(&Variant::Refresh(None)),
+    cluster_versioned => Variant::Cluster(&Variant::Versioned(None)),
+    cluster_pushed => Variant::Cluster(&Variant::Pushed(Some(1))),
 }

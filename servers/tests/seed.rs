@@ -26,7 +26,7 @@ async fn seeded_sessions_are_real_sessions() {
     assert!(ids.len() >= 10, "{}", ids.len());
     assert_eq!(redis.command("DBSIZE").unwrap(), ":4050", "4000 records and 50 user indexes");
     let mut config = ServerConfig::new(StrategyName::Session);
-    config.redis_url = redis.url();
+    config.redis = authbench_server::config::RedisTarget::Single(redis.url());
     config.users = 50;
     let s = TestServer::start_with_redis(config, Some(redis)).await;
     for id in &ids {
@@ -52,7 +52,7 @@ async fn seeded_jtis_are_accepted_and_denylist_seeding_keeps_valid_tokens_valid(
         };
         assert!(tokens.len() >= 5);
         let mut config = ServerConfig::new(StrategyName::Hybrid);
-        config.redis_url = redis.url();
+        config.redis = authbench_server::config::RedisTarget::Single(redis.url());
         config.users = 50;
         config.jti_mode = mode;
         config.jwt_key_file = Some(key.clone());

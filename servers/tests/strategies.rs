@@ -110,7 +110,7 @@ async fn refresh_keeps_no_usable_secret_in_redis_and_no_redis_command_per_reques
     assert_eq!(redis_commands(&s).await, before, "a request touched Redis");
 
     // Neither half of the refresh token appears in Redis, as a key or as a value.
-    let mut con = redis::Client::open(s.config.redis_url.as_str()).unwrap().get_connection().unwrap();
+    let mut con = redis::Client::open(s.redis.as_ref().unwrap().url()).unwrap().get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert!(keys.iter().any(|k| k.starts_with("ab:rf:")), "{keys:?}");
     for key in &keys {

@@ -906,6 +906,17 @@ impl Report<'_> {
                 "1 (the revocation scenario adds a second one for its A→B case)".into()
             },
         );
+        kv(
+            "Redis",
+            match &m.redis_cluster {
+                Some(c) => format!(
+                    "a Redis Cluster of {} masters ({}), run outside authbench; counters summed over the masters",
+                    c.masters.len(),
+                    c.masters.join(", ")
+                ),
+                None => "one redis-server started by authbench on loopback, emptied before each strategy".into(),
+            },
+        );
         kv("request timeout", format!("{} s", m.request_timeout_s));
         if let Some(c) = &r.calibration {
             kv(

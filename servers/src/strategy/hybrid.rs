@@ -33,13 +33,14 @@ pub(crate) const LIVE: &str = "ab:ja:";
 pub(crate) const LIVE_USERS: &str = "ab:jau:";
 /// Denylist key prefix of a revoked jti.
 pub(crate) const DENIED: &str = "ab:jd:";
-/// Denylist revocation mark of one user.
-const USER_MARK: &str = "ab:jm:";
+/// Denylist revocation mark of one user. The marks share the hash tag `{abj}`: the scripts that
+/// raise them read and write several at once, which a Redis Cluster allows within one slot.
+const USER_MARK: &str = "ab:{abj}:m:";
 /// Denylist revocation mark of everyone.
-const GLOBAL_MARK: &str = "ab:jm-all";
+const GLOBAL_MARK: &str = "ab:{abj}:m-all";
 
 /// The highest user mark ever set (within a token lifetime); revoke-all must exceed it.
-const HIGHEST_USER_MARK: &str = "ab:jm-top";
+const HIGHEST_USER_MARK: &str = "ab:{abj}:m-top";
 
 /// Raises a user's mark to `max(user, global, now) + 1` and records it as the highest user
 /// mark if it is. KEYS: user mark, global mark, highest user mark; ARGV: now, ttl (seconds).

@@ -6,15 +6,19 @@
 //! which makes "every token of this user" one read, and "the oldest sessions beyond N" a range.
 //! Ids are checked for shape before they get here; the only patterns ever used (in
 //! [`TokenIndex::clear_all`]) are this module's own prefixes.
+//!
+//! A record and its user's index are in different hash slots (the request path has the id
+//! alone, and spreading records over a cluster is the point of one), so no command or pipeline
+//! here spans both: record and index are written by separate commands sent together. A login
+//! racing with a logout-all may therefore survive it, which is also what happens when the
+//! login lands just after; a failure between the two leaves at worst an index entry whose
+//! record is gone, which every reader already ignores.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::{Pipeline, pipe};
+use redis::{Cmd, pipe};
 
 use crate::store::{RedisStore, StoreError};
-
-/// How many keys one SCAN step asks for when clearing everything.
-const SCAN_BATCH: usize = 1000;
 
 /// One index: record and per-user key prefixes and the per-user limit.
 #[derive(Debug, Clone)]
@@ -59,14 +63,9 @@ impl TokenIndex {
         let now = now_ms();
         let ttl_ms = ttl.as_millis() as u64;
         let user_key = self.user_key(username);
+        let set = redis::cmd("SET").arg(self.record_key(id)).arg(record).arg("PX").arg(ttl_ms).to_owned();
         let mut p = pipe();
         p.atomic()
-            .cmd("SET")
-            .arg(self.record_key(id))
-            .arg(record)
-            .arg("PX")
-            .arg(ttl_ms)
-            .ignore()
             .cmd("ZADD")
             .arg(&user_key)
             .arg(now + ttl_ms)
@@ -82,25 +81,26 @@ impl TokenIndex {
             .arg(ttl_ms)
             .ignore();
         let Some(max) = self.max_per_user else {
-            return store.pipe::<()>(&p, 6).await;
+            tokio::try_join!(store.cmd::<()>(&set), store.pipe::<()>(&p, 5))?;
+            return Ok(());
         };
         // Everything but the newest `max` members, oldest first.
         p.cmd("ZRANGE").arg(&user_key).arg(0).arg(-(i64::from(max)) - 1);
-        let (older,): (Vec<String>,) = store.pipe(&p, 7).await?;
+        let ((), (older,)): ((), (Vec<String>,)) = tokio::try_join!(store.cmd(&set), store.pipe(&p, 6))?;
         if older.is_empty() {
             return Ok(());
         }
-        let mut end = pipe();
-        self.unlink_records(&mut end, &older);
-        end.cmd("ZREM").arg(&user_key).arg(&older).ignore();
-        store.pipe::<()>(&end, 2).await
+        let zrem = redis::cmd("ZREM").arg(&user_key).arg(&older).to_owned();
+        store.all::<()>(&[self.unlink_records(&older), zrem]).await?;
+        Ok(())
     }
 
     /// Removes one record and its index entry.
     pub(crate) async fn remove(&self, store: &RedisStore, username: &str, id: &str) -> Result<(), StoreError> {
-        let mut p = pipe();
-        p.cmd("UNLINK").arg(self.record_key(id)).ignore().cmd("ZREM").arg(self.user_key(username)).arg(id).ignore();
-        store.pipe::<()>(&p, 2).await
+        let unlink = redis::cmd("UNLINK").arg(self.record_key(id)).to_owned();
+        let zrem = redis::cmd("ZREM").arg(self.user_key(username)).arg(id).to_owned();
+        store.all::<()>(&[unlink, zrem]).await?;
+        Ok(())
     }
 
     /// The ids the user holds now (expired index entries excluded).
@@ -119,34 +119,20 @@ impl TokenIndex {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut end = pipe();
-        self.unlink_records(&mut end, &ids);
-        store.pipe::<()>(&end, 1).await
+        // One UNLINK of many keys; on a cluster the client splits it by slot.
+        store.cmd::<()>(&self.unlink_records(&ids)).await
     }
 
     /// Ends every token of every user by walking this index's own key prefixes.
     pub(crate) async fn clear_all(&self, store: &RedisStore) -> Result<(), StoreError> {
         for prefix in [self.records, self.users] {
-            let pattern = format!("{prefix}*");
-            let mut cursor: u64 = 0;
-            loop {
-                let cmd =
-                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(SCAN_BATCH).to_owned();
-                let (next, keys): (u64, Vec<String>) = store.cmd(&cmd).await?;
-                if !keys.is_empty() {
-                    store.cmd::<()>(redis::cmd("UNLINK").arg(&keys)).await?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            store.unlink_matching(&format!("{prefix}*")).await?;
         }
         Ok(())
     }
 
-    fn unlink_records(&self, p: &mut Pipeline, ids: &[String]) {
+    fn unlink_records(&self, ids: &[String]) -> Cmd {
         let keys: Vec<String> = ids.iter().map(|id| self.record_key(id)).collect();
-        p.cmd("UNLINK").arg(keys).ignore();
+        redis::cmd("UNLINK").arg(keys).to_owned()
     }
 }

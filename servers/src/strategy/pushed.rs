@@ -130,7 +130,6 @@ impl PushedStrategy {
         store: RedisStore,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AuthError> {
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| AuthError::Internal(e.to_string()))?;
         let denylist = Arc::new(RwLock::new(Denylist::default()));
         let sync = Arc::new(SyncState { last_id: RwLock::new("0".to_owned()), ..SyncState::default() });
         loop {
@@ -141,7 +140,7 @@ impl PushedStrategy {
         }
         sync.connected.store(true, Ordering::Relaxed);
         sync.last_contact_ms.store(now_ms(), Ordering::Relaxed);
-        tokio::spawn(follow(client, denylist.clone(), sync.clone(), metrics, config.redis_timeout));
+        tokio::spawn(follow(store.clone(), denylist.clone(), sync.clone(), metrics));
         Ok(Self {
             keys,
             store,
@@ -244,18 +243,10 @@ fn report_contact(sync: &SyncState, metrics: &Metrics, connected: bool) {
 
 /// Follows the log for as long as the process runs: read from the last id applied (an XREAD
 /// that blocks until an event arrives), apply, repeat; on any error, reconnect and resume.
-async fn follow(
-    client: redis::Client,
-    denylist: Arc<RwLock<Denylist>>,
-    sync: Arc<SyncState>,
-    metrics: Arc<Metrics>,
-    timeout: Duration,
-) {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
-        .set_response_timeout(Some(BLOCK + timeout.max(Duration::from_millis(500))));
+async fn follow(store: RedisStore, denylist: Arc<RwLock<Denylist>>, sync: Arc<SyncState>, metrics: Arc<Metrics>) {
     loop {
-        let mut con = match client.get_multiplexed_async_connection_with_config(&config).await {
+        // The reply to a blocking read may take BLOCK; a hung Redis is noticed shortly after.
+        let mut con = match store.dedicated(BLOCK + Duration::from_millis(500)).await {
             Ok(con) => con,
             Err(e) => {
                 report_contact(&sync, &metrics, false);
@@ -265,7 +256,7 @@ async fn follow(
             }
         };
         loop {
-            match read_after(&sync, Some(BLOCK)).query_async::<Option<Entries>>(&mut con).await {
+            match con.query::<Option<Entries>>(&read_after(&sync, Some(BLOCK))).await {
                 Ok(entries) => {
                     report_contact(&sync, &metrics, true);
                     apply_entries(&denylist, &sync, &metrics, entries);

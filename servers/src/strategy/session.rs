@@ -150,20 +150,17 @@ impl AuthStrategy for SessionStrategy {
         }
         let keys: Vec<String> = ids.iter().map(|id| self.index.record_key(id)).collect();
         let values: Vec<Option<String>> = self.store.cmd(redis::cmd("MGET").arg(&keys)).await?;
-        let mut p = redis::pipe();
-        let mut count = 0;
+        let mut rewrites = Vec::with_capacity(keys.len());
         for (key, value) in keys.iter().zip(values) {
             let Some(mut record) = value.and_then(|v| serde_json::from_str::<SessionRecord>(&v).ok()) else {
                 continue;
             };
             record.roles = roles.to_vec();
             let json = serde_json::to_string(&record).map_err(|e| AuthError::Internal(e.to_string()))?;
-            p.cmd("SET").arg(key).arg(json).arg("XX").arg("KEEPTTL").ignore();
-            count += 1;
+            rewrites.push(redis::cmd("SET").arg(key).arg(json).arg("XX").arg("KEEPTTL").to_owned());
         }
-        if count > 0 {
-            self.store.pipe::<()>(&p, count).await?;
-        }
+        // One command per record: the records are spread over a cluster's slots.
+        self.store.all::<()>(&rewrites).await?;
         Ok(())
     }
 

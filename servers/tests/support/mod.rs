@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authbench_server::config::RedisTarget;
 use authbench_server::config::{ServerConfig, StrategyName};
 use authbench_server::jwt::JwtKeys;
-use authbench_server::redis_process::RedisServer;
+use authbench_server::redis_process::{RedisCluster, RedisServer};
 use authbench_server::strategy::Capabilities;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -25,6 +26,8 @@ pub struct TestServer {
     pub capabilities: Capabilities,
     pub jwt_keys: Option<Arc<JwtKeys>>,
     pub redis: Option<RedisServer>,
+    /// The Redis Cluster the server uses instead, when started on one.
+    pub cluster: Option<RedisCluster>,
     pub config: ServerConfig,
     /// Refresh token issued with each access token (strategies that issue them).
     pub refresh_tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -32,18 +35,35 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `strategy` with test defaults, adjusted by `tweak`.
-    pub async fn start(strategy: StrategyName, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
-        let redis = strategy.uses_store().then(|| RedisServer::start().expect("start redis-server"));
+    /// The test defaults for `strategy`.
+    fn config(strategy: StrategyName) -> ServerConfig {
         let mut config = ServerConfig::new(strategy);
         config.users = 50;
         config.user_password = PASSWORD.to_owned();
         config.admin_key = ADMIN_KEY.to_owned();
+        config
+    }
+
+    /// Starts `strategy` with test defaults, adjusted by `tweak`.
+    pub async fn start(strategy: StrategyName, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let redis = strategy.uses_store().then(|| RedisServer::start().expect("start redis-server"));
+        let mut config = Self::config(strategy);
         if let Some(redis) = &redis {
-            config.redis_url = redis.url();
+            config.redis = RedisTarget::Single(redis.url());
         }
         tweak(&mut config);
         Self::start_with_redis(config, redis).await
+    }
+
+    /// Starts `strategy` against a three-master Redis Cluster of its own.
+    pub async fn start_on_cluster(strategy: StrategyName, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3)).await.unwrap().expect("start cluster");
+        let mut config = Self::config(strategy);
+        config.redis = RedisTarget::Cluster(cluster.urls());
+        tweak(&mut config);
+        let mut server = Self::start_with_redis(config, None).await;
+        server.cluster = Some(cluster);
+        server
     }
 
     /// Starts a server against an existing Redis (or none).
@@ -64,6 +84,7 @@ impl TestServer {
             capabilities,
             jwt_keys,
             redis,
+            cluster: None,
             config,
             refresh_tokens: std::sync::Mutex::default(),
             shutdown: Some(tx),
