@@ -392,6 +392,24 @@ impl Backing {
     }
 }
 
+/// Arguments of a further instance (B) started after the first (A) with `args`: for an
+/// asymmetric JWT the private key stays with A, and B verifies with the public key A wrote
+/// next to the shared key file (`FILE.pub`); it then cannot issue, so logins go to A.
+fn further_instance_args(args: &[String]) -> Vec<String> {
+    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let asymmetric = value_of("--jwt-alg").is_some_and(|alg| alg != "HS256");
+    let mut out = args.to_vec();
+    if asymmetric && let Some(i) = out.iter().position(|a| a == "--jwt-key-file") {
+        if let Some(flag) = out.get_mut(i) {
+            *flag = "--jwt-public-key-file".into();
+        }
+        if let Some(path) = out.get_mut(i + 1) {
+            path.push_str(".pub");
+        }
+    }
+    out
+}
+
 fn server_args(v: &crate::suite::Variant, redis: Option<&Backing>) -> Vec<String> {
     let mut args: Vec<String> = v.args.iter().map(|s| (*s).to_owned()).collect();
     args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
@@ -480,7 +498,7 @@ fn run_plan(
         let server = ServerProcess::start(binary, &args, placement.server.clone())?;
         let mut more = Vec::new();
         for _ in 1..plan.instances {
-            more.push(ServerProcess::start(binary, &args, placement.server.clone())?);
+            more.push(ServerProcess::start(binary, &further_instance_args(&args), placement.server.clone())?);
         }
         let capabilities = runtime.block_on(crate::client::capabilities(server.addr))?;
         let subject = Subject {
@@ -814,7 +832,7 @@ fn run_revocation(
             a_args.extend(extra.iter().map(|s| (*s).to_owned()));
             let a = ServerProcess::start(binary, &a_args, placement.server.clone())?;
             let b = if instances == 2 {
-                Some(ServerProcess::start(binary, &a_args, placement.server.clone())?)
+                Some(ServerProcess::start(binary, &further_instance_args(&a_args), placement.server.clone())?)
             } else {
                 None
             };
@@ -1102,5 +1120,20 @@ mod tests {
         assert!(parse_target("http://10.0.0.1:8080").is_err());
         assert!(parse_target("https://127.0.0.1:8080").is_err());
         assert!(parse_target("http://127.0.0.1:8080/me").is_err());
+    }
+
+    #[test]
+    fn a_second_asymmetric_instance_gets_the_public_key_alone() {
+        let args = |alg: &str| -> Vec<String> {
+            ["--strategy", "jwt", "--jwt-alg", alg, "--jwt-key-file", "/tmp/k"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        };
+        let b = further_instance_args(&args("ES256"));
+        assert_eq!(b[4..], ["--jwt-public-key-file".to_owned(), "/tmp/k.pub".to_owned()]);
+        assert_eq!(further_instance_args(&args("HS256")), args("HS256"));
+        let none: Vec<String> = vec!["--strategy".into(), "session".into()];
+        assert_eq!(further_instance_args(&none), none);
     }
 }

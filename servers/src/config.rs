@@ -160,9 +160,14 @@ pub struct ServerOptions {
     /// Live sessions allowed per user; 1 is the single-device policy.
     #[arg(long)]
     pub max_sessions_per_user: Option<u32>,
-    /// JWT key file shared by instances (created with a fresh key if missing).
+    /// JWT key file shared by instances (created with a fresh key if missing). For RS256,
+    /// ES256 and EdDSA the public key is also written to FILE.pub.
     #[arg(long)]
     pub jwt_key_file: Option<PathBuf>,
+    /// Verify tokens with this public key alone (a FILE.pub from --jwt-key-file): the instance
+    /// cannot sign, so /login, /refresh and key rotation answer 501 (RS256, ES256, EdDSA).
+    #[arg(long, conflicts_with = "jwt_key_file")]
+    pub jwt_public_key_file: Option<PathBuf>,
     /// Extra bytes of claims in every token (JWT) or session record, to measure what size costs.
     #[arg(long)]
     pub claims_padding: Option<usize>,
@@ -211,6 +216,8 @@ pub struct ServerConfig {
     pub fail_mode: FailMode,
     pub max_sessions_per_user: Option<u32>,
     pub jwt_key_file: Option<PathBuf>,
+    /// Verify-only: the public key, no signing key.
+    pub jwt_public_key_file: Option<PathBuf>,
     /// Extra claim bytes per token or session record (0: none).
     pub claims_padding: usize,
     /// Test instrument: revocations are applied this long after they are acknowledged.
@@ -247,6 +254,7 @@ impl ServerConfig {
             fail_mode: FailMode::Closed,
             max_sessions_per_user: None,
             jwt_key_file: None,
+            jwt_public_key_file: None,
             claims_padding: 0,
             revocation_delay: None,
             refresh_ttl: Duration::from_secs(24 * 3600),
@@ -295,6 +303,16 @@ impl ServerConfig {
                     );
                 }
                 _ => {}
+            }
+        }
+        if self.jwt_public_key_file.is_some() {
+            if self.jwt_key_file.is_some() {
+                return invalid("--jwt-public-key-file and --jwt-key-file exclude each other: verify-only or signing");
+            }
+            if !self.strategy.uses_jwt() || self.jwt_alg == JwtAlg::HS256 {
+                return invalid(
+                    "--jwt-public-key-file needs a JWT strategy with --jwt-alg RS256, ES256 or EdDSA (HS256 has no public key)",
+                );
             }
         }
         if self.fail_mode == FailMode::Open && self.strategy != StrategyName::Hybrid {
@@ -367,6 +385,7 @@ impl ServerOptions {
             fail_mode: self.fail_mode.or(file.fail_mode).unwrap_or(d.fail_mode),
             max_sessions_per_user: self.max_sessions_per_user.or(file.max_sessions_per_user),
             jwt_key_file: self.jwt_key_file.or(file.jwt_key_file),
+            jwt_public_key_file: self.jwt_public_key_file.or(file.jwt_public_key_file),
             claims_padding: self.claims_padding.or(file.claims_padding).unwrap_or(0),
             revocation_delay: self.revocation_delay.or(file.revocation_delay),
             refresh_ttl: self.refresh_ttl.or(file.refresh_ttl).unwrap_or(d.refresh_ttl),

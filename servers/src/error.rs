@@ -81,6 +81,16 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl From<crate::jwt::SignError> for AuthError {
+    fn from(e: crate::jwt::SignError) -> Self {
+        match e {
+            // A verify-only instance cannot issue: the operation is not one it performs.
+            crate::jwt::SignError::VerifyOnly => Self::Unsupported,
+            crate::jwt::SignError::Failed(message) => Self::Internal(message),
+        }
+    }
+}
+
 impl From<TokenRejection> for AuthError {
     fn from(r: TokenRejection) -> Self {
         Self::Token(r)

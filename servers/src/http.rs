@@ -39,6 +39,8 @@ pub struct AppState<S> {
     admin_key_digest: [u8; 32],
     /// Test instrument: acknowledge revocations at once, apply them this much later.
     pub revocation_delay: Option<std::time::Duration>,
+    /// False on a verify-only instance (public key alone): /login and /refresh answer 501.
+    pub issues: bool,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -50,7 +52,14 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 impl<S: AuthStrategy> AppState<S> {
     pub fn new(strategy: S, users: Arc<UserDirectory>, metrics: Arc<Metrics>, admin_key: &str) -> Self {
-        Self { strategy, users, metrics, admin_key_digest: sha256(admin_key.as_bytes()), revocation_delay: None }
+        Self {
+            strategy,
+            users,
+            metrics,
+            admin_key_digest: sha256(admin_key.as_bytes()),
+            revocation_delay: None,
+            issues: true,
+        }
     }
 
     fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -262,6 +271,9 @@ async fn login<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
+    if !state.issues {
+        return Err(AuthError::Unsupported.into());
+    }
     let user = state.users.verify(&body.username, &body.password).await.ok_or(ApiError::InvalidCredentials)?;
     let minting = Instant::now();
     let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
@@ -311,6 +323,9 @@ async fn refresh<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Response, ApiError> {
+    if !state.issues {
+        return Err(AuthError::Unsupported.into());
+    }
     let issued = state.strategy.refresh(&body.refresh_token, &state.users).await?;
     Ok(token_response(issued))
 }

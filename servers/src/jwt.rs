@@ -82,7 +82,8 @@ impl AccessClaims {
 /// One signing key and the matching verification key.
 struct KeyPairSet {
     kid: String,
-    encoding: EncodingKey,
+    /// None on a verify-only instance, which holds the public key alone.
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     /// The public key (DER) for asymmetric algorithms; tests use it to forge key-confusion tokens.
     public_der: Option<Vec<u8>>,
@@ -116,28 +117,29 @@ impl JwtKeys {
     }
 
     /// Keys for `alg`: from `key_file` when given (created there if missing), else fresh.
+    /// For an asymmetric algorithm the public key is also written to `<key_file>.pub`, for
+    /// instances that should only verify ([`JwtKeys::verify_only`]).
     pub fn new(alg: JwtAlg, key_file: Option<&std::path::Path>) -> Result<Self, String> {
-        let algorithm = match alg {
-            JwtAlg::HS256 => Algorithm::HS256,
-            JwtAlg::RS256 => Algorithm::RS256,
-            JwtAlg::ES256 => Algorithm::ES256,
-            JwtAlg::EdDSA => Algorithm::EdDSA,
-        };
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let algorithm = algorithm_of(alg);
         let keys = match key_file {
-            Some(path) => keys_from_material(algorithm, &material_from_file(algorithm, path)?)?,
+            Some(path) => {
+                let keys = keys_from_material(algorithm, &material_from_file(algorithm, path)?)?;
+                if let Some(public) = &keys.public_der {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(".pub");
+                    let text = base64::engine::general_purpose::STANDARD.encode(public);
+                    std::fs::write(&name, text).map_err(|e| {
+                        format!("cannot write public key {}: {e}", std::path::Path::new(&name).display())
+                    })?;
+                }
+                keys
+            }
             None => generate_key(algorithm)?,
         };
         Ok(Self {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
-            validation,
+            validation: validation_for(algorithm),
             retired: Mutex::new(HashSet::new()),
         })
     }
@@ -152,13 +154,44 @@ impl JwtKeys {
         self.current.load().public_der.clone()
     }
 
+    /// Keys that verify `alg` tokens with the public key in `path` (base64 of its DER, as
+    /// [`JwtKeys::new`] writes next to a key file) and cannot sign: an instance that only
+    /// checks tokens another one issued.
+    pub fn verify_only(alg: JwtAlg, path: &std::path::Path) -> Result<Self, String> {
+        let algorithm = algorithm_of(alg);
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read public key {}: {e}", path.display()))?;
+        let public = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| format!("public key {}: not base64: {e}", path.display()))?;
+        let decoding = match algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_der(&public),
+            Algorithm::ES256 => DecodingKey::from_ec_der(&public),
+            Algorithm::EdDSA => DecodingKey::from_ed_der(&public),
+            _ => return Err("HS256 has no public key: an HS256 instance needs the shared secret".to_owned()),
+        };
+        let keys = KeyPairSet { kid: kid_of(&public), encoding: None, decoding, public_der: Some(public) };
+        Ok(Self {
+            alg: algorithm,
+            current: ArcSwap::from_pointee(keys),
+            validation: validation_for(algorithm),
+            retired: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether this instance holds a signing key.
+    pub fn can_sign(&self) -> bool {
+        self.current.load().encoding.is_some()
+    }
+
     /// Signs claims with the current key; the header carries the key id. Generic so that tests
     /// can sign claim sets this server would never issue and check that they are refused.
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, SignError> {
         let keys = self.current.load();
+        let encoding = keys.encoding.as_ref().ok_or(SignError::VerifyOnly)?;
         let mut header = Header::new(self.alg);
         header.kid = Some(keys.kid.clone());
-        jsonwebtoken::encode(&header, claims, &keys.encoding).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&header, claims, encoding).map_err(|e| SignError::Failed(e.to_string()))
     }
 
     /// Verifies signature and claims. Never panics, whatever the input.
@@ -193,10 +226,16 @@ impl JwtKeys {
 
     /// Replaces the key: every token signed before stops verifying. The stateless design's
     /// only lever, and it logs out every user at once.
-    pub fn rotate(&self) -> Result<(), String> {
-        let fresh = generate_key(self.alg)?;
+    pub fn rotate(&self) -> Result<(), SignError> {
+        if !self.can_sign() {
+            return Err(SignError::VerifyOnly);
+        }
+        let fresh = generate_key(self.alg).map_err(SignError::Failed)?;
         let old = self.current.swap(std::sync::Arc::new(fresh));
-        self.retired.lock().map_err(|_| "key ring lock poisoned".to_owned())?.insert(old.kid.clone());
+        self.retired
+            .lock()
+            .map_err(|_| SignError::Failed("key ring lock poisoned".to_owned()))?
+            .insert(old.kid.clone());
         Ok(())
     }
 
@@ -205,6 +244,43 @@ impl JwtKeys {
         let Some(kid) = header.kid else { return false };
         self.retired.lock().map(|r| r.contains(&kid)).unwrap_or(false)
     }
+}
+
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("this instance holds only the public key and cannot sign")]
+    VerifyOnly,
+    #[error("signing failed: {0}")]
+    Failed(String),
+}
+
+fn algorithm_of(alg: JwtAlg) -> Algorithm {
+    match alg {
+        JwtAlg::HS256 => Algorithm::HS256,
+        JwtAlg::RS256 => Algorithm::RS256,
+        JwtAlg::ES256 => Algorithm::ES256,
+        JwtAlg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// The one algorithm accepted, claims required, `exp`/`nbf` checked with [`LEEWAY_SECS`].
+fn validation_for(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation
+}
+
+/// A key id every instance derives alike: from the public key when there is one, else from
+/// the secret.
+fn kid_of(material: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref().get(..12).unwrap_or_default())
 }
 
 /// The secret part of a key: an HMAC secret, or a PKCS#8 private key (DER).
@@ -234,8 +310,6 @@ fn new_material(alg: Algorithm) -> Result<Vec<u8>, String> {
 /// so every instance sharing a key file names it the same.
 fn keys_from_material(alg: Algorithm, material: &[u8]) -> Result<KeyPairSet, String> {
     let err = |e: &dyn std::fmt::Display| format!("unusable {alg:?} key: {e}");
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material);
-    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref().get(..12).unwrap_or_default());
     let (encoding, decoding, public_der) = match alg {
         Algorithm::HS256 => {
             if material.len() < 32 {
@@ -266,7 +340,8 @@ fn keys_from_material(alg: Algorithm, material: &[u8]) -> Result<KeyPairSet, Str
         }
         other => return Err(format!("unsupported algorithm {other:?}")),
     };
-    Ok(KeyPairSet { kid, encoding, decoding, public_der })
+    let kid = kid_of(public_der.as_deref().unwrap_or(material));
+    Ok(KeyPairSet { kid, encoding: Some(encoding), decoding, public_der })
 }
 
 fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {

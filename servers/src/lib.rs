@@ -68,9 +68,12 @@ impl Server {
             s if s.uses_jwt() => {
                 let alg = config.jwt_alg;
                 let key_file = config.jwt_key_file.clone();
-                let keys = tokio::task::spawn_blocking(move || JwtKeys::new(alg, key_file.as_deref()))
-                    .await?
-                    .map_err(|e| anyhow::anyhow!("cannot generate a {alg:?} key: {e}"))?;
+                let keys = match config.jwt_public_key_file.clone() {
+                    Some(public) => JwtKeys::verify_only(alg, &public).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    None => tokio::task::spawn_blocking(move || JwtKeys::new(alg, key_file.as_deref()))
+                        .await?
+                        .map_err(|e| anyhow::anyhow!("cannot generate a {alg:?} key: {e}"))?,
+                };
                 Some(Arc::new(keys))
             }
             _ => None,
@@ -97,7 +100,11 @@ impl Server {
         } else {
             None
         };
-        let admin = Admin { key: config.admin_key.clone(), revocation_delay: config.revocation_delay };
+        let admin = Admin {
+            key: config.admin_key.clone(),
+            revocation_delay: config.revocation_delay,
+            issues: jwt_keys.as_ref().is_none_or(|k| k.can_sign()),
+        };
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
             (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
             (StrategyName::Session, _, Some(store)) => {
@@ -154,6 +161,8 @@ impl Server {
 struct Admin {
     key: String,
     revocation_delay: Option<std::time::Duration>,
+    /// False on a verify-only instance: it holds a public key and cannot issue tokens.
+    issues: bool,
 }
 
 fn assemble<S: AuthStrategy>(
@@ -165,6 +174,7 @@ fn assemble<S: AuthStrategy>(
     let capabilities = strategy.capabilities();
     let mut state = AppState::new(strategy, users, metrics.clone(), &admin.key);
     state.revocation_delay = admin.revocation_delay;
+    state.issues = admin.issues;
     let state = Arc::new(state);
     (http::router(state), capabilities)
 }

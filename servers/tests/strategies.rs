@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use authbench_server::config::StrategyName;
+use authbench_server::config::{JwtAlg, StrategyName};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{PASSWORD, TestServer};
@@ -215,4 +215,97 @@ async fn pushed_replays_the_log_when_an_instance_starts() {
     // An instance started after the logout knows it before serving its first request.
     let late = TestServer::start_with_redis(a.config.clone(), None).await;
     assert_eq!(late.me(&token).await.1["reason"], "revoked");
+}
+
+/// A signing instance A and a verify-only instance B (public key alone) of `strategy`,
+/// sharing A's Redis.
+async fn signer_and_verifier(strategy: StrategyName, alg: JwtAlg, name: &str) -> (TestServer, TestServer) {
+    let key_file = std::env::temp_dir().join(format!("authbench-verify-{}-{name}.key", std::process::id()));
+    let _ = std::fs::remove_file(&key_file);
+    let a = TestServer::start(strategy, |c| {
+        c.jwt_alg = alg;
+        c.jwt_key_file = Some(key_file.clone());
+        c.grace = Duration::ZERO;
+    })
+    .await;
+    let mut public = key_file.clone().into_os_string();
+    public.push(".pub");
+    let text = std::fs::read_to_string(&public).unwrap();
+    // The public file holds the public key alone: not the private material of the key file.
+    assert_ne!(text.trim(), std::fs::read_to_string(&key_file).unwrap().trim());
+    let mut config = a.config.clone();
+    config.jwt_key_file = None;
+    config.jwt_public_key_file = Some(public.into());
+    let b = TestServer::start_with_redis(config, None).await;
+    let _ = std::fs::remove_file(&key_file);
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_only_instance_accepts_tokens_and_issues_none() {
+    for (strategy, alg, name) in [
+        (StrategyName::Jwt, JwtAlg::RS256, "jwt-rs256"),
+        (StrategyName::Jwt, JwtAlg::EdDSA, "jwt-eddsa"),
+        (StrategyName::Hybrid, JwtAlg::ES256, "hybrid-es256"),
+        (StrategyName::Refresh, JwtAlg::EdDSA, "refresh-eddsa"),
+        (StrategyName::Versioned, JwtAlg::ES256, "versioned-es256"),
+        (StrategyName::Pushed, JwtAlg::ES256, "pushed-es256"),
+    ] {
+        let (a, b) = signer_and_verifier(strategy, alg, name).await;
+        assert_eq!(b.capabilities.jwt_alg, a.capabilities.jwt_alg, "{name}");
+        let token = a.login("user1").await;
+        let (status, body) = b.me(&token).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        assert_eq!(body["sub"], "user1", "{name}");
+        if strategy == StrategyName::Versioned {
+            // Checked against Redis (grace 0) and passed, but B cannot mint the fresh token.
+            assert_eq!(me_with_header(&b, &token).await, (StatusCode::OK, None), "{name}");
+        }
+        // B cannot sign: login (even with the right password) and refresh are not its job.
+        let (status, body) = b.post_json("/login", json!({"username": "user1", "password": PASSWORD})).await;
+        assert_eq!((status, body["error"].clone()), (StatusCode::NOT_IMPLEMENTED, json!("unsupported")), "{name}");
+        if let Some(refresh_token) = a.refresh_token_of(&token) {
+            assert_eq!(b.refresh(&refresh_token).await.0, StatusCode::NOT_IMPLEMENTED, "{name}");
+            // The refresh token was not spent by B's refusal.
+            assert_eq!(a.refresh(&refresh_token).await.0, StatusCode::OK, "{name}");
+        }
+        if strategy == StrategyName::Jwt {
+            // Rotation would need a private key: B refuses, A's tokens still pass on B.
+            assert_eq!(b.admin_post("/admin/revoke-all").await.0, StatusCode::NOT_IMPLEMENTED, "{name}");
+            assert_eq!(b.me(&token).await.0, StatusCode::OK, "{name}");
+        } else {
+            // Revocations that need no signature work on B and reach A.
+            assert_eq!(b.post_auth("/logout-all", &token, None).await.0, StatusCode::NO_CONTENT, "{name}");
+            if !a.capabilities.revocation.refresh {
+                let refused = until_refused(&a, &token, Duration::from_secs(2)).await;
+                assert!(refused.is_some(), "{name}: revoked on B, still accepted on A");
+            }
+        }
+        // A forged token signed with another key is refused on B as on A.
+        let (other, _) = signer_and_verifier(StrategyName::Jwt, alg, &format!("{name}-other")).await;
+        let forged = other.login("user1").await;
+        let (status, body) = b.me(&forged).await;
+        assert_eq!((status, body["reason"].clone()), (StatusCode::UNAUTHORIZED, json!("bad_signature")), "{name}");
+    }
+}
+
+#[test]
+fn verify_only_needs_an_asymmetric_key_and_excludes_a_key_file() {
+    use authbench_server::config::ServerOptions;
+    use clap::Parser;
+    let parse = |args: &[&str]| {
+        let mut argv = vec!["authbench-server"];
+        argv.extend_from_slice(args);
+        ServerOptions::try_parse_from(argv)
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.resolve().map_err(|e| e.to_string()))
+    };
+    let err = parse(&["--strategy", "jwt", "--jwt-public-key-file", "/x.pub"]).unwrap_err();
+    assert!(err.contains("HS256"), "{err}");
+    assert!(parse(&["--strategy", "session", "--jwt-public-key-file", "/x.pub"]).is_err());
+    assert!(
+        parse(&["--strategy", "jwt", "--jwt-alg", "ES256", "--jwt-public-key-file", "/x.pub", "--jwt-key-file", "/k"])
+            .is_err()
+    );
+    assert!(parse(&["--strategy", "jwt", "--jwt-alg", "ES256", "--jwt-public-key-file", "/x.pub"]).is_ok());
 }

@@ -172,7 +172,7 @@ impl AuthStrategy for HybridStrategy {
         let (claims, token) = match self.mode {
             JtiMode::Allowlist => {
                 let claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
-                let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
+                let token = self.keys.sign(&claims)?;
                 self.index.insert(&self.store, username, &claims.jti, username, self.ttl).await?;
                 (claims, token)
             }
@@ -188,7 +188,7 @@ impl AuthStrategy for HybridStrategy {
                     now_secs().max(marks.0.unwrap_or(0)).max(marks.1.unwrap_or(0))
                 };
                 let claims = new_claims(username, roles, self.ttl, iat, self.pad.as_ref())?;
-                let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
+                let token = self.keys.sign(&claims)?;
                 (claims, token)
             }
         };

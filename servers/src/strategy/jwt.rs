@@ -78,7 +78,7 @@ impl AuthStrategy for JwtStrategy {
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
         let claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
-        let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
+        let token = self.keys.sign(&claims)?;
         Ok(Issued { access_token: token, expires_in: self.ttl.as_secs(), refresh_token: None })
     }
 
@@ -105,6 +105,6 @@ impl AuthStrategy for JwtStrategy {
         tokio::task::spawn_blocking(move || keys.rotate())
             .await
             .map_err(|e| AuthError::Internal(e.to_string()))?
-            .map_err(AuthError::Internal)
+            .map_err(AuthError::from)
     }
 }

@@ -317,7 +317,7 @@ impl AuthStrategy for PushedStrategy {
             now_secs().max(known).max(user.unwrap_or(0)).max(global.unwrap_or(0))
         };
         let claims = new_claims(username, roles, self.ttl, iat, self.pad.as_ref())?;
-        let token = self.keys.sign(&claims).map_err(AuthError::Internal)?;
+        let token = self.keys.sign(&claims)?;
         Ok(Issued { access_token: token, expires_in: claims.exp.saturating_sub(now_secs()), refresh_token: None })
     }
 

@@ -94,7 +94,7 @@ impl RefreshStrategy {
     fn access_token(&self, username: &str, roles: &[String], family: &str) -> Result<String, AuthError> {
         let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
         claims.fam = Some(family.to_owned());
-        self.keys.sign(&claims).map_err(AuthError::Internal)
+        Ok(self.keys.sign(&claims)?)
     }
 
     fn internal(e: impl std::fmt::Display) -> AuthError {

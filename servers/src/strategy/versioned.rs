@@ -63,7 +63,7 @@ impl VersionedStrategy {
         let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
         claims.ver = Some(ver);
         claims.gver = Some(gver);
-        self.keys.sign(&claims).map_err(AuthError::Internal)
+        Ok(self.keys.sign(&claims)?)
     }
 
     /// Whether the token is still inside the grace window (trusted without asking Redis).
@@ -129,9 +129,14 @@ impl AuthStrategy for VersionedStrategy {
         if ver < user || gver < global {
             return Err(TokenRejection::Revoked.into());
         }
-        let refreshed = self.sign(&claims.sub, &claims.roles, ver, gver)?;
+        // A verify-only instance cannot hand out a fresh token; the checked one still passes.
+        let refreshed = match self.sign(&claims.sub, &claims.roles, ver, gver) {
+            Ok(token) => Some(token),
+            Err(AuthError::Unsupported) => None,
+            Err(e) => return Err(e),
+        };
         let mut principal = super::jwt::principal_of(claims);
-        principal.refreshed = Some(refreshed);
+        principal.refreshed = refreshed;
         Ok(principal)
     }
 
