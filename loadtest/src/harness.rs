@@ -738,6 +738,51 @@ struct RevocationTarget<'a> {
     instances: u32,
     /// Victims are `user{first_victim + kind index}`.
     first_victim: usize,
+    /// Offered rate of the background `GET /me` load the kinds are probed under (none: idle).
+    background_rps: Option<f64>,
+}
+
+/// Users whose tokens carry the background load of the revocation scenario (never victims).
+const BACKGROUND_USERS: std::ops::Range<usize> = 900..916;
+
+/// Background load while revocations are probed: an open-loop `GET /me` stream at `rate`,
+/// split over every server of the target, until `stop` is set. Returns the engine's thread.
+fn start_background(
+    target: &RevocationTarget<'_>,
+    rate: f64,
+    knobs: &Knobs,
+    runtime: &tokio::runtime::Runtime,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<crate::engine::LoadOutcome>>> {
+    let mut addrs = vec![target.normal.a, target.normal.b, target.single.a, target.single.b];
+    addrs.dedup();
+    addrs.sort();
+    addrs.dedup();
+    let first = target.normal.a;
+    addrs.retain(|a| *a != first);
+    let templates = runtime.block_on(async {
+        let mut templates = Vec::new();
+        for i in BACKGROUND_USERS {
+            let token = crate::client::login(first, &format!("user{i}"), USER_PASSWORD).await?;
+            templates.push(crate::engine::RequestTemplate::get("/me", Some(&token))?);
+        }
+        Ok::<_, anyhow::Error>(templates)
+    })?;
+    let spec = crate::engine::LoadSpec {
+        addr: first,
+        others: addrs,
+        requests: templates,
+        connections: knobs.plan.connections,
+        threads: 1,
+        warmup: Duration::ZERO,
+        // Bounded: the probing of one group never takes longer than its cap and settle.
+        duration: knobs.plan.revocation_cap() + knobs.plan.revocation_settle + Duration::from_secs(5),
+        schedule: crate::engine::Schedule::Open { rate },
+        timeout: knobs.request_timeout,
+        cpus: None,
+    };
+    let stop = stop.clone();
+    Ok(std::thread::spawn(move || crate::engine::run(&spec, crate::engine::Keep::default(), &stop)))
 }
 
 /// Measures every revocation kind: the per-user kinds together (each on its own victim), then
@@ -760,6 +805,11 @@ fn measure_revocation_kinds(
             target.instances,
             if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
         ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let background = match target.background_rps {
+            Some(rate) => Some(start_background(target, rate, knobs, runtime, &stop)?),
+            None => None,
+        };
         let measured = runtime.block_on(async {
             let mut tasks = Vec::new();
             for kind in &group {
@@ -779,6 +829,19 @@ fn measure_revocation_kinds(
             }
             out
         });
+        stop.store(true, Ordering::SeqCst);
+        let load = match background {
+            Some(thread) => {
+                let outcome = thread.join().map_err(|_| anyhow::anyhow!("background load thread panicked"))??;
+                Some(crate::revocation::BackgroundLoad {
+                    offered_rps: target.background_rps.unwrap_or(0.0),
+                    achieved_rps: outcome.throughput(),
+                    // A 401 is an answer: revoke-all also ends the background tokens.
+                    failures: outcome.failures().saturating_sub(outcome.statuses.get(&401).copied().unwrap_or(0)),
+                })
+            }
+            None => None,
+        };
         for joined in measured {
             let (kind, raw) = joined?;
             let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", target.variant, kind.as_str()))?;
@@ -791,6 +854,7 @@ fn measure_revocation_kinds(
                 raw,
                 probe_plan.cap,
             );
+            let record = crate::revocation::RevocationRecord { background: load.clone(), ..record };
             progress.println(crate::summary::revocation_line(&record));
             writer.results.revocation.push(record);
         }
@@ -876,6 +940,13 @@ fn run_revocation(
             single: single_pair,
             instances,
             first_victim: 500 + (instances as usize - 1) * 10,
+            // Half the variant's measured maximum, as in the outage scenario: a server at work.
+            background_rps: writer
+                .results
+                .runs
+                .iter()
+                .find(|r| r.variant == v.name && r.scenario == "steady")
+                .map(|r| (r.throughput_rps.median / 2.0).max(100.0)),
         };
         measure_revocation_kinds(&victims, &supported, &probe_plan, knobs, writer, runtime, progress)?;
         drop(single);
@@ -1046,6 +1117,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<Finished> {
             single: pair,
             instances: 1,
             first_victim: 500,
+            background_rps: None,
         };
         outcome = measure_revocation_kinds(
             &revocation_target,

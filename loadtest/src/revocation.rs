@@ -137,6 +137,20 @@ pub struct RevocationRecord {
     pub token_lifetime_left_ms: f64,
     /// Every probe, as runs of equal outcomes ordered by send time.
     pub timeline: Vec<Segment>,
+    /// The `GET /me` load the servers carried meanwhile; absent when probed idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundLoad>,
+}
+
+/// Load the servers carried while a revocation was probed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackgroundLoad {
+    /// Open-loop arrival rate over all the servers of the pair (and the single-device pair).
+    pub offered_rps: f64,
+    /// Requests answered per second over the probing.
+    pub achieved_rps: f64,
+    /// Timeouts, connection errors and non-2xx/401 answers.
+    pub failures: u64,
 }
 
 /// One persistent connection that sends `GET /me` with a token.
@@ -403,5 +417,6 @@ pub fn summarize(
         cap_ms: cap.as_secs_f64() * 1e3,
         token_lifetime_left_ms: lifetime_left_ms,
         timeline,
+        background: None,
     }
 }

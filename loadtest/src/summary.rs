@@ -66,8 +66,12 @@ pub fn revocation_line(r: &crate::revocation::RevocationRecord) -> String {
         Some(w) => format!("{:.2} s", w / 1000.0),
         None => format!("still accepted at the {:.0} s cap", r.cap_ms / 1000.0),
     };
+    let load = r.background.as_ref().map_or_else(
+        || ", idle".to_owned(),
+        |b| format!(", under {} req/s ({} served)", rate(b.offered_rps), rate(b.achieved_rps)),
+    );
     format!(
-        "  {:<16} revoke {:<15} {} inst.  {:<3} {}  window {window}  ({} accepted after ack)",
+        "  {:<16} revoke {:<15} {} inst.  {:<3} {}  window {window}  ({} accepted after ack{load})",
         r.variant,
         r.kind.as_str(),
         r.instances,

@@ -64,15 +64,17 @@ impl Line {
 }
 
 fn revocation_line(r: &Results, variants: &[String], instances: u32) -> Line {
+    let loaded = r.revocation.iter().any(|x| x.instances == instances && x.background.is_some());
+    let under = if loaded { ", under half the steady maximum of load" } else { "" };
     let mut line = Line::new(
         if instances == 1 {
             format!(
-                "Every revocation kind takes effect within {} (revoke and probe on one instance).",
+                "Every revocation kind takes effect within {} (revoke and probe on one instance{under}).",
                 ms(REVOCATION_MS)
             )
         } else {
             format!(
-                "Every revocation kind takes effect within {} across {instances} instances (revoke on A, probe on B).",
+                "Every revocation kind takes effect within {} across {instances} instances (revoke on A, probe on B{under}).",
                 ms(REVOCATION_MS)
             )
         },

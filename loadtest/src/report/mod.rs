@@ -487,6 +487,36 @@ impl Report<'_> {
             ms(probe)
         ));
         self.push(Block::Table(t));
+        let loads: Vec<String> = self
+            .variants()
+            .iter()
+            .filter_map(|v| {
+                let loaded: Vec<&crate::revocation::BackgroundLoad> = self
+                    .r
+                    .revocation
+                    .iter()
+                    .filter(|x| &x.variant == v)
+                    .filter_map(|x| x.background.as_ref())
+                    .collect();
+                let first = loaded.first()?;
+                let served = loaded.iter().map(|b| b.achieved_rps).fold(f64::INFINITY, f64::min);
+                let failures: u64 = loaded.iter().map(|b| b.failures).sum();
+                Some(format!(
+                    "{v} {} req/s offered (at least {} served{})",
+                    rate(first.offered_rps),
+                    rate(served),
+                    if failures > 0 { format!(", {failures} failed") } else { String::new() }
+                ))
+            })
+            .collect();
+        if loads.is_empty() {
+            self.p("The servers were idle while probed (no steady maximum to derive a background load from).");
+        } else {
+            self.p(format!(
+                "Probed under load: while each kind was probed, an open-loop `GET /me` load at half the variant's steady maximum ran against every server of the scenario (other users' tokens): {}.",
+                loads.join("; ")
+            ));
+        }
         for kind in Kind::ALL {
             let mut rows = Vec::new();
             for v in self.variants() {
