@@ -387,6 +387,7 @@ impl Backing {
                 .ok_or_else(|| anyhow::anyhow!("the Redis Cluster has a master at {host}:{port}, not on loopback: authbench only loads this machine"))?;
             masters.push((addr, crate::measure::redis_pid(addr)));
         }
+        masters.sort();
         anyhow::ensure!(!masters.is_empty(), "the Redis Cluster at {seed} lists no master: {start}");
         Ok(Self::Cluster { urls: urls.to_vec(), masters })
     }
