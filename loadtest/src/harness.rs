@@ -539,8 +539,14 @@ fn run_plan(
                 args.extend(["--users".into(), SEEDED_USERS.into(), "--user-password".into(), USER_PASSWORD.into()]);
                 let (scale, record) = crate::scale::run(v, &args, entries, binary, &knobs, runtime)
                     .map_err(|e| anyhow::anyhow!("{} scale {entries}: {e:#}", v.name))?;
+                let server = match (scale.server_rss_bytes, scale.server_start_seconds) {
+                    (Some(rss), Some(start)) => {
+                        format!(", server {:.1} MiB, up in {start:.2} s", rss as f64 / (1024.0 * 1024.0))
+                    }
+                    _ => String::new(),
+                };
                 progress.println(format!(
-                    "  {:<16} scale  {:>8} {}s: {:.0} bytes each, {} req/s, p99 {:.0} µs",
+                    "  {:<16} scale  {:>8} × {}: {:.0} bytes each, {} req/s, p99 {:.0} µs{server}",
                     v.name,
                     entries,
                     scale.entry_kind,

@@ -67,7 +67,16 @@ pub fn own_cpu_seconds() -> Option<f64> {
 
 /// Peak resident set size (VmHWM), in bytes.
 pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
-    status_field(pid, "VmHWM:").and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok()).map(|kb| kb * 1024)
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident set size now (VmRSS), in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, name: &str) -> Option<u64> {
+    status_field(pid, name).and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok()).map(|kb| kb * 1024)
 }
 
 /// The CPUs a process may run on, as the kernel lists them (e.g. `0-1` or `0`).

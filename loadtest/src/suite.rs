@@ -369,9 +369,15 @@ impl SuitePlan {
     }
 
     /// Whether the scale scenario measures this variant: the designs that keep an entry per
-    /// session or per revocation in Redis.
+    /// session, refresh family, user version or revocation in Redis. Client variants store
+    /// what their sibling does; of versioned, one variant is enough (the seeded tokens are past
+    /// any grace, so both read the versions on every request): versioned-g1 when the plan has it.
     pub fn measures_scale(&self, v: &Variant) -> bool {
-        matches!(v.name, "session" | "hybrid" | "hybrid-denylist")
+        match v.strategy {
+            "refresh" | "pushed" => true,
+            "versioned" => v.name == "versioned-g1" || !self.variants.iter().any(|o| o.name == "versioned-g1"),
+            _ => matches!(v.name, "session" | "hybrid" | "hybrid-denylist"),
+        }
     }
 
     /// Whether the tokensize scenario measures this variant (baseline sends no token it reads).
@@ -494,6 +500,27 @@ mod tests {
         let default = SuitePlan::new(SuiteName::Default).estimated_time();
         assert!(smoke < Duration::from_secs(60), "smoke {smoke:?}");
         assert!(default < Duration::from_secs(600), "default {default:?}");
+    }
+
+    #[test]
+    fn scale_measures_every_design_that_keeps_entries_once() {
+        let names = |plan: &SuitePlan| {
+            plan.variants.iter().filter(|v| plan.measures_scale(v)).map(|v| v.name).collect::<Vec<_>>()
+        };
+        let expected = ["session", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"];
+        assert_eq!(names(&SuitePlan::new(SuiteName::Default)), expected);
+        assert_eq!(names(&SuitePlan::new(SuiteName::Full)), expected);
+        let mut alone = SuitePlan::new(SuiteName::Smoke);
+        alone.variants = vec![variant("versioned").unwrap()];
+        assert_eq!(names(&alone), ["versioned"]);
+        for v in VARIANTS {
+            assert_eq!(
+                crate::scale::EntryKind::of(v).is_some(),
+                v.uses_redis(),
+                "{}: a Redis design has an entry kind",
+                v.name
+            );
+        }
     }
 
     #[test]

@@ -260,7 +260,8 @@ pub fn guide(r: &Results) -> Vec<Block> {
     for v in &variants {
         let largest = r.scale.iter().filter(|s| &s.variant == v).max_by_key(|s| s.entries);
         if let Some(s) = largest {
-            let per_user = s.entry_kind != "revoked_jti";
+            // An unknown kind counts as growing: the line must not pass on a guess.
+            let per_user = crate::scale::EntryKind::from_name(&s.entry_kind).is_none_or(|k| k.per_session());
             memory.add(
                 v,
                 !per_user,

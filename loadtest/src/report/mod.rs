@@ -668,8 +668,14 @@ impl Report<'_> {
             self.p("Not measured in this run: the scale scenario did not run.");
             return Ok(());
         }
-        let mut t =
-            Table::new(["variant", "entry", "entries", "Redis used_memory", "bytes per entry", "req/s", "p50", "p99"]);
+        // Server memory and start-up (pushed replays its log there) when the run recorded them.
+        let server = self.r.scale.iter().any(|s| s.server_rss_bytes.is_some() || s.server_start_seconds.is_some());
+        let mut columns =
+            vec!["variant", "entry", "entries", "Redis used_memory", "bytes per entry", "req/s", "p50", "p99"];
+        if server {
+            columns.extend(["server RSS", "server start"]);
+        }
+        let mut t = Table::new(columns);
         let mut panel = Panel::new("entries in Redis (log scale)", Unit::Count, "Redis bytes per entry", Unit::Bytes);
         panel.x_log = true;
         panel.legend = SeriesLabelPosition::LowerLeft;
@@ -680,7 +686,7 @@ impl Report<'_> {
             }
             recs.sort_by_key(|s| s.entries);
             for s in &recs {
-                t.row(vec![
+                let mut row = vec![
                     v.clone(),
                     s.entry_kind.clone(),
                     s.entries.to_string(),
@@ -689,7 +695,12 @@ impl Report<'_> {
                     rate(s.throughput_rps),
                     us(s.latency_p50_us),
                     us(s.latency_p99_us),
-                ]);
+                ];
+                if server {
+                    row.push(s.server_rss_bytes.map_or_else(|| "–".to_owned(), |b| bytes(b as f64)));
+                    row.push(s.server_start_seconds.map_or_else(|| "–".to_owned(), |t| format!("{t:.2} s")));
+                }
+                t.row(row);
             }
             let kind = recs.first().map(|s| s.entry_kind.clone()).unwrap_or_default();
             panel.series.push(Series {
@@ -699,7 +710,10 @@ impl Report<'_> {
                 markers: true,
             });
         }
-        let caption = "Entries seeded in each strategy's own key layout (sessions, live jtis or revoked jtis); bytes per entry = (used_memory after − before) / entries. Latency: steady load with tokens drawn over the whole keyspace.".to_owned();
+        let mut caption = "Entries seeded in each strategy's own key layout (the entry column says what one entry is); bytes per entry = (used_memory after − before) / entries. Latency: steady load with tokens drawn over the whole keyspace.".to_owned();
+        if server {
+            caption.push_str(" Server RSS: the server's resident memory once it answers, before the load (pushed holds its replayed denylist there); server start: from starting it until it answers, the replay included.");
+        }
         t.note = Some(caption.clone());
         self.push(Block::Table(t));
         let fig = Figure::single("Redis memory per entry versus entries", panel);

@@ -46,7 +46,7 @@ impl TokenIndex {
         format!("{}{id}", self.records)
     }
 
-    fn user_key(&self, username: &str) -> String {
+    pub(crate) fn user_key(&self, username: &str) -> String {
         format!("{}{username}", self.users)
     }
 

@@ -209,6 +209,23 @@ fn read_after(sync: &SyncState, block: Option<Duration>) -> redis::Cmd {
     cmd
 }
 
+/// The event that revokes one token (`logout`): its jti until its `exp`, appended to the log.
+pub(crate) fn jti_event(jti: &str, exp: u64) -> redis::Cmd {
+    redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(STREAM_MAX)
+        .arg("*")
+        .arg("k")
+        .arg("jti")
+        .arg("v")
+        .arg(jti)
+        .arg("n")
+        .arg(exp)
+        .to_owned()
+}
+
 /// Applies one XREAD reply; returns how many events it held.
 fn apply_entries(denylist: &RwLock<Denylist>, sync: &SyncState, metrics: &Metrics, entries: Option<Entries>) -> usize {
     let events: Vec<(String, HashMap<String, String>)> =
@@ -334,20 +351,7 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
-        let cmd = redis::cmd("XADD")
-            .arg(STREAM)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_MAX)
-            .arg("*")
-            .arg("k")
-            .arg("jti")
-            .arg("v")
-            .arg(&principal.token_id)
-            .arg("n")
-            .arg(principal.exp)
-            .to_owned();
-        self.store.cmd::<String>(&cmd).await?;
+        self.store.cmd::<String>(&jti_event(&principal.token_id, principal.exp)).await?;
         self.local().apply("jti", &principal.token_id, principal.exp);
         Ok(())
     }

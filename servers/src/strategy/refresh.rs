@@ -49,8 +49,27 @@ redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2], 'KEEPTTL')
 return {1, user}
 ";
 
-fn digest(text: &str) -> String {
+/// SHA-256 of `text`, base64url without padding: how families and secrets are stored.
+pub(crate) fn digest(text: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()))
+}
+
+/// The value of a family's key: its user and the digest of the one secret valid now.
+pub(crate) fn family_record(username: &str, secret: &str) -> String {
+    format!("{username} {}", digest(secret))
+}
+
+/// Claims of an access token issued now to `username` in the family with digest `family`.
+pub(crate) fn access_claims(
+    username: &str,
+    roles: &[String],
+    ttl: Duration,
+    family: &str,
+    pad: Option<&String>,
+) -> Result<crate::jwt::AccessClaims, AuthError> {
+    let mut claims = new_claims(username, roles, ttl, now_secs(), pad)?;
+    claims.fam = Some(family.to_owned());
+    Ok(claims)
 }
 
 /// Splits `<family>.<secret>`, accepting nothing else.
@@ -92,8 +111,7 @@ impl RefreshStrategy {
 
     /// An access token for `username` in the family with digest `family`.
     fn access_token(&self, username: &str, roles: &[String], family: &str) -> Result<String, AuthError> {
-        let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
-        claims.fam = Some(family.to_owned());
+        let claims = access_claims(username, roles, self.ttl, family, self.pad.as_ref())?;
         Ok(self.keys.sign(&claims)?)
     }
 
@@ -135,7 +153,7 @@ impl AuthStrategy for RefreshStrategy {
         let family = new_opaque_id().map_err(Self::internal)?;
         let secret = new_opaque_id().map_err(Self::internal)?;
         let family_digest = digest(&family);
-        let record = format!("{username} {}", digest(&secret));
+        let record = family_record(username, &secret);
         self.families.insert(&self.store, username, &family_digest, &record, self.refresh_ttl).await?;
         Ok(Issued {
             access_token: self.access_token(username, roles, &family_digest)?,

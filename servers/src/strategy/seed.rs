@@ -1,12 +1,15 @@
-//! Fills Redis directly, in exactly the layout the strategies write at login, so the scale
-//! scenario can hold 10^6 sessions or jti entries without 10^6 logins (argon2 alone would take
-//! hours). Writes go in pipelines; the key prefixes and record formats are the strategies' own.
+//! Fills Redis directly, in exactly the layout the strategies write at login (or at logout and
+//! revocation, for the entries that stand for revocations), so the scale scenario can hold 10^6
+//! sessions, jti entries, refresh families, user versions or revocation events without 10^6
+//! logins (argon2 alone would take hours). Writes go in pipelines; the key prefixes, record
+//! formats and commands are the strategies' own.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
-use super::{hybrid, session};
+use super::index::TokenIndex;
+use super::{hybrid, pushed, refresh, session, versioned};
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::token::{new_jti, new_opaque_id};
 
@@ -46,6 +49,29 @@ fn err(e: impl std::fmt::Display) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Client, "seeding", e.to_string()))
 }
 
+/// User `i` of `users`, round robin: `user{i mod users}`.
+fn user_of(i: usize, users: u32) -> String {
+    format!("user{}", i as u64 % u64::from(users.max(1)))
+}
+
+/// One entry of a [`TokenIndex`] as its `insert` writes it: the record with its TTL and the
+/// user's index entry scored by expiry in ms. The index's own expiry is set once per user
+/// (`first` of the user's entries; every entry has the same TTL, so once is enough).
+fn index_entry(
+    pipe: &mut redis::Pipeline,
+    index: &TokenIndex,
+    (user, id, record): (&str, &str, &str),
+    ttl_ms: u64,
+    first: bool,
+) {
+    let user_key = index.user_key(user);
+    pipe.cmd("SET").arg(index.record_key(id)).arg(record).arg("PX").arg(ttl_ms).ignore();
+    pipe.cmd("ZADD").arg(&user_key).arg(now_secs() * 1000 + ttl_ms).arg(id).ignore();
+    if first {
+        pipe.cmd("PEXPIRE").arg(&user_key).arg(ttl_ms).ignore();
+    }
+}
+
 /// Writes `count` sessions of users `user0..user{users-1}` (round robin) with their user
 /// indexes; returns the ids of about `sample` of them, spread over the whole keyspace.
 pub async fn sessions(
@@ -57,14 +83,13 @@ pub async fn sessions(
 ) -> redis::RedisResult<Vec<String>> {
     let now = now_secs();
     let ttl_ms = ttl.as_millis() as u64;
-    let exp_ms = now * 1000 + ttl_ms;
+    let index = TokenIndex::new(session::RECORDS, session::USERS, None);
     let mut picked = Vec::new();
     write_batched(conn, count, |i, pipe| {
         let id = new_opaque_id().map_err(err)?;
-        let user = format!("user{}", i as u64 % u64::from(users.max(1)));
+        let user = user_of(i, users);
         let record = session::record_json(&user, &roles(), now, now + ttl.as_secs()).map_err(err)?;
-        pipe.cmd("SET").arg(format!("{}{id}", session::RECORDS)).arg(record).arg("PX").arg(ttl_ms).ignore();
-        pipe.cmd("ZADD").arg(format!("{}{user}", session::USERS)).arg(exp_ms).arg(&id).ignore();
+        index_entry(pipe, &index, (&user, &id, &record), ttl_ms, i < users as usize);
         if sampled(i, count, sample) {
             picked.push(id);
         }
@@ -85,13 +110,12 @@ pub async fn live_jtis(
     sample: usize,
 ) -> redis::RedisResult<Vec<String>> {
     let ttl_ms = ttl.as_millis() as u64;
-    let exp_ms = now_secs() * 1000 + ttl_ms;
+    let index = TokenIndex::new(hybrid::LIVE, hybrid::LIVE_USERS, None);
     let mut tokens = Vec::new();
     write_batched(conn, count, |i, pipe| {
-        let user = format!("user{}", i as u64 % u64::from(users.max(1)));
+        let user = user_of(i, users);
         let jti = new_jti().map_err(err)?;
-        pipe.cmd("SET").arg(format!("{}{jti}", hybrid::LIVE)).arg(&user).arg("PX").arg(ttl_ms).ignore();
-        pipe.cmd("ZADD").arg(format!("{}{user}", hybrid::LIVE_USERS)).arg(exp_ms).arg(&jti).ignore();
+        index_entry(pipe, &index, (&user, &jti, &user), ttl_ms, i < users as usize);
         if sampled(i, count, sample) {
             let mut claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
             claims.jti = jti;
@@ -122,9 +146,108 @@ pub async fn revoked_jtis(
     .await?;
     let mut tokens = Vec::with_capacity(sample);
     for i in 0..sample {
-        let user = format!("user{}", i as u64 % u64::from(users.max(1)));
+        let user = user_of(i, users);
         let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
         tokens.push(keys.sign(&claims).map_err(err)?);
+    }
+    Ok(tokens)
+}
+
+/// Writes `count` refresh-token families (`refresh`) of users `user0..user{users-1}` with
+/// their user indexes, as a login does; returns access tokens signed with `keys` for about
+/// `sample` of the families, carrying the family digest (`fam`) as `refresh` issues them.
+pub async fn refresh_families(
+    conn: &mut impl ConnectionLike,
+    keys: &JwtKeys,
+    count: usize,
+    users: u32,
+    ttl: Duration,
+    sample: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let ttl_ms = ttl.as_millis() as u64;
+    let index = TokenIndex::new(refresh::FAMILIES, refresh::FAMILY_USERS, None);
+    let mut tokens = Vec::new();
+    write_batched(conn, count, |i, pipe| {
+        let user = user_of(i, users);
+        let family = refresh::digest(&new_opaque_id().map_err(err)?);
+        let record = refresh::family_record(&user, &new_opaque_id().map_err(err)?);
+        index_entry(pipe, &index, (&user, &family, &record), ttl_ms, i < users as usize);
+        if sampled(i, count, sample) {
+            let claims = refresh::access_claims(&user, &roles(), ttl, &family, None).map_err(err)?;
+            tokens.push(keys.sign(&claims).map_err(err)?);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(tokens)
+}
+
+/// Writes the token versions (`versioned`) of `count` distinct users `user0..user{count-1}`,
+/// never expiring, and the global version. Returns tokens for about `sample` of the users
+/// carrying their current versions, issued `age` ago: older than the server's grace, every
+/// request with them reads both versions from Redis.
+pub async fn user_versions(
+    conn: &mut impl ConnectionLike,
+    keys: &JwtKeys,
+    count: usize,
+    ttl: Duration,
+    age: Duration,
+    sample: usize,
+) -> redis::RedisResult<Vec<String>> {
+    // What a few revocations leave behind: small, unequal counters.
+    let version = |i: usize| 1 + (i % 4) as u64;
+    let global = 1;
+    redis::cmd("SET").arg(versioned::GLOBAL_VERSION).arg(global).query_async::<()>(conn).await?;
+    let iat = now_secs().saturating_sub(age.as_secs());
+    let mut tokens = Vec::new();
+    write_batched(conn, count, |i, pipe| {
+        let user = format!("user{i}");
+        pipe.cmd("SET").arg(versioned::user_version_key(&user)).arg(version(i)).ignore();
+        if sampled(i, count, sample) {
+            let claims =
+                versioned::versioned_claims(&user, &roles(), ttl, iat, (version(i), global), None).map_err(err)?;
+            tokens.push(keys.sign(&claims).map_err(err)?);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(tokens)
+}
+
+/// Tokens handed back by [`jti_events`].
+#[derive(Debug, Clone, Default)]
+pub struct JtiEventTokens {
+    /// Tokens of no revocation (fresh jtis): what a load presents.
+    pub valid: Vec<String>,
+    /// Tokens whose jti one of the seeded events revokes.
+    pub revoked: Vec<String>,
+}
+
+/// Appends `count` jti revocation events (`pushed`, as its logout appends them: the jti until
+/// the token's `exp`, in the future so no server prunes them) to the revocation log. Returns
+/// `sample` valid tokens, and the tokens of about `sample` of the revoked jtis.
+pub async fn jti_events(
+    conn: &mut impl ConnectionLike,
+    keys: &JwtKeys,
+    count: usize,
+    users: u32,
+    ttl: Duration,
+    sample: usize,
+) -> redis::RedisResult<JtiEventTokens> {
+    let mut tokens = JtiEventTokens::default();
+    write_batched(conn, count, |i, pipe| {
+        let user = user_of(i, users);
+        let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
+        pipe.add_command(pushed::jti_event(&claims.jti, claims.exp)).ignore();
+        if sampled(i, count, sample) {
+            tokens.revoked.push(keys.sign(&claims).map_err(err)?);
+        }
+        Ok(())
+    })
+    .await?;
+    for i in 0..sample {
+        let claims = AccessClaims::new(&user_of(i, users), &roles(), ttl, now_secs()).map_err(err)?;
+        tokens.valid.push(keys.sign(&claims).map_err(err)?);
     }
     Ok(tokens)
 }

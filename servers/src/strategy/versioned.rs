@@ -24,6 +24,27 @@ use crate::store::RedisStore;
 pub(crate) const USER_VERSION: &str = "ab:v:";
 pub(crate) const GLOBAL_VERSION: &str = "ab:v-all";
 
+/// The key of a user's token version.
+pub(crate) fn user_version_key(username: &str) -> String {
+    format!("{USER_VERSION}{username}")
+}
+
+/// Claims of a token issued to `username` with `iat` (now, except when seeding older tokens),
+/// carrying the user's and the global version.
+pub(crate) fn versioned_claims(
+    username: &str,
+    roles: &[String],
+    ttl: Duration,
+    iat: u64,
+    (ver, gver): (u64, u64),
+    pad: Option<&String>,
+) -> Result<AccessClaims, AuthError> {
+    let mut claims = new_claims(username, roles, ttl, iat, pad)?;
+    claims.ver = Some(ver);
+    claims.gver = Some(gver);
+    Ok(claims)
+}
+
 #[derive(Debug)]
 pub struct VersionedStrategy {
     keys: Arc<JwtKeys>,
@@ -50,7 +71,7 @@ impl VersionedStrategy {
 
     /// The user's and the global version now (0 when never incremented).
     async fn versions(&self, username: &str) -> Result<(u64, u64), AuthError> {
-        let cmd = redis::cmd("MGET").arg(format!("{USER_VERSION}{username}")).arg(GLOBAL_VERSION).to_owned();
+        let cmd = redis::cmd("MGET").arg(user_version_key(username)).arg(GLOBAL_VERSION).to_owned();
         let (user, global): (Option<u64>, Option<u64>) = self.store.cmd(&cmd).await?;
         Ok((user.unwrap_or(0), global.unwrap_or(0)))
     }
@@ -60,9 +81,7 @@ impl VersionedStrategy {
     }
 
     fn sign(&self, username: &str, roles: &[String], ver: u64, gver: u64) -> Result<String, AuthError> {
-        let mut claims = new_claims(username, roles, self.ttl, now_secs(), self.pad.as_ref())?;
-        claims.ver = Some(ver);
-        claims.gver = Some(gver);
+        let claims = versioned_claims(username, roles, self.ttl, now_secs(), (ver, gver), self.pad.as_ref())?;
         Ok(self.keys.sign(&claims)?)
     }
 
@@ -104,7 +123,7 @@ impl AuthStrategy for VersionedStrategy {
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
         let (ver, gver) = if self.single_device {
             // A login ends the older devices' tokens (once they leave the grace window).
-            let ver = self.bump(&format!("{USER_VERSION}{username}")).await?;
+            let ver = self.bump(&user_version_key(username)).await?;
             let (_, gver) = self.versions(username).await?;
             (ver, gver)
         } else {
@@ -145,7 +164,7 @@ impl AuthStrategy for VersionedStrategy {
     }
 
     async fn revoke_user(&self, username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
-        self.bump(&format!("{USER_VERSION}{username}")).await.map(|_| ())
+        self.bump(&user_version_key(username)).await.map(|_| ())
     }
 
     async fn roles_changed(&self, username: &str, _roles: &Arc<[String]>) -> Result<(), AuthError> {
