@@ -678,7 +678,10 @@ impl Report<'_> {
         let mut t = Table::new(columns);
         let mut panel = Panel::new("entries in Redis (log scale)", Unit::Count, "Redis bytes per entry", Unit::Bytes);
         panel.x_log = true;
-        panel.legend = SeriesLabelPosition::LowerLeft;
+        // Head room above the highest line for the legend, which lists one line per variant.
+        let highest = self.r.scale.iter().map(|s| s.bytes_per_entry).fold(0.0, f64::max);
+        panel.y_range = Some((0.0, (highest * (1.0 + 0.1 * self.variants().len() as f64)).max(1.0)));
+        panel.legend = SeriesLabelPosition::UpperRight;
         for v in self.variants() {
             let mut recs: Vec<_> = self.r.scale.iter().filter(|s| s.variant == v).collect();
             if recs.is_empty() {
