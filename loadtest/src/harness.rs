@@ -762,7 +762,6 @@ fn start_background(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<crate::engine::LoadOutcome>>> {
     let mut addrs = vec![target.normal.a, target.normal.b, target.single.a, target.single.b];
-    addrs.dedup();
     addrs.sort();
     addrs.dedup();
     let first = target.normal.a;

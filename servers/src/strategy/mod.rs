@@ -76,6 +76,23 @@ pub struct RevocationSupport {
     pub refresh: bool,
 }
 
+impl RevocationSupport {
+    /// Every kind a store-backed design performs (single-device as configured), none of them
+    /// at refresh time; strategies state their exceptions with struct update syntax.
+    pub fn all(single_device: bool) -> Self {
+        Self {
+            logout: true,
+            logout_all: true,
+            single_device,
+            password_change: true,
+            admin_revoke: true,
+            role_change: true,
+            revoke_all: true,
+            refresh: false,
+        }
+    }
+}
+
 /// The body of `GET /capabilities` (protocol version 1), plus the running configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Capabilities {

@@ -297,16 +297,7 @@ impl AuthStrategy for PushedStrategy {
             store: "redis",
             // Requests never wait for Redis: the state in memory serves, however stale.
             fail_mode: "open",
-            revocation: RevocationSupport {
-                logout: true,
-                logout_all: true,
-                single_device: self.single_device,
-                password_change: true,
-                admin_revoke: true,
-                role_change: true,
-                revoke_all: true,
-                refresh: false,
-            },
+            revocation: RevocationSupport::all(self.single_device),
             revocation_delay: "propagation",
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: Some(jwt_alg_name(&self.keys)),

@@ -128,16 +128,7 @@ impl AuthStrategy for RefreshStrategy {
             store: "redis",
             // Requests never touch Redis; a login or refresh without it answers 503.
             fail_mode: "closed",
-            revocation: RevocationSupport {
-                logout: true,
-                logout_all: true,
-                single_device: self.single_device,
-                password_change: true,
-                admin_revoke: true,
-                role_change: true,
-                revoke_all: true,
-                refresh: true,
-            },
+            revocation: RevocationSupport { refresh: true, ..RevocationSupport::all(self.single_device) },
             revocation_delay: "access_ttl",
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: Some(jwt_alg_name(&self.keys)),

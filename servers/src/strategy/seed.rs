@@ -144,13 +144,17 @@ pub async fn revoked_jtis(
         Ok(())
     })
     .await?;
-    let mut tokens = Vec::with_capacity(sample);
-    for i in 0..sample {
-        let user = user_of(i, users);
-        let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
-        tokens.push(keys.sign(&claims).map_err(err)?);
-    }
-    Ok(tokens)
+    fresh_tokens(keys, users, ttl, sample)
+}
+
+/// `sample` tokens of fresh jtis (revoked by nothing), for users `user0..` in turn.
+fn fresh_tokens(keys: &JwtKeys, users: u32, ttl: Duration, sample: usize) -> redis::RedisResult<Vec<String>> {
+    (0..sample)
+        .map(|i| {
+            let claims = AccessClaims::new(&user_of(i, users), &roles(), ttl, now_secs()).map_err(err)?;
+            keys.sign(&claims).map_err(err)
+        })
+        .collect()
 }
 
 /// Writes `count` refresh-token families (`refresh`) of users `user0..user{users-1}` with
@@ -245,9 +249,6 @@ pub async fn jti_events(
         Ok(())
     })
     .await?;
-    for i in 0..sample {
-        let claims = AccessClaims::new(&user_of(i, users), &roles(), ttl, now_secs()).map_err(err)?;
-        tokens.valid.push(keys.sign(&claims).map_err(err)?);
-    }
+    tokens.valid = fresh_tokens(keys, users, ttl, sample)?;
     Ok(tokens)
 }

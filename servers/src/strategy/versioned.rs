@@ -99,16 +99,7 @@ impl AuthStrategy for VersionedStrategy {
             store: "redis",
             // Inside the grace window tokens work without Redis; outside it, 503.
             fail_mode: "closed",
-            revocation: RevocationSupport {
-                logout: false,
-                logout_all: true,
-                single_device: self.single_device,
-                password_change: true,
-                admin_revoke: true,
-                role_change: true,
-                revoke_all: true,
-                refresh: false,
-            },
+            revocation: RevocationSupport { logout: false, ..RevocationSupport::all(self.single_device) },
             revocation_delay: if self.grace.is_zero() { "immediate" } else { "grace_window" },
             access_ttl_s: self.ttl.as_secs(),
             jwt_alg: Some(jwt_alg_name(&self.keys)),
