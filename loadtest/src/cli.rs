@@ -1,13 +1,20 @@
 //! The command line, validated into typed options at the edge (as oha turns flags into a
 //! `WorkMode` early): nothing past here sees an unchecked string.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::suite::{Scenario, SuiteName};
+use crate::plan::{
+    CpuPlacement, LoadConfig, RunConfig, ServeConfig, SuiteName, SuitePlan, VARIANTS, select_variants, variant,
+};
+use crate::results::Scenario;
+
+/// Where `cargo bench` leaves criterion's estimates, relative to the workspace root.
+pub const CRITERION_DIR: &str = "target/criterion";
 
 #[derive(Debug, Parser)]
 #[command(name = "authbench", version, about = "Measures what each auth design costs, on this machine")]
@@ -29,7 +36,7 @@ pub enum Command {
         /// A directory holding results.json.
         dir: PathBuf,
         /// Where criterion's estimates are read from (included when present).
-        #[arg(long, default_value = crate::CRITERION_DIR, value_name = "DIR")]
+        #[arg(long, default_value = CRITERION_DIR, value_name = "DIR")]
         criterion: PathBuf,
     },
     /// Show two runs side by side with ratios (before/after a change, two machines, two Redis deployments).
@@ -165,14 +172,6 @@ pub struct ServeArgs {
     pub server_args: Vec<String>,
 }
 
-/// Which CPUs each process may use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CpuPlacement {
-    pub server: Option<String>,
-    pub generator: Option<Vec<usize>>,
-    pub redis: Option<usize>,
-}
-
 /// Parses `server=0,generator=1,redis=1` (values may be ranges `a-b` for server and generator).
 pub fn parse_cpus(spec: &str) -> Result<CpuPlacement, String> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -213,7 +212,7 @@ pub fn parse_cpus(spec: &str) -> Result<CpuPlacement, String> {
 
 impl RunArgs {
     /// Fills unset fields from the TOML file named by `--config`.
-    pub fn merge_file(mut self) -> anyhow::Result<Self> {
+    fn merge_file(mut self) -> anyhow::Result<Self> {
         let Some(path) = self.config.clone() else { return Ok(self) };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
@@ -234,6 +233,142 @@ impl RunArgs {
     }
 }
 
+/// Scenarios that stop, seed, relay or measure the memory of a Redis the harness owns.
+fn needs_own_redis(s: Scenario) -> bool {
+    matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize)
+}
+
+impl RunArgs {
+    /// Merges the TOML file and checks every value: the one place `run`'s flags are validated.
+    pub fn into_config(self) -> anyhow::Result<RunConfig> {
+        let args = self.merge_file()?;
+        let suite = args.suite.unwrap_or(SuiteName::Default);
+        let mut plan = SuitePlan::new(suite);
+        if let Some(wanted) = &args.strategies {
+            plan.variants = select_variants(&plan.variants, wanted).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        if let Some(scenarios) = &args.scenarios {
+            plan.scenarios = scenarios.clone();
+        }
+        if let Some(r) = args.repetitions {
+            anyhow::ensure!((1..=100).contains(&r), "--repetitions must be between 1 and 100");
+            plan.repetitions = r;
+        }
+        if let Some(c) = args.connections {
+            anyhow::ensure!((1..=10_000).contains(&c), "--connections must be between 1 and 10000");
+            plan.connections = c;
+        }
+        if let Some(d) = args.duration {
+            anyhow::ensure!(d >= Duration::from_millis(100), "--duration must be at least 100ms");
+            plan.steady_duration = d;
+        }
+        if let Some(n) = args.instances {
+            anyhow::ensure!((1..=2).contains(&n), "--instances must be 1 or 2");
+            plan.instances = n;
+        }
+        let placement = match &args.cpus {
+            Some(spec) => parse_cpus(spec).map_err(|e| anyhow::anyhow!(e))?,
+            None => CpuPlacement::default(),
+        };
+        let cluster = match &args.redis_cluster {
+            Some(urls) => {
+                let urls: Vec<String> =
+                    urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+                anyhow::ensure!(!urls.is_empty(), "--redis-cluster: give seed URLs, e.g. {DEFAULT_CLUSTER}");
+                Some(urls)
+            }
+            None => None,
+        };
+        let mut not_measured = Vec::new();
+        if cluster.is_some() {
+            plan.scenarios.retain(|s| {
+                if needs_own_redis(*s) {
+                    not_measured.push(format!(
+                        "{}: needs a Redis authbench owns (stops, seeds or relays it); not run against the Redis Cluster",
+                        s.as_str()
+                    ));
+                }
+                !needs_own_redis(*s)
+            });
+        }
+        plan.estimate = plan.estimated_time();
+        Ok(RunConfig {
+            plan,
+            placement,
+            out: args.out.clone().unwrap_or_else(|| PathBuf::from("results")),
+            cluster,
+            not_measured,
+            quiet: args.quiet || args.json,
+        })
+    }
+}
+
+impl LoadArgs {
+    /// Checks the target (loopback only) and the scenarios `load` can run.
+    pub fn into_config(self) -> anyhow::Result<LoadConfig> {
+        let target = parse_target(&self.target)?;
+        let mut plan = SuitePlan::new(self.suite);
+        plan.variants.clear();
+        plan.scenarios = self.scenarios.clone();
+        if let Some(r) = self.repetitions {
+            plan.repetitions = r.clamp(1, 100);
+        }
+        if let Some(c) = self.connections {
+            plan.connections = c.clamp(1, 10_000);
+        }
+        if let Some(d) = self.duration {
+            plan.steady_duration = d.max(Duration::from_millis(100));
+        }
+        plan.estimate = plan.estimated_time();
+        for s in &plan.scenarios {
+            anyhow::ensure!(
+                !needs_own_redis(*s),
+                "the {} scenario stops Redis, seeds it or restarts the server with other flags, which only \
+                 `authbench run` can do with the servers it owns; `load` runs steady, sweep, login and revocation",
+                s.as_str()
+            );
+        }
+        Ok(LoadConfig {
+            plan,
+            target_url: self.target,
+            target,
+            user_password: self.user_password,
+            admin_key: self.admin_key,
+            server_pid: self.server_pid,
+            redis_port: self.redis_port,
+            out: self.out.unwrap_or_else(|| PathBuf::from("results")),
+            quiet: self.output.quiet || self.output.json,
+        })
+    }
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        let variant = variant(&self.strategy).ok_or_else(|| {
+            let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+            anyhow::anyhow!("unknown strategy {:?}; known: {}", self.strategy, known.join(", "))
+        })?;
+        Ok(ServeConfig { variant, port: self.port, server_args: self.server_args })
+    }
+}
+
+/// Accepts `http://127.0.0.1:PORT` or `http://[::1]:PORT` (or localhost): load goes to
+/// loopback only.
+pub fn parse_target(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("--target must be an http:// URL, e.g. http://127.0.0.1:8080"))?;
+    let hostport = rest.trim_end_matches('/');
+    anyhow::ensure!(!hostport.contains('/'), "--target takes a base URL without a path");
+    let hostport = hostport.replacen("localhost", "127.0.0.1", 1);
+    let addr: SocketAddr = hostport.parse().map_err(|_| anyhow::anyhow!("--target {url:?} is not http://IP:PORT"))?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "--target {url}: authbench sends load to loopback addresses only (127.0.0.0/8 or [::1])"
+    );
+    Ok(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +382,15 @@ mod tests {
         assert!(parse_cpus("server=x").is_err());
         assert!(parse_cpus(&format!("server={cores}")).is_err());
         assert!(parse_cpus("gpu=0").is_err());
+    }
+
+    #[test]
+    fn targets_must_be_loopback() {
+        assert!(parse_target("http://127.0.0.1:8080").is_ok());
+        assert!(parse_target("http://localhost:8080/").is_ok());
+        assert!(parse_target("http://[::1]:8080").is_ok());
+        assert!(parse_target("http://10.0.0.1:8080").is_err());
+        assert!(parse_target("https://127.0.0.1:8080").is_err());
+        assert!(parse_target("http://127.0.0.1:8080/me").is_err());
     }
 }

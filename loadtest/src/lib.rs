@@ -1,36 +1,47 @@
 //! The `authbench` CLI as a library: `main` parses and calls [`main_with`], so tests run the
 //! same code in-process.
 //!
-//! - [`engine`]: the lean closed/open-loop HTTP load engine with nanosecond histograms.
-//! - [`flow`]: goose user flows (login, /me, logout), timed by the harness.
-//! - [`scenario`]: calibration, steady, sweep and login measurements.
-//! - [`harness`]: `run` (owns Redis and the servers), `load` (someone else's server), `serve`.
-//! - [`results`]: the versioned `results.json` and its writer.
-//! - [`report`]: report.md, report.html and charts rendered from a results file.
-//! - [`compare`]: two runs side by side with ratios.
+//! # Layout
+//!
+//! Measurement flows one way, and imports point down this list (a test reads the module graph
+//! and fails on an import that points up):
+//!
+//! - `results`: the `results.json` schema, its writer and reader. Imports nothing else of the
+//!   crate; every record type lives here.
+//! - `plan`: what to measure, as data (suites, variants, scenarios, the time estimate). No I/O.
+//! - `cli`: clap and the TOML file, validated into the typed configs of `plan`.
+//! - `engine`: load generation: the pacer, the one HTTP/1 connection type, closed and open loop.
+//! - `observe`: what is read from outside the processes: `/proc`, Redis `INFO`, the delaying
+//!   relay, the environment, a typed `/capabilities` client.
+//! - `process`: the `authbench-server` children (start on a free port, stop on drop).
+//! - `scenario`: one file per scenario; each runs a measurement and returns records.
+//! - `harness`: owns processes, Redis and the results writer: `run`, `load`, `serve`. The
+//!   orchestration talks to a `Fleet`, so it is tested over a fake one in milliseconds.
+//! - `present`: everything that renders [`results::Results`]: the one units module, terminal
+//!   lines and tables, `compare`, and the report (Markdown, HTML, charts, guide).
 
-pub mod cli;
-pub mod client;
-pub mod compare;
-pub mod engine;
-pub mod environment;
-pub mod flow;
-pub mod harness;
-pub mod measure;
-pub mod outage;
-pub mod process;
-pub mod relay;
-pub mod report;
+mod cli;
+mod engine;
+mod harness;
+mod observe;
+mod plan;
+mod present;
+mod process;
 pub mod results;
-pub mod revocation;
-pub mod scale;
-pub mod scenario;
-pub mod suite;
-pub mod summary;
+mod scenario;
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::CRITERION_DIR;
+pub use cli::{Cli, Command};
+pub use engine::{Keep, LoadOutcome, LoadSpec, RequestTemplate, Schedule, run as run_load};
+pub use harness::Finished;
+pub use present::compare::{compare, compare_paths};
+pub use present::report::render as render_report;
+pub use process::{ServerProcess, server_binary};
+pub use scenario::outage::{OutagePlan, run as run_outage};
+pub use scenario::revocation::{Pair, ProbePlan, measure as measure_revocation, summarize as summarize_revocation};
 
 /// Exit code of an interrupted run (128 + SIGINT), as shells expect.
 const INTERRUPTED: u8 = 130;
@@ -40,14 +51,14 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             let (quiet, json) = (args.quiet, args.json);
-            harness::run(args).map(|f| finish(&f, quiet, json))
+            args.into_config().and_then(harness::run).map(|f| finish(&f, quiet, json))
         }
         Command::Load(args) => {
             let (quiet, json) = (args.output.quiet, args.output.json);
-            harness::load(args).map(|f| finish(&f, quiet, json))
+            args.into_config().and_then(harness::load).map(|f| finish(&f, quiet, json))
         }
-        Command::Serve(args) => harness::serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Compare { a, b } => compare::print(&a, &b).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => args.into_config().and_then(harness::serve).map(|()| ExitCode::SUCCESS),
+        Command::Compare { a, b } => present::compare::print(&a, &b).map(|()| ExitCode::SUCCESS),
         Command::Report { dir, criterion } => report(&dir, &criterion).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -59,14 +70,14 @@ pub fn main_with(cli: Cli) -> ExitCode {
     }
 }
 
-fn finish(finished: &harness::Finished, quiet: bool, json: bool) -> ExitCode {
+fn finish(finished: &Finished, quiet: bool, json: bool) -> ExitCode {
     let path = finished.dir.join("results.json");
     match results::load(&path) {
         Ok(results) if json => match serde_json::to_string_pretty(&results) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("authbench: {e}"),
         },
-        Ok(results) if !quiet => print!("{}", summary::table(&results)),
+        Ok(results) if !quiet => print!("{}", present::terminal::table(&results)),
         Ok(_) => {}
         Err(e) => eprintln!("authbench: {e:#}"),
     }
@@ -76,7 +87,7 @@ fn finish(finished: &harness::Finished, quiet: bool, json: bool) -> ExitCode {
     // The report is rendered from the file just written, interrupted or not: it shows what was
     // measured and says what was not.
     let mut code = ExitCode::SUCCESS;
-    match report::render(&finished.dir, Some(std::path::Path::new(CRITERION_DIR))) {
+    match present::report::render(&finished.dir, Some(Path::new(CRITERION_DIR))) {
         Ok(rendered) if !json => {
             println!("report:  {}", rendered.markdown.display());
             println!("report:  {}", rendered.html.display());
@@ -98,14 +109,11 @@ fn finish(finished: &harness::Finished, quiet: bool, json: bool) -> ExitCode {
     }
 }
 
-/// Where `cargo bench` leaves criterion's estimates, relative to the workspace root.
-pub const CRITERION_DIR: &str = "target/criterion";
-
 /// `authbench report DIR`: the summary table, then report.md, report.html and charts/.
-fn report(dir: &std::path::Path, criterion: &std::path::Path) -> anyhow::Result<()> {
+fn report(dir: &Path, criterion: &Path) -> anyhow::Result<()> {
     let results = results::load(&dir.join("results.json"))?;
-    print!("{}", summary::table(&results));
-    let rendered = report::render(dir, Some(criterion))?;
+    print!("{}", present::terminal::table(&results));
+    let rendered = present::report::render(dir, Some(criterion))?;
     println!("report:  {}", rendered.markdown.display());
     println!("report:  {}", rendered.html.display());
     Ok(())

@@ -5,5 +5,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    authbench::main_with(authbench::cli::Cli::parse())
+    authbench::main_with(authbench::Cli::parse())
 }

@@ -98,9 +98,7 @@ fn a_run_against_a_cluster_measures_the_cluster() {
     );
     assert!(results.outage.is_empty());
 
-    let steady = |variant: &str| {
-        results.runs.iter().find(|r| r.variant == variant && r.scenario == "steady").expect("steady record")
-    };
+    let steady = |variant: &str| results.steady(variant).expect("steady record");
     let session = steady("session");
     assert!(session.errors == 0 && session.requests > 1000, "{} errors of {}", session.errors, session.requests);
     // One GET per request, counted on whichever master holds the key; the sum covers them all.

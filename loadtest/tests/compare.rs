@@ -8,9 +8,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use authbench::cli::{Cli, Command};
-use authbench::compare::{compare, compare_paths};
 use authbench::results::Results;
+use authbench::{Cli, Command};
+use authbench::{compare, compare_paths};
 use clap::Parser;
 use serde_json::{Value, json};
 

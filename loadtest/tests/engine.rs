@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use authbench::engine::{self, Keep, LoadSpec, RequestTemplate, Schedule};
+use authbench::{Keep, LoadSpec, RequestTemplate, Schedule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -84,7 +84,7 @@ fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Sche
 #[test]
 fn closed_loop_counts_every_answer() {
     let addr = spawn_server(Some(Duration::ZERO));
-    let outcome = engine::run(
+    let outcome = authbench::run_load(
         &spec(addr, 4, Duration::from_secs(1), Schedule::Closed),
         Keep::default(),
         &Arc::new(AtomicBool::new(false)),
@@ -100,7 +100,7 @@ fn closed_loop_counts_every_answer() {
 fn open_loop_holds_the_offered_rate() {
     let addr = spawn_server(Some(Duration::ZERO));
     let rate = 400.0;
-    let outcome = engine::run(
+    let outcome = authbench::run_load(
         &spec(addr, 4, Duration::from_secs(2), Schedule::Open { rate }),
         Keep::default(),
         &Arc::new(AtomicBool::new(false)),
@@ -119,7 +119,7 @@ fn open_loop_holds_the_offered_rate() {
 fn open_loop_exposes_queueing_that_service_time_hides() {
     // One connection, 20 ms per answer (50/s), offered 100/s: requests queue behind each other.
     let addr = spawn_server(Some(Duration::from_millis(20)));
-    let outcome = engine::run(
+    let outcome = authbench::run_load(
         &spec(addr, 1, Duration::from_secs(2), Schedule::Open { rate: 100.0 }),
         Keep::default(),
         &Arc::new(AtomicBool::new(false)),
@@ -138,7 +138,7 @@ fn open_loop_exposes_queueing_that_service_time_hides() {
 fn a_silent_server_times_out_and_the_run_still_ends() {
     let addr = spawn_server(None);
     let started = Instant::now();
-    let outcome = engine::run(
+    let outcome = authbench::run_load(
         &spec(addr, 2, Duration::from_secs(1), Schedule::Closed),
         Keep::default(),
         &Arc::new(AtomicBool::new(false)),
@@ -158,7 +158,7 @@ fn connections_are_split_across_instances() {
     let mut spec = spec(answers, 4, Duration::from_secs(1), Schedule::Closed);
     spec.others = vec![silent];
     assert_eq!((0..4).map(|c| spec.target(c)).collect::<Vec<_>>(), [answers, silent, answers, silent]);
-    let outcome = engine::run(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    let outcome = authbench::run_load(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
     assert!(outcome.requests > 100, "{outcome:?}");
     assert!(outcome.timeouts >= 2, "{outcome:?}");
 }
@@ -189,7 +189,7 @@ fn a_refreshed_token_is_adopted_by_its_connection() {
     let (addr, old, new) = spawn_refreshing_server();
     let mut spec = spec(addr, 4, Duration::from_millis(500), Schedule::Closed);
     spec.requests = vec![RequestTemplate::get("/me", Some("old-token")).unwrap()];
-    let outcome = engine::run(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    let outcome = authbench::run_load(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
     // Each of the 4 connections sends the old token once, then only the one handed back.
     assert_eq!(old.load(Ordering::Relaxed), 4, "{outcome:?}");
     assert!(new.load(Ordering::Relaxed) > 100, "{outcome:?}");
@@ -206,7 +206,8 @@ fn cancel_stops_a_run_early() {
     });
     let started = Instant::now();
     let outcome =
-        engine::run(&spec(addr, 2, Duration::from_secs(30), Schedule::Closed), Keep::default(), &cancel).unwrap();
+        authbench::run_load(&spec(addr, 2, Duration::from_secs(30), Schedule::Closed), Keep::default(), &cancel)
+            .unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(outcome.requests > 0);
     assert!(outcome.window < Duration::from_secs(2), "window {:?}", outcome.window);
@@ -214,11 +215,11 @@ fn cancel_stops_a_run_early() {
 
 #[test]
 fn histograms_round_trip() {
-    let mut h = engine::new_histogram();
+    let mut h = authbench::results::new_histogram();
     for v in [1_000u64, 250_000, 3_000_000] {
         h.record(v).unwrap();
     }
-    let back = engine::deserialize_histogram(&engine::serialize_histogram(&h)).unwrap();
+    let back = authbench::results::deserialize_histogram(&authbench::results::serialize_histogram(&h)).unwrap();
     assert_eq!(back.len(), 3);
     assert_eq!(back.max(), h.max());
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use authbench::outage::{self, Fault, OutagePlan};
-use authbench::process::server_binary;
+use authbench::OutagePlan;
+use authbench::results::Fault;
+use authbench::server_binary;
 
 #[test]
 fn a_five_second_hang_leaves_a_five_second_hole() {
@@ -24,7 +25,7 @@ fn a_five_second_hang_leaves_a_five_second_hole() {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let args: Vec<String> = ["--strategy", "session", "--users", "1000"].iter().map(|s| (*s).to_owned()).collect();
-    let r = outage::run(
+    let r = authbench::run_outage(
         "session",
         "session",
         &args,
@@ -33,7 +34,7 @@ fn a_five_second_hang_leaves_a_five_second_hole() {
         Fault::Hang,
         400.0,
         &plan,
-        &runtime,
+        runtime.handle(),
         &Arc::new(AtomicBool::new(false)),
     )
     .unwrap();

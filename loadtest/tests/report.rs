@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use authbench::report;
+use authbench::render_report;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
 
@@ -97,7 +97,7 @@ impl Png {
 #[test]
 fn renders_every_section_table_and_chart_from_the_fixture() {
     let dir = with_fixture("full", |_| {});
-    let rendered = report::render(&dir, None).unwrap();
+    let rendered = render_report(&dir, None).unwrap();
     let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
 
     let md = std::fs::read_to_string(&rendered.markdown).unwrap();
@@ -164,7 +164,7 @@ fn renders_every_section_table_and_chart_from_the_fixture() {
 #[test]
 fn html_is_self_contained() {
     let dir = with_fixture("contained", |_| {});
-    let rendered = report::render(&dir, None).unwrap();
+    let rendered = render_report(&dir, None).unwrap();
     let html = std::fs::read_to_string(&rendered.html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     for forbidden in ["<script", "<link", "<img", "<iframe", "@import", "url(", "src=", "href=\"http"] {
@@ -187,7 +187,7 @@ fn html_is_self_contained() {
 #[test]
 fn pngs_are_1200_wide_with_text_and_strategy_colours() {
     let dir = with_fixture("png", |_| {});
-    report::render(&dir, None).unwrap();
+    render_report(&dir, None).unwrap();
     for chart in CHARTS {
         let png = decode(&dir.join("charts").join(format!("{chart}.png")));
         assert_eq!(png.width, 1200, "{chart}");
@@ -214,7 +214,7 @@ fn missing_scenarios_are_said_not_guessed() {
             v[section] = serde_json::json!([]);
         }
     });
-    let rendered = report::render(&dir, None).unwrap();
+    let rendered = render_report(&dir, None).unwrap();
     let md = std::fs::read_to_string(&rendered.markdown).unwrap();
     assert!(md.contains("**Warning:** this run did not complete"));
     for what in ["sweep", "revocation", "outage", "scale", "rtt", "tokensize", "login"] {
@@ -248,7 +248,7 @@ fn criterion_estimates_are_included_when_present() {
     std::fs::create_dir_all(dir.join("criterion/jwt/verify_hs256/base")).unwrap();
     std::fs::write(dir.join("criterion/jwt/verify_hs256/base/estimates.json"), "not json").unwrap();
 
-    let rendered = report::render(&dir, Some(&dir.join("criterion"))).unwrap();
+    let rendered = render_report(&dir, Some(&dir.join("criterion"))).unwrap();
     let md = std::fs::read_to_string(&rendered.markdown).unwrap();
     assert!(
         md.contains("| jwt/verify_hs256 | 2.35 µs | 2.33 µs – 2.36 µs | 2.30 µs | 40 ns |")
@@ -257,7 +257,7 @@ fn criterion_estimates_are_included_when_present() {
     );
     assert!(!md.contains("No criterion results found"));
 
-    let none = report::render(&dir, Some(&dir.join("nowhere"))).unwrap();
+    let none = render_report(&dir, Some(&dir.join("nowhere"))).unwrap();
     let md = std::fs::read_to_string(&none.markdown).unwrap();
     assert!(md.contains("No criterion results found"));
 }
@@ -265,7 +265,7 @@ fn criterion_estimates_are_included_when_present() {
 #[test]
 fn a_results_file_of_another_schema_version_is_refused_with_one_line() {
     let dir = with_fixture("version", |v| v["schema_version"] = 4.into());
-    let err = report::render(&dir, None).unwrap_err().to_string();
+    let err = render_report(&dir, None).unwrap_err().to_string();
     assert!(err.contains("schema version") && !err.contains('\n'), "{err}");
 }
 
@@ -286,7 +286,7 @@ fn html_renders_in_headless_chromium() {
         return;
     };
     let dir = with_fixture("chromium", |_| {});
-    let rendered = report::render(&dir, None).unwrap();
+    let rendered = render_report(&dir, None).unwrap();
     let shot = dir.join("screenshot.png");
     let profile = dir.join("profile");
     let out = std::process::Command::new(browser)

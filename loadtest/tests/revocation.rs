@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use authbench::process::{ServerProcess, server_binary};
-use authbench::revocation::{self, Kind, Pair, ProbePlan, RevocationRecord};
+use authbench::results::{Kind, RevocationRecord};
+use authbench::{Pair, ProbePlan, measure_revocation, summarize_revocation};
+use authbench::{ServerProcess, server_binary};
 use authbench_server::redis_process::RedisServer;
 
 fn plan(cap: Duration) -> ProbePlan {
@@ -35,9 +36,9 @@ fn server(args: &[&str]) -> ServerProcess {
 fn measure(kind: Kind, pair: Pair, victim: &str, cap: Duration) -> RevocationRecord {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let raw = runtime
-        .block_on(revocation::measure(kind, pair, victim, &plan(cap), &Arc::new(AtomicBool::new(false))))
+        .block_on(measure_revocation(kind, pair, victim, &plan(cap), &Arc::new(AtomicBool::new(false))))
         .unwrap();
-    revocation::summarize("test", "test", kind, 1, true, raw, cap)
+    summarize_revocation("test", "test", kind, 1, true, raw, cap)
 }
 
 #[test]

@@ -24,9 +24,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use authbench::outage::{Fault, OutageRecord};
+use authbench::results::{Fault, OutageRecord};
+use authbench::results::{Kind, RevocationRecord};
 use authbench::results::{Results, RunRecord};
-use authbench::revocation::{Kind, RevocationRecord};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authbench");
@@ -166,7 +166,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn records<'a>(results: &'a Results, variant: &'a str, scenario: &'a str) -> impl Iterator<Item = &'a RunRecord> {
-    results.runs.iter().filter(move |r| r.variant == variant && r.scenario == scenario)
+    results.runs.iter().filter(move |r| r.variant == variant && r.scenario.as_str() == scenario)
 }
 
 #[test]
@@ -238,9 +238,9 @@ fn smoke_results_match_the_schema_and_the_suite() {
     check_outage(&results);
 
     for (i, record) in results.runs.iter().enumerate() {
-        let what = format!("runs[{i}] ({} {})", record.variant, record.scenario);
+        let what = format!("runs[{i}] ({} {})", record.variant, record.scenario.as_str());
         assert!(!record.histogram.is_empty(), "{what}: empty histogram");
-        let h = authbench::engine::deserialize_histogram(&record.histogram)
+        let h = authbench::results::deserialize_histogram(&record.histogram)
             .unwrap_or_else(|e| panic!("{what}: histogram does not deserialize: {e:#}"));
         assert!(!h.is_empty(), "{what}: histogram holds no samples");
         let max_us = h.max() as f64 / 1000.0;

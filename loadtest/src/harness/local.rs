@@ -1,0 +1,254 @@
+//! The fleet of `authbench run`: servers and Redis on this machine that the harness starts,
+//! owns and stops. A variant's servers for steady, sweep and login start at its first such step
+//! and stop at its `Release`; the other scenarios start servers of their own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authbench_server::redis_process::{RedisOptions, RedisServer};
+
+use super::fleet::{Fleet, Known, Step};
+use crate::observe::cpus_allowed;
+use crate::plan::{CpuPlacement, GENERATOR_BOUND, Variant, variant};
+use crate::process::{Backing, Launcher, ServerProcess, further_instance_args, variant_args};
+use crate::results::{Record, Scenario, SweepSummary};
+use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, outage, points, revocation, scale};
+
+/// A variant's servers while its steady, sweep and login run.
+#[derive(Debug)]
+struct Running {
+    variant: &'static Variant,
+    subject: Subject,
+    load: MeLoad,
+    /// Held for their lifetime: dropping them stops the servers.
+    _servers: Vec<ServerProcess>,
+    /// The signing key shared by further instances, removed on release.
+    key_file: PathBuf,
+}
+
+/// Servers and Redis on this machine.
+#[derive(Debug)]
+pub struct LocalFleet {
+    knobs: Knobs,
+    placement: CpuPlacement,
+    /// The cluster the run was pointed at, until the first step that needs Redis adopts it.
+    cluster: Option<Backing>,
+    /// The Redis the variants share (emptied before each), started when first needed.
+    redis: Option<Backing>,
+    running: Option<Running>,
+}
+
+fn find(name: &str) -> anyhow::Result<&'static Variant> {
+    variant(name).ok_or_else(|| anyhow::anyhow!("unknown variant {name}"))
+}
+
+impl LocalFleet {
+    pub fn new(knobs: Knobs, placement: CpuPlacement, cluster: Option<Backing>) -> Self {
+        Self { knobs, placement, cluster, redis: None, running: None }
+    }
+
+    fn launcher(&self) -> anyhow::Result<&Launcher> {
+        self.knobs.launcher()
+    }
+
+    /// Makes sure the run's Redis is up: the cluster it was given, or a redis-server started now.
+    fn ensure_redis(&mut self, sink: Sink<'_>) -> anyhow::Result<()> {
+        if self.redis.is_none() {
+            let backing = match self.cluster.take() {
+                Some(cluster) => cluster,
+                None => Backing::Own(RedisServer::start_with(RedisOptions {
+                    cpu: self.placement.redis,
+                    ..RedisOptions::default()
+                })?),
+            };
+            let pid = backing.probe().nodes.first().and_then(|(_, pid)| *pid);
+            if let Some(cpus) = pid.and_then(cpus_allowed) {
+                sink(Event::Record(Record::Placement { process: "redis".into(), cpus }))?;
+            }
+            self.redis = Some(backing);
+        }
+        Ok(())
+    }
+
+    /// The run's Redis for `v`, started if `v` needs one.
+    fn redis_for(&mut self, v: &Variant, sink: Sink<'_>) -> anyhow::Result<Option<&Backing>> {
+        if !v.uses_redis() {
+            return Ok(None);
+        }
+        self.ensure_redis(sink)?;
+        Ok(self.redis.as_ref())
+    }
+
+    fn calibrate(&mut self, sink: Sink<'_>) -> anyhow::Result<()> {
+        let baseline = find("baseline")?;
+        let server = self.launcher()?.start(&variant_args(baseline, None))?;
+        let calibration = scenario::calibrate(server.addr, &self.knobs)?;
+        self.knobs.ceiling_rps = Some(calibration.engine_rps.median);
+        if let Some(cpus) = server.pid().and_then(cpus_allowed) {
+            sink(Event::Record(Record::Placement { process: "server".into(), cpus }))?;
+        }
+        let cpus = cpus_allowed(std::process::id()).unwrap_or_default();
+        sink(Event::Record(Record::Placement { process: "generator".into(), cpus }))?;
+        sink(Event::Record(Record::Calibration(calibration)))
+    }
+
+    /// Starts `v`'s servers (every instance the plan asks for) on an emptied Redis, unless
+    /// they already run.
+    fn start(&mut self, v: &'static Variant, sink: Sink<'_>) -> anyhow::Result<()> {
+        if self.running.as_ref().is_some_and(|r| r.variant.name != v.name) {
+            self.release();
+        }
+        if self.running.is_none() {
+            let redis_flags = match self.redis_for(v, sink)? {
+                Some(redis) => {
+                    // Every strategy starts from an empty Redis.
+                    redis.flush()?;
+                    Some((redis.server_args(), redis.probe()))
+                }
+                None => None,
+            };
+            let mut args = variant_args(v, redis_flags.as_ref().map(|(f, _)| f.as_slice()));
+            // Further instances share Redis and, for the JWT designs, the signing key.
+            let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
+            let _ = std::fs::remove_file(&key_file);
+            let instances = self.knobs.plan.instances;
+            if instances > 1 && v.uses_jwt() {
+                args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+            }
+            let launcher = self.launcher()?;
+            let server = launcher.start(&args)?;
+            let mut more = Vec::new();
+            for _ in 1..instances {
+                more.push(launcher.start(&further_instance_args(&args))?);
+            }
+            let probe = redis_flags.map(|(_, probe)| probe);
+            let subject = Subject::started(v, &server, &more, args, probe, &self.knobs)?;
+            let tokens = self.knobs.plan.connections.min(16);
+            let load = self.knobs.runtime.block_on(MeLoad::login(&subject, tokens))?;
+            let mut servers = vec![server];
+            servers.extend(more);
+            self.running = Some(Running { variant: v, subject, load, _servers: servers, key_file });
+        }
+        Ok(())
+    }
+
+    /// `v`'s servers, started if they do not run yet.
+    fn running(&mut self, v: &'static Variant, sink: Sink<'_>) -> anyhow::Result<&Running> {
+        self.start(v, sink)?;
+        self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{} did not start", v.name))
+    }
+
+    fn release(&mut self) {
+        if let Some(running) = self.running.take() {
+            let key_file = running.key_file.clone();
+            drop(running);
+            let _ = std::fs::remove_file(key_file);
+        }
+    }
+}
+
+impl Fleet for LocalFleet {
+    fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
+        match step {
+            Step::Calibration => self.calibrate(sink)?,
+            Step::Steady(name) => {
+                self.start(find(name)?, sink)?;
+                let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
+                let record = scenario::steady(&running.subject, &self.knobs, &running.load, Scenario::Steady)?;
+                sink(Event::Record(Record::Run(Box::new(record))))?;
+            }
+            Step::Sweep(name) => {
+                let running = self.running(find(name)?, sink)?;
+                let (subject, load) = (running.subject.clone(), running.load.clone());
+                let max = match known.max_rps {
+                    Some(max) => max,
+                    None => {
+                        // No steady run: a short closed-loop probe finds the maximum.
+                        sink(Event::Status(format!("{name}: probing the maximum")))?;
+                        let mut probe = self.knobs.clone();
+                        probe.plan.repetitions = 1;
+                        probe.plan.steady_duration = self.knobs.plan.sweep_step;
+                        scenario::steady(&subject, &probe, &load, Scenario::Steady)?.throughput_rps.median
+                    }
+                };
+                let summary: SweepSummary = scenario::sweep(&subject, &self.knobs, &load, max, sink)?;
+                sink(Event::Record(Record::Sweep(summary)))?;
+            }
+            Step::Login(name) => {
+                self.start(find(name)?, sink)?;
+                let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
+                let record = self.knobs.runtime.block_on(scenario::login(&running.subject, &self.knobs))?;
+                sink(Event::Record(Record::Run(Box::new(record))))?;
+            }
+            Step::Release(_) => self.release(),
+            Step::Revocation(name) => {
+                self.release();
+                let v = find(name)?;
+                self.redis_for(v, sink)?;
+                let redis = if v.uses_redis() { self.redis.as_ref() } else { None };
+                // Half the variant's measured maximum, as in the outage scenario: a server at work.
+                let background = known.max_rps.map(|m| (m / 2.0).max(100.0));
+                revocation::run_variant(v, redis, background, &self.knobs, sink)?;
+            }
+            Step::Outage(name, fault) => {
+                self.release();
+                let v = find(name)?;
+                let max = match known.max_rps {
+                    Some(max) => max,
+                    None => {
+                        sink(Event::Status(format!("{name}: probing the maximum for the outage rate")))?;
+                        outage::probe_max(v, &self.knobs)?
+                    }
+                };
+                let record = outage::run_variant(v, *fault, max, &self.knobs)?;
+                sink(Event::Record(Record::Outage(record)))?;
+            }
+            Step::Rtt(name, rtt) => {
+                self.release();
+                let v = find(name)?;
+                self.redis_for(v, sink)?;
+                let redis = if v.uses_redis() { self.redis.as_ref().and_then(Backing::own) } else { None };
+                let record = points::rtt(v, *rtt, redis, &self.knobs)?;
+                sink(Event::Record(Record::Run(Box::new(record))))?;
+            }
+            Step::Tokensize(name, padding) => {
+                self.release();
+                let v = find(name)?;
+                self.redis_for(v, sink)?;
+                let redis = if v.uses_redis() { self.redis.as_ref().and_then(Backing::own) } else { None };
+                let record = points::tokensize(v, *padding, redis, &self.knobs)?;
+                sink(Event::Record(Record::Run(Box::new(record))))?;
+            }
+            Step::Scale(name, entries) => {
+                self.release();
+                let (scale, record) = scale::run(find(name)?, *entries, &self.knobs)?;
+                sink(Event::Record(Record::Scale(scale)))?;
+                sink(Event::Record(Record::Run(Box::new(record))))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The knobs of a run on this machine.
+pub fn knobs(
+    plan: crate::plan::SuitePlan,
+    placement: &CpuPlacement,
+    launcher: Launcher,
+    runtime: tokio::runtime::Handle,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Knobs {
+    Knobs {
+        plan,
+        runtime,
+        launcher: Some(launcher),
+        generator_cpus: placement.generator.clone(),
+        cancel,
+        ceiling_rps: None,
+        generator_bound_threshold: GENERATOR_BOUND,
+        request_timeout: REQUEST_TIMEOUT,
+    }
+}
+
+/// Per-request deadline of the steady and sweep loads.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

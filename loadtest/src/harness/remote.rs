@@ -1,0 +1,83 @@
+//! The fleet of `authbench load`: one server someone else runs, in any language, reached on
+//! loopback. Only the scenarios that need no control over its processes run here.
+
+use super::fleet::{Fleet, Known, Step};
+use crate::plan::LoadConfig;
+use crate::results::{Capabilities, Record, Scenario};
+use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, revocation};
+
+/// Someone else's server and what `load` was told about it.
+#[derive(Debug)]
+pub struct RemoteFleet {
+    pub knobs: Knobs,
+    pub subject: Subject,
+    pub capabilities: Capabilities,
+    pub password: String,
+    pub admin_key: String,
+    load: Option<MeLoad>,
+}
+
+impl RemoteFleet {
+    pub fn new(knobs: Knobs, subject: Subject, capabilities: Capabilities, config: &LoadConfig) -> Self {
+        Self {
+            knobs,
+            subject,
+            capabilities,
+            password: config.user_password.clone(),
+            admin_key: config.admin_key.clone(),
+            load: None,
+        }
+    }
+
+    /// The `/me` load, logged in at the first step that needs it.
+    fn load(&mut self) -> anyhow::Result<MeLoad> {
+        if self.load.is_none() {
+            let tokens = self.knobs.plan.connections.min(16);
+            self.load = Some(self.knobs.runtime.block_on(MeLoad::login(&self.subject, tokens))?);
+        }
+        self.load.clone().ok_or_else(|| anyhow::anyhow!("no tokens"))
+    }
+}
+
+impl Fleet for RemoteFleet {
+    fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
+        match step {
+            Step::Steady(_) => {
+                let load = self.load()?;
+                let record = scenario::steady(&self.subject, &self.knobs, &load, Scenario::Steady)?;
+                sink(Event::Record(Record::Run(Box::new(record))))
+            }
+            Step::Sweep(name) => {
+                let load = self.load()?;
+                let max = match known.max_rps {
+                    Some(max) => max,
+                    None => {
+                        sink(Event::Status(format!("{name}: probing the maximum")))?;
+                        let mut probe = self.knobs.clone();
+                        probe.plan.repetitions = 1;
+                        probe.plan.steady_duration = self.knobs.plan.sweep_step;
+                        scenario::steady(&self.subject, &probe, &load, Scenario::Steady)?.throughput_rps.median
+                    }
+                };
+                let summary = scenario::sweep(&self.subject, &self.knobs, &load, max, sink)?;
+                sink(Event::Record(Record::Sweep(summary)))
+            }
+            Step::Login(_) => {
+                let record = self.knobs.runtime.block_on(scenario::login(&self.subject, &self.knobs))?;
+                sink(Event::Record(Record::Run(Box::new(record))))
+            }
+            Step::Release(_) => Ok(()),
+            Step::Revocation(_) => revocation::run_remote(
+                self.subject.addr,
+                &self.capabilities,
+                &self.password,
+                &self.admin_key,
+                &self.knobs,
+                sink,
+            ),
+            Step::Calibration | Step::Outage(..) | Step::Rtt(..) | Step::Tokensize(..) | Step::Scale(..) => {
+                anyhow::bail!("`load` cannot run this step: it needs servers authbench starts")
+            }
+        }
+    }
+}

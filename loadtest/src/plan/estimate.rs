@@ -1,0 +1,75 @@
+//! How long a plan takes, said before it starts: from its windows, with start-up, logins and
+//! seeding included roughly. The test suite checks the named suites against their budgets.
+
+use std::time::Duration;
+
+use super::{SuitePlan, secs};
+use crate::results::{Fault, Scenario};
+
+impl SuitePlan {
+    /// Wall time the plan should take, from its windows (start-up and logins included roughly).
+    pub fn estimated_time(&self) -> Duration {
+        let reps = f64::from(self.repetitions);
+        let mut total = 0.0;
+        let ttl = self.revocation_ttl.as_secs_f64();
+        let settle = self.revocation_settle.as_secs_f64();
+        for v in &self.variants {
+            if !(self.scenarios.contains(&Scenario::Revocation) && v.measures_revocation()) {
+                continue;
+            }
+            for &n in self.revocation_instances() {
+                // Per instance count: the per-user kinds together, then revoke-all, plus start-up.
+                total += 1.0
+                    + match v.strategy.as_str() {
+                        // Refused only at expiry (lifetime + leeway + rounding); revoke-all rotates
+                        // the key on one instance, the other keeps accepting until expiry.
+                        "jwt" => (ttl + 2.5) + if n == 1 { settle + 0.3 } else { ttl + 2.5 },
+                        // Revocations act at refresh time, or after the grace window (30 s is
+                        // longer than any suite's token lifetime).
+                        "refresh" | "versioned" if v.name != "versioned-g1" => 2.0 * (ttl + 2.5),
+                        "versioned" => 2.0 * (settle + 1.5),
+                        // Never refuses: each batch runs to its 1 s cap.
+                        "baseline" => 2.0 * 1.3,
+                        _ => 2.0 * (settle + 0.3),
+                    };
+            }
+        }
+        if self.scenarios.contains(&Scenario::Outage) {
+            for v in self.outage_variants() {
+                for f in self.outage_faults(v) {
+                    // Kills add a second of load and a restart; every fault adds logins and start-up.
+                    let down = if f == Fault::Hang { 0.0 } else { 1.5 };
+                    let setup = if f == Fault::KillAof { 3.0 } else { 1.5 };
+                    total += (self.outage_before + self.outage_fault + self.outage_after).as_secs_f64() + down + setup;
+                }
+            }
+        }
+        let point = (self.point_duration + self.point_warmup).as_secs_f64() + 1.0;
+        for v in &self.variants {
+            if self.scenarios.contains(&Scenario::Rtt) && self.measures_rtt(v) {
+                total += self.rtt_steps.len() as f64 * point;
+            }
+            if self.scenarios.contains(&Scenario::Tokensize) && self.measures_tokensize(v) {
+                total += self.token_paddings.len() as f64 * point;
+            }
+            if self.scenarios.contains(&Scenario::Scale) && self.measures_scale(v) {
+                // Seeding runs at about 100k entries per second on 2 cores.
+                total += self.scale_sizes.iter().map(|n| point + *n as f64 / 100_000.0 + 0.5).sum::<f64>();
+            }
+        }
+        let mut per_variant = 0.5;
+        for s in &self.scenarios {
+            per_variant += match s {
+                Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize | Scenario::Scale => 0.0,
+                Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.3,
+                Scenario::Sweep => {
+                    self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.3
+                }
+                // goose runs whole seconds.
+                Scenario::Login => self.login_duration.as_secs_f64().ceil() + 1.0,
+            };
+        }
+        let calibration = 2.0 * reps * self.calibration_duration.as_secs_f64() + 3.0;
+        secs(per_variant * self.variants.len() as f64 + calibration + total)
+    }
+}

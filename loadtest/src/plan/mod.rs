@@ -1,0 +1,354 @@
+//! What a suite measures: which strategy variants, which scenarios, for how long. Suites are
+//! data, so `--suite`, `--strategies`, `--scenarios` and `--repetitions` only select and scale.
+
+mod config;
+mod estimate;
+mod variant;
+
+use std::time::Duration;
+
+use authbench_server::StrategyName;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::results::{Fault, Scenario};
+pub use config::{CpuPlacement, LoadConfig, RunConfig, ServeConfig};
+pub use variant::{VARIANTS, Variant, select_variants, variant};
+
+/// Password of the users every server the harness starts seeds (`user0`..).
+pub const USER_PASSWORD: &str = "authbench-password";
+/// The admin key of the servers the harness starts.
+pub const ADMIN_KEY: &str = "authbench-admin";
+/// Users each server seeds: steady tokens use user0..15, login flows user100 and up,
+/// revocation victims user500 and up, its background load user900..915.
+pub const SEEDED_USERS: usize = 2000;
+/// A strategy at or above this fraction of the generator's own ceiling is `generator_bound`.
+pub const GENERATOR_BOUND: f64 = 0.9;
+
+/// A named amount of measuring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuiteName {
+    /// Under a minute: every strategy once, short windows; run by the test suite.
+    Smoke,
+    /// Under ten minutes on 2 cores: what scripts/bench.sh runs.
+    Default,
+    /// Longer windows, more repetitions, every variant.
+    Full,
+}
+
+impl SuiteName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Smoke => "smoke",
+            Self::Default => "default",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// The parameters of one suite.
+#[derive(Debug, Clone)]
+pub struct SuitePlan {
+    pub name: SuiteName,
+    pub variants: Vec<&'static Variant>,
+    pub scenarios: Vec<Scenario>,
+    pub repetitions: u32,
+    /// Server instances the steady, sweep and login load runs against (1 or 2).
+    pub instances: u32,
+    pub warmup: Duration,
+    pub steady_duration: Duration,
+    pub connections: usize,
+    pub threads: usize,
+    /// Sweep steps as fractions of the steady maximum.
+    pub sweep_fractions: Vec<f64>,
+    pub sweep_step: Duration,
+    pub sweep_warmup: Duration,
+    pub login_duration: Duration,
+    /// Concurrent goose users in the login scenario.
+    pub login_users: usize,
+    pub calibration_duration: Duration,
+    /// Access-token lifetime the revocation scenario runs its servers with: short, so the
+    /// window of a design that cannot revoke is the token's real remaining lifetime.
+    pub revocation_ttl: Duration,
+    /// Probing stops once refusals have lasted this long after the last acceptance.
+    pub revocation_settle: Duration,
+    /// How long Redis is frozen in the hang fault (dead, in the kill faults, for a fifth of it).
+    pub outage_fault: Duration,
+    /// Load before and after the fault.
+    pub outage_before: Duration,
+    pub outage_after: Duration,
+    /// Redis round-trip times the rtt scenario injects (0: direct).
+    pub rtt_steps: Vec<Duration>,
+    /// Extra claim sizes the tokensize scenario measures, in bytes.
+    pub token_paddings: Vec<usize>,
+    /// Keyspace sizes the scale scenario seeds.
+    pub scale_sizes: Vec<usize>,
+    /// Measured window of one rtt or tokensize point (one repetition, after `point_warmup`).
+    pub point_duration: Duration,
+    pub point_warmup: Duration,
+    /// Rough wall time, said up front.
+    pub estimate: Duration,
+}
+
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+impl SuitePlan {
+    pub fn new(name: SuiteName) -> Self {
+        let names: &[&str] = match name {
+            SuiteName::Smoke => &["baseline", "session", "jwt", "hybrid"],
+            // session-pool, jwt-rs256 and versioned with its 30 s grace (which, within a default
+            // run's short token lifetimes, behaves as jwt does) are in the full suite.
+            SuiteName::Default => {
+                &["baseline", "session", "jwt", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"]
+            }
+            SuiteName::Full => &[
+                "baseline",
+                "session",
+                "session-pool",
+                "jwt",
+                "jwt-rs256",
+                "jwt-es256",
+                "jwt-eddsa",
+                "hybrid",
+                "hybrid-denylist",
+                "hybrid-pool",
+                "refresh",
+                "versioned",
+                "versioned-g1",
+                "pushed",
+            ],
+        };
+        let variants = names.iter().filter_map(|n| variant(n)).collect();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 4);
+        let scenarios = vec![
+            Scenario::Steady,
+            Scenario::Sweep,
+            Scenario::Login,
+            Scenario::Revocation,
+            Scenario::Outage,
+            Scenario::Rtt,
+            Scenario::Tokensize,
+            Scenario::Scale,
+        ];
+        let rtt_steps = vec![secs(0.0), secs(0.00025), secs(0.001), secs(0.005)];
+        let token_paddings = vec![0, 1024, 4096];
+        let mut plan = match name {
+            SuiteName::Smoke => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 1,
+                instances: 1,
+                warmup: secs(0.3),
+                steady_duration: secs(1.0),
+                connections: 16,
+                threads,
+                sweep_fractions: vec![0.25, 0.75],
+                sweep_step: secs(0.7),
+                sweep_warmup: secs(0.2),
+                login_duration: secs(1.5),
+                login_users: 4,
+                calibration_duration: secs(1.0),
+                revocation_ttl: secs(2.0),
+                revocation_settle: secs(0.3),
+                outage_fault: secs(1.0),
+                outage_before: secs(0.5),
+                outage_after: secs(1.0),
+                rtt_steps: vec![secs(0.0), secs(0.001)],
+                token_paddings: vec![0, 4096],
+                scale_sizes: vec![10_000],
+                point_duration: secs(0.5),
+                point_warmup: secs(0.2),
+                estimate: Duration::ZERO,
+            },
+            SuiteName::Default => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 3,
+                instances: 1,
+                warmup: secs(1.0),
+                steady_duration: secs(3.0),
+                connections: 64,
+                threads,
+                sweep_fractions: vec![0.25, 0.5, 0.75, 1.0],
+                sweep_step: secs(1.5),
+                sweep_warmup: secs(0.3),
+                login_duration: secs(2.0),
+                login_users: 8,
+                calibration_duration: secs(2.0),
+                revocation_ttl: secs(4.0),
+                revocation_settle: secs(0.5),
+                outage_fault: secs(2.5),
+                outage_before: secs(1.0),
+                outage_after: secs(2.0),
+                rtt_steps: vec![secs(0.0), secs(0.001), secs(0.005)],
+                token_paddings,
+                scale_sizes: vec![10_000, 100_000],
+                point_duration: secs(1.0),
+                point_warmup: secs(0.5),
+                estimate: Duration::ZERO,
+            },
+            SuiteName::Full => Self {
+                name,
+                variants,
+                scenarios,
+                repetitions: 5,
+                instances: 1,
+                warmup: secs(2.0),
+                steady_duration: secs(10.0),
+                connections: 64,
+                threads,
+                sweep_fractions: vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1],
+                sweep_step: secs(5.0),
+                sweep_warmup: secs(1.0),
+                login_duration: secs(10.0),
+                login_users: 8,
+                calibration_duration: secs(5.0),
+                revocation_ttl: secs(20.0),
+                revocation_settle: secs(1.0),
+                outage_fault: secs(5.0),
+                outage_before: secs(2.0),
+                outage_after: secs(5.0),
+                rtt_steps,
+                token_paddings,
+                scale_sizes: vec![10_000, 100_000, 1_000_000],
+                point_duration: secs(5.0),
+                point_warmup: secs(1.0),
+                estimate: Duration::ZERO,
+            },
+        };
+        if name == SuiteName::Smoke {
+            // The smoke suite checks that every scenario of the test suite's concern works end to
+            // end in under a minute; rtt and tokensize are steady runs with other server flags.
+            plan.scenarios.retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize | Scenario::Scale));
+        }
+        plan.estimate = plan.estimated_time();
+        plan
+    }
+
+    /// How long probing may last after a revoke is acknowledged: past the token's lifetime and
+    /// the 2 s leeway, so a design that cannot revoke shows its full window.
+    pub fn revocation_cap(&self) -> Duration {
+        // exp has one-second resolution and the servers allow 2 s of leeway.
+        self.revocation_ttl + Duration::from_secs(4)
+    }
+
+    /// The faults the outage scenario injects for a variant: all three where Redis matters
+    /// (only the hang in the smoke suite), the hang alone for designs that never call Redis.
+    pub fn outage_faults(&self, v: &Variant) -> Vec<Fault> {
+        match (self.name, v.outage_matters()) {
+            (SuiteName::Smoke, true) => vec![Fault::Hang],
+            (SuiteName::Smoke, false) => vec![],
+            (_, true) => vec![Fault::Hang, Fault::KillEmpty, Fault::KillAof],
+            (_, false) => vec![Fault::Hang],
+        }
+    }
+
+    /// Whether the outage scenario measures this variant (client and algorithm variants fail
+    /// as their siblings do).
+    pub fn measures_outage(&self, v: &Variant) -> bool {
+        matches!(
+            v.name,
+            "baseline"
+                | "session"
+                | "jwt"
+                | "hybrid"
+                | "hybrid-denylist"
+                | "hybrid-open"
+                | "refresh"
+                | "versioned-g1"
+                | "pushed"
+        )
+    }
+
+    /// Whether the rtt scenario measures this variant: the Redis designs, plus jwt as the flat
+    /// line they are compared with.
+    pub fn measures_rtt(&self, v: &Variant) -> bool {
+        matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt" | "versioned-g1")
+    }
+
+    /// Whether the scale scenario measures this variant: the designs that keep an entry per
+    /// session, refresh family, user version or revocation in Redis. Client variants store
+    /// what their sibling does; of versioned, one variant is enough (the seeded tokens are past
+    /// any grace, so both read the versions on every request): versioned-g1 when the plan has it.
+    pub fn measures_scale(&self, v: &Variant) -> bool {
+        match v.strategy {
+            StrategyName::Refresh | StrategyName::Pushed => true,
+            StrategyName::Versioned => {
+                v.name == "versioned-g1" || !self.variants.iter().any(|o| o.name == "versioned-g1")
+            }
+            _ => matches!(v.name, "session" | "hybrid" | "hybrid-denylist"),
+        }
+    }
+
+    /// Whether the tokensize scenario measures this variant (baseline sends no token it reads).
+    pub fn measures_tokensize(&self, v: &Variant) -> bool {
+        matches!(v.name, "session" | "jwt" | "hybrid")
+    }
+
+    /// Instance counts the revocation scenario runs with: the smoke suite's short pass uses
+    /// one; the others add the two-instance (revoke on A, probe on B) case.
+    pub fn revocation_instances(&self) -> &'static [u32] {
+        if self.name == SuiteName::Smoke { &[1] } else { &[1, 2] }
+    }
+}
+
+impl SuitePlan {
+    /// The variants the outage scenario runs: the plan's, plus hybrid with fail-open whenever
+    /// hybrid is measured, since failing open is the point of that comparison.
+    pub fn outage_variants(&self) -> Vec<&'static Variant> {
+        let mut out: Vec<&'static Variant> =
+            self.variants.iter().copied().filter(|v| self.measures_outage(v)).collect();
+        if out.iter().any(|v| v.name == "hybrid") && !out.iter().any(|v| v.name == "hybrid-open") {
+            out.extend(variant("hybrid-open"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_fit_their_budgets() {
+        let smoke = SuitePlan::new(SuiteName::Smoke).estimated_time();
+        let default = SuitePlan::new(SuiteName::Default).estimated_time();
+        assert!(smoke < Duration::from_secs(60), "smoke {smoke:?}");
+        assert!(default < Duration::from_secs(600), "default {default:?}");
+    }
+
+    #[test]
+    fn scale_measures_every_design_that_keeps_entries_once() {
+        let names = |plan: &SuitePlan| {
+            plan.variants.iter().filter(|v| plan.measures_scale(v)).map(|v| v.name).collect::<Vec<_>>()
+        };
+        let expected = ["session", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"];
+        assert_eq!(names(&SuitePlan::new(SuiteName::Default)), expected);
+        assert_eq!(names(&SuitePlan::new(SuiteName::Full)), expected);
+        let mut alone = SuitePlan::new(SuiteName::Smoke);
+        alone.variants = vec![variant("versioned").unwrap()];
+        assert_eq!(names(&alone), ["versioned"]);
+        for v in VARIANTS {
+            assert_eq!(v.entry_kind().is_some(), v.uses_redis(), "{}: a Redis design has an entry kind", v.name);
+        }
+    }
+
+    #[test]
+    fn strategies_select_variants() {
+        let plan = SuitePlan::new(SuiteName::Default);
+        let names = |v: Vec<&Variant>| v.iter().map(|v| v.name).collect::<Vec<_>>();
+        assert_eq!(names(select_variants(&plan.variants, &["session".into()]).unwrap()), ["session"]);
+        let full = SuitePlan::new(SuiteName::Full);
+        assert_eq!(
+            names(select_variants(&full.variants, &["versioned".into()]).unwrap()),
+            ["versioned", "versioned-g1"]
+        );
+        assert_eq!(names(select_variants(&plan.variants, &["jwt-es256".into()]).unwrap()), ["jwt-es256"]);
+        assert!(select_variants(&plan.variants, &["kerberos".into()]).is_err());
+    }
+}

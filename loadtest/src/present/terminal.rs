@@ -1,0 +1,245 @@
+//! What the terminal shows: one line per measurement while running, and a hyperfine-like
+//! table at the end. Units are chosen here, at printing time; results hold base units.
+
+use std::fmt::Write;
+
+use crate::results::{Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
+
+fn rate(v: f64) -> String {
+    if v >= 10_000.0 { format!("{:.1}k", v / 1000.0) } else { format!("{v:.0}") }
+}
+
+fn us(v: f64) -> String {
+    if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// One line printed as each measurement finishes.
+pub fn progress_line(r: &RunRecord) -> String {
+    let bound = if r.generator_bound { "  [generator-bound]" } else { "" };
+    match r.scenario {
+        Scenario::Login => format!(
+            "  {:<16} login  {} logins/s  p50 {}  argon2 p50 {:.1} ms  mint p50 {:.0} µs",
+            r.variant,
+            rate(r.throughput_rps.median),
+            us(r.latency_us.p50),
+            r.login.as_ref().map_or(0.0, |l| l.argon2_ms_p50),
+            r.login.as_ref().map_or(0.0, |l| l.mint_us_p50),
+        ),
+        _ => format!(
+            "  {:<16} {:<6} {} req/s ({} .. {})  p50 {}  p99 {}  errors {}{bound}",
+            r.variant,
+            r.scenario.as_str(),
+            rate(r.throughput_rps.median),
+            rate(r.throughput_rps.min),
+            rate(r.throughput_rps.max),
+            us(r.latency_us.p50),
+            us(r.latency_us.p99),
+            r.errors,
+        ),
+    }
+}
+
+/// One line per outage measured.
+pub fn outage_line(r: &OutageRecord) -> String {
+    format!(
+        "  {:<16} outage {:<19} available {:>5.1} % during, recovery {}, revoked accepted {}/{}, sessions lost {}/{}, revocations lost {}",
+        r.variant,
+        r.fault.as_str(),
+        r.availability_during * 100.0,
+        r.recovery_ms.map_or("never".to_owned(), |m| format!("{m:.0} ms")),
+        r.revoked_accepted,
+        r.revoked_probes,
+        r.sessions_lost,
+        r.keepers,
+        r.revocations_lost.map_or("n/a".to_owned(), |n| format!("{n}/{}", r.revoked_checked)),
+    )
+}
+
+/// One line per revocation kind measured.
+pub fn revocation_line(r: &RevocationRecord) -> String {
+    let window = match r.window_ms {
+        Some(w) if w < 1000.0 => format!("{w:.1} ms"),
+        Some(w) => format!("{:.2} s", w / 1000.0),
+        None => format!("still accepted at the {:.0} s cap", r.cap_ms / 1000.0),
+    };
+    let load = r.background.as_ref().map_or_else(
+        || ", idle".to_owned(),
+        |b| format!(", under {} req/s ({} served)", rate(b.offered_rps), rate(b.achieved_rps)),
+    );
+    format!(
+        "  {:<16} revoke {:<15} {} inst.  {:<3} {}  window {window}  ({} accepted after ack{load})",
+        r.variant,
+        r.kind.as_str(),
+        r.instances,
+        r.operation_status,
+        if r.supported { "supported  " } else { "unsupported" },
+        r.accepted_after_ack
+    )
+}
+
+/// The line printed as a record arrives while a run measures; none for records that are a
+/// part of another's line (sweep steps, the run behind a scale point, placement).
+pub fn record_line(record: &Record) -> Option<String> {
+    Some(match record {
+        Record::Calibration(c) => format!(
+            "calibration: engine {:.0} req/s, wrk {:.0} req/s against baseline (engine/wrk {:.2})",
+            c.engine_rps.median,
+            c.wrk_rps.as_ref().map_or(0.0, |w| w.median),
+            c.engine_to_wrk.unwrap_or(0.0)
+        ),
+        Record::Run(r) => match r.scenario {
+            Scenario::Sweep | Scenario::Scale => return None,
+            Scenario::Rtt => format!("{}  (Redis rtt {:.2} ms)", progress_line(r), r.redis_rtt_ms.unwrap_or(0.0)),
+            Scenario::Tokensize => format!(
+                "{}  (+{} B of claims, token {} B)",
+                progress_line(r),
+                r.claims_padding_bytes.unwrap_or(0),
+                r.token_bytes.unwrap_or(0)
+            ),
+            _ => progress_line(r),
+        },
+        Record::Sweep(s) => format!(
+            "  {:<16} sweep  knee {}",
+            s.variant,
+            s.knee_rps.map_or("none within the steps".to_owned(), |k| format!("at {k:.0} req/s"))
+        ),
+        Record::Revocation(group) => group.iter().map(revocation_line).collect::<Vec<_>>().join("\n"),
+        Record::Outage(o) => outage_line(o),
+        Record::Scale(s) => {
+            let server = match (s.server_rss_bytes, s.server_start_seconds) {
+                (Some(rss), Some(start)) => {
+                    format!(", server {:.1} MiB, up in {start:.2} s", rss as f64 / (1024.0 * 1024.0))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "  {:<16} scale  {:>8} × {}: {:.0} bytes each, {} req/s, p99 {:.0} µs{server}",
+                s.variant,
+                s.entries,
+                s.entry_kind,
+                s.bytes_per_entry,
+                s.throughput_rps.round(),
+                s.latency_p99_us
+            )
+        }
+        Record::Placement { .. } => return None,
+    })
+}
+
+/// The summary table of a results file.
+pub fn table(results: &Results) -> String {
+    let mut out = String::new();
+    if let Some(c) = &results.calibration {
+        let _ = writeln!(
+            out,
+            "Generator calibration against baseline: engine {} req/s, wrk {} req/s, engine/wrk {} ({} × {} s, {} connections)",
+            rate(c.engine_rps.median),
+            c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median)),
+            opt(c.engine_to_wrk, 2),
+            c.repetitions,
+            c.duration_s,
+            c.connections
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
+        "variant",
+        "steady req/s (min..max)",
+        "p50",
+        "p99",
+        "p99.9",
+        "CPU µs",
+        "Redis/r",
+        "token B",
+        "errors",
+        "knee req/s",
+        "logins/s"
+    );
+    let mut variants: Vec<&str> = Vec::new();
+    for r in results.runs.iter().filter(|r| matches!(r.scenario, Scenario::Steady | Scenario::Sweep | Scenario::Login))
+    {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    for v in variants {
+        let steady = results.steady(v);
+        let login = results.run(v, Scenario::Login);
+        let knee = results.sweep(v).map(|s| s.knee_rps);
+        let throughput = steady.map_or("–".into(), |s| {
+            format!(
+                "{} ({}..{})",
+                rate(s.throughput_rps.median),
+                rate(s.throughput_rps.min),
+                rate(s.throughput_rps.max)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}{}",
+            v,
+            throughput,
+            steady.map_or("–".into(), |s| us(s.latency_us.p50)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p99)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p999)),
+            opt(steady.and_then(|s| s.server_cpu_us_per_request), 1),
+            opt(steady.and_then(|s| s.redis_commands_per_request), 2),
+            steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
+            steady.map_or("–".into(), |s| s.errors.to_string()),
+            match knee {
+                Some(Some(k)) => rate(k),
+                Some(None) => "none".into(),
+                None => "–".into(),
+            },
+            login.map_or("–".into(), |l| format!("{:.0}", l.throughput_rps.median)),
+            if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
+        );
+    }
+    let steady = results.runs.iter().find(|r| r.scenario == Scenario::Steady);
+    if let Some(s) = steady {
+        let _ = writeln!(
+            out,
+            "\nsteady: {} repetition(s) of {} s after {} s warm-up, {} connections; latency is service time over all repetitions.",
+            s.repetitions, s.duration_s, s.warmup_s, s.connections
+        );
+    }
+    if !results.revocation.is_empty() {
+        let _ =
+            writeln!(out, "\nrevocation window (last accepted probe after the acknowledgement), ms; 1 / 2 instances:");
+        let kinds = Kind::ALL;
+        let mut header = format!("{:<16}", "variant");
+        for k in kinds {
+            let _ = write!(header, " {:>17}", k.as_str());
+        }
+        let _ = writeln!(out, "{header}");
+        let mut variants: Vec<&str> = Vec::new();
+        for r in &results.revocation {
+            if !variants.contains(&r.variant.as_str()) {
+                variants.push(&r.variant);
+            }
+        }
+        for v in variants {
+            let mut line = format!("{v:<16}");
+            for k in kinds {
+                let cell = |instances: u32| {
+                    results
+                        .revocation
+                        .iter()
+                        .find(|r| r.variant == v && r.kind == k && r.instances == instances)
+                        .map_or("–".to_owned(), |r| r.window_ms.map_or("∞".to_owned(), |w| format!("{w:.0}")))
+                };
+                let _ = write!(line, " {:>17}", format!("{} / {}", cell(1), cell(2)));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if !results.not_measured.is_empty() {
+        let _ = writeln!(out, "not measured: {}", results.not_measured.join("; "));
+    }
+    out
+}

@@ -1,0 +1,104 @@
+//! The Redis the strategies of a run use: a `redis-server` the harness started and owns (it
+//! may pause, kill, relay or seed it), or a Redis Cluster on loopback that someone else runs.
+
+use std::net::SocketAddr;
+
+use authbench_server::redis_process::{RedisServer, command_at};
+
+use crate::observe::{RedisProbe, redis_pid};
+
+/// The Redis the strategies of a run use.
+#[derive(Debug)]
+pub enum Backing {
+    /// A `redis-server` the harness started and owns (and may pause, kill, relay).
+    Own(RedisServer),
+    /// A Redis Cluster on loopback that someone else runs (`scripts/redis-cluster.sh`): its
+    /// seed URLs and its masters with their process ids.
+    Cluster { urls: Vec<String>, masters: Vec<(SocketAddr, Option<u32>)> },
+}
+
+impl Backing {
+    /// The server flags that point at it.
+    pub fn server_args(&self) -> [String; 2] {
+        match self {
+            Self::Own(redis) => ["--redis-url".into(), redis.url()],
+            Self::Cluster { urls, .. } => ["--redis-cluster".into(), urls.join(",")],
+        }
+    }
+
+    /// Empties it: every strategy starts from nothing.
+    pub fn flush(&self) -> anyhow::Result<()> {
+        let addrs: Vec<SocketAddr> = match self {
+            Self::Own(redis) => vec![redis.addr()],
+            Self::Cluster { masters, .. } => masters.iter().map(|(addr, _)| *addr).collect(),
+        };
+        for addr in addrs {
+            let reply =
+                command_at(addr, "FLUSHALL").map_err(|e| anyhow::anyhow!("cannot empty Redis at {addr}: {e}"))?;
+            anyhow::ensure!(reply == "+OK", "cannot empty Redis at {addr}: {reply}");
+        }
+        Ok(())
+    }
+
+    pub fn probe(&self) -> RedisProbe {
+        match self {
+            Self::Own(redis) => RedisProbe::of(redis),
+            Self::Cluster { masters, .. } => RedisProbe { nodes: masters.clone() },
+        }
+    }
+
+    /// The Redis the harness owns, if it does.
+    pub fn own(&self) -> Option<&RedisServer> {
+        match self {
+            Self::Own(redis) => Some(redis),
+            Self::Cluster { .. } => None,
+        }
+    }
+
+    /// Finds the cluster behind `urls` (loopback only), checks that it serves every slot and
+    /// lists its masters. Every failure is one line that says what to do.
+    pub fn cluster(urls: &[String]) -> anyhow::Result<Self> {
+        let start = "start one with scripts/redis-cluster.sh start";
+        let mut seeds = Vec::new();
+        for url in urls {
+            let addr = url
+                .strip_prefix("redis://")
+                .and_then(|hostport| hostport.trim_end_matches('/').parse::<SocketAddr>().ok())
+                .filter(|a| a.ip().is_loopback())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--redis-cluster: {url:?} is not redis://<loopback ip>:<port> (load stays on this machine)"
+                    )
+                })?;
+            seeds.push(addr);
+        }
+        let (seed, nodes) =
+            seeds
+                .iter()
+                .find_map(|addr| command_at(*addr, "CLUSTER NODES").ok().map(|n| (*addr, n)))
+                .ok_or_else(|| anyhow::anyhow!("no Redis Cluster answers at {}: {start}", urls.join(",")))?;
+        anyhow::ensure!(
+            !nodes.starts_with('-'),
+            "Redis at {seed} is not a cluster node ({}): {start}",
+            nodes.lines().next().unwrap_or("")
+        );
+        let info = command_at(seed, "CLUSTER INFO").unwrap_or_default();
+        anyhow::ensure!(
+            info.contains("cluster_state:ok"),
+            "the Redis Cluster at {seed} does not serve every slot (cluster_state is not ok): check scripts/redis-cluster.sh status"
+        );
+        let mut masters = Vec::new();
+        for (host, port) in authbench_server::store::parse_masters(&nodes) {
+            let addr = format!("{host}:{port}")
+                .parse::<SocketAddr>()
+                .ok()
+                .or_else(|| (host == "localhost").then(|| SocketAddr::from(([127, 0, 0, 1], port))))
+                .filter(|a| a.ip().is_loopback())
+                .ok_or_else(|| anyhow::anyhow!("the Redis Cluster has a master at {host}:{port}, not on loopback: authbench only loads this machine"))?;
+            masters.push((addr, redis_pid(addr)));
+        }
+        masters.sort();
+        anyhow::ensure!(!masters.is_empty(), "the Redis Cluster at {seed} lists no master: {start}");
+        Ok(Self::Cluster { urls: urls.to_vec(), masters })
+    }
+}

@@ -1,0 +1,96 @@
+//! The records of the outage scenario: a Redis fault injected under open-loop load, the
+//! availability clients saw per bucket of time, and what a restart lost.
+
+use serde::{Deserialize, Serialize};
+
+/// A Redis failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// SIGSTOP, then SIGCONT: connections stay open, nothing answers.
+    Hang,
+    /// SIGKILL, then a restart with no persistence: everything in Redis is gone.
+    #[serde(rename = "kill_restart_empty")]
+    KillEmpty,
+    /// SIGKILL, then a restart that replays the append-only file (appendfsync everysec).
+    #[serde(rename = "kill_restart_aof")]
+    KillAof,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Hang => "hang",
+            Fault::KillEmpty => "kill_restart_empty",
+            Fault::KillAof => "kill_restart_aof",
+        }
+    }
+}
+
+/// One fault measured against one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutageRecord {
+    pub strategy: String,
+    pub variant: String,
+    pub fault: Fault,
+    /// `none` or `aof_everysec`.
+    pub persistence: String,
+    pub offered_rps: f64,
+    pub connections: usize,
+    /// Client deadline: a request not answered (or not sent) within it is a timeout.
+    pub client_timeout_ms: f64,
+    pub bucket_ms: f64,
+    /// When the fault began and when Redis was back (resumed, or restarted and answering),
+    /// in ms from the start of the timeline.
+    pub fault_start_ms: f64,
+    pub redis_back_ms: f64,
+    /// Share of outcomes that were 2xx answers, among those learned before, during and after
+    /// the fault.
+    pub availability_before: f64,
+    pub availability_during: f64,
+    pub availability_after: f64,
+    /// From Redis being back to the first 100 ms in which at least 95 % of outcomes were
+    /// answers from a working store (2xx, or 401 for tokens a restart lost); null if never.
+    pub recovery_ms: Option<f64>,
+    /// Probes of a revoked token sent during the fault that were accepted (fail-open shows it).
+    pub revoked_accepted: u64,
+    pub revoked_probes: u64,
+    /// Of `keepers` tokens valid before the fault, how many were refused after recovery.
+    pub sessions_lost: u64,
+    pub keepers: u64,
+    /// Of the tokens revoked before the fault, how many were accepted again after recovery;
+    /// null when the strategy cannot revoke a single token.
+    pub revocations_lost: Option<u64>,
+    pub revoked_checked: u64,
+    /// Outcomes per bucket, by when the client learned them.
+    pub timeline: Vec<Bucket>,
+}
+
+/// Outcome classes of a timeline bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    /// 2xx answers.
+    pub ok: u64,
+    /// 401 answers.
+    pub unauthorized: u64,
+    /// 503 answers.
+    pub unavailable: u64,
+    /// Timeouts, abandoned sends and transport errors.
+    pub timeout: u64,
+    /// Any other status.
+    pub other: u64,
+}
+
+impl Bucket {
+    pub fn total(&self) -> u64 {
+        self.ok + self.unauthorized + self.unavailable + self.timeout + self.other
+    }
+
+    pub fn add(&mut self, o: &Bucket) {
+        self.ok += o.ok;
+        self.unauthorized += o.unauthorized;
+        self.unavailable += o.unavailable;
+        self.timeout += o.timeout;
+        self.other += o.other;
+    }
+}

@@ -1,0 +1,105 @@
+//! The records of the revocation scenario: per kind of revocation, how long a revoked token
+//! kept working after the revoke was acknowledged, and every probe as a timeline.
+
+use serde::{Deserialize, Serialize};
+
+/// The revocation kinds of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Logout,
+    LogoutAll,
+    SingleDevice,
+    PasswordChange,
+    AdminBan,
+    RoleChange,
+    RevokeAll,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Logout,
+        Kind::LogoutAll,
+        Kind::SingleDevice,
+        Kind::PasswordChange,
+        Kind::AdminBan,
+        Kind::RoleChange,
+        Kind::RevokeAll,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Logout => "logout",
+            Kind::LogoutAll => "logout_all",
+            Kind::SingleDevice => "single_device",
+            Kind::PasswordChange => "password_change",
+            Kind::AdminBan => "admin_ban",
+            Kind::RoleChange => "role_change",
+            Kind::RevokeAll => "revoke_all",
+        }
+    }
+
+    /// The key of `/capabilities`' `revocation` object that says whether this kind is supported.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Kind::AdminBan => "admin_revoke",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// A run of consecutive probes (by send time) with the same outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Segment {
+    /// Send time of the first and last probe of the run, in ms relative to the acknowledgement.
+    pub from_ms: f64,
+    pub to_ms: f64,
+    /// `accepted`, `rejected` or `error` (503, timeout, ...).
+    pub outcome: String,
+    pub probes: u64,
+}
+
+/// One kind measured against one server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    pub strategy: String,
+    pub variant: String,
+    pub kind: Kind,
+    /// 1: revoke and probe on one server; 2: revoke on A, probe on B.
+    pub instances: u32,
+    /// What `/capabilities` claims for this kind.
+    pub supported: bool,
+    /// HTTP status of the revoking request (204, 501, 200 for a login, ...).
+    pub operation_status: u16,
+    /// From sending the revoke (t0) to its acknowledgement (t1), ms.
+    pub ack_ms: f64,
+    /// Last accepted probe sent after t1, minus t1, in ms; 0 when none; null when the token was
+    /// still accepted at the cap.
+    pub window_ms: Option<f64>,
+    pub accepted_after_ack: u64,
+    /// Probes accepted before the revoke was sent: 0 means the token never worked on the
+    /// probed instance and the window says nothing.
+    pub accepted_before_revoke: u64,
+    pub rejected_after_ack: u64,
+    pub errors_after_ack: u64,
+    pub probes: u64,
+    pub cap_ms: f64,
+    /// The victim token's lifetime left at t1 (from its login's `expires_in`), in ms.
+    pub token_lifetime_left_ms: f64,
+    /// Every probe, as runs of equal outcomes ordered by send time.
+    pub timeline: Vec<Segment>,
+    /// The `GET /me` load the servers carried meanwhile; absent when probed idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundLoad>,
+}
+
+/// Load the servers carried while a revocation was probed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackgroundLoad {
+    /// Open-loop arrival rate over all the servers of the pair (and the single-device pair).
+    pub offered_rps: f64,
+    /// Requests answered per second over the probing.
+    pub achieved_rps: f64,
+    /// Timeouts, connection errors and non-2xx/401 answers.
+    pub failures: u64,
+}

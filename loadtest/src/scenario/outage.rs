@@ -1,0 +1,276 @@
+//! The `outage` scenario: what a design does when Redis hangs, dies, or comes back empty.
+//!
+//! Each fault gets its own Redis (with an append-only file for the persistence case) and its
+//! own server. Under a constant offered rate (half the strategy's measured maximum), the fault
+//! is injected at a known instant; outcomes are counted per 100 ms by when the client learned
+//! them (the answer's arrival, or its 1 s deadline running out: a request not answered within
+//! 1 s of its intended send time is a timeout, as a real client would have given up). Around the fault, the harness also checks
+//! the figures nobody publishes: revoked tokens accepted during the fault, sessions lost and
+//! revocations lost by a restart.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use authbench_server::redis_process::{RedisOptions, RedisServer};
+use hyper::Method;
+use tokio::runtime::Handle;
+
+use super::{Knobs, MeLoad, Subject, steady};
+use crate::engine::{self, Keep, LoadSpec, RequestTemplate, Schedule, client};
+use crate::plan::{USER_PASSWORD, Variant};
+use crate::process::{Backing, ServerProcess, variant_args};
+use crate::results::{Bucket, Fault, OutageRecord, Scenario};
+
+/// Width of a timeline bucket.
+pub const BUCKET: Duration = Duration::from_millis(100);
+
+/// How long each phase lasts.
+#[derive(Debug, Clone)]
+pub struct OutagePlan {
+    pub before: Duration,
+    /// How long Redis stays frozen (hang) or dead (kill) before it is resumed or restarted.
+    pub fault: Duration,
+    pub after: Duration,
+    pub connections: usize,
+    pub threads: usize,
+    /// Tokens checked for loss by a restart, and tokens revoked before it.
+    pub keepers: usize,
+    pub password: String,
+}
+
+async fn me_status(addr: SocketAddr, token: &str) -> u16 {
+    let bearer = format!("Bearer {token}");
+    client::call(addr, Method::GET, "/me", &[("authorization", &bearer)], None).await.map_or(0, |a| a.status)
+}
+
+/// Waits (up to 15 s) until `/healthz` answers 200.
+async fn wait_healthy(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if client::call(addr, Method::GET, "/healthz", &[], None).await.is_ok_and(|a| a.status == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn share_ok(buckets: &[Bucket]) -> f64 {
+    let total: u64 = buckets.iter().map(Bucket::total).sum();
+    let ok: u64 = buckets.iter().map(|b| b.ok).sum();
+    if total == 0 { 0.0 } else { ok as f64 / total as f64 }
+}
+
+/// Runs one fault against a fresh Redis and server for `variant`.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    strategy: &str,
+    variant: &str,
+    server_args: &[String],
+    uses_redis: bool,
+    binary: &Path,
+    fault: Fault,
+    rate: f64,
+    plan: &OutagePlan,
+    runtime: &Handle,
+    cancel: &Arc<AtomicBool>,
+) -> anyhow::Result<OutageRecord> {
+    let append_only = fault == Fault::KillAof;
+    let mut redis = RedisServer::start_with(RedisOptions { append_only, ..RedisOptions::default() })?;
+    let mut args = server_args.to_vec();
+    if uses_redis {
+        args.extend(["--redis-url".into(), redis.url()]);
+    }
+    let server = ServerProcess::start(binary, &args, None)?;
+    let addr = server.addr;
+    let password = plan.password.clone();
+
+    // Tokens: the load's, the keepers', and revoked ones.
+    let (templates, keepers, revoked, can_revoke) = runtime.block_on(async {
+        let mut templates = Vec::new();
+        for i in 0..8 {
+            let token = client::login(addr, &format!("user{i}"), &password).await?;
+            templates.push(RequestTemplate::get("/me", Some(&token))?);
+        }
+        let mut keepers = Vec::new();
+        for i in 0..plan.keepers {
+            keepers.push(client::login(addr, &format!("user{}", 700 + i), &password).await?);
+        }
+        let mut revoked = Vec::new();
+        let mut can_revoke = true;
+        for i in 0..=plan.keepers {
+            let token = client::login(addr, &format!("user{}", 800 + i), &password).await?;
+            let bearer = format!("Bearer {token}");
+            let status = client::call(addr, Method::POST, "/logout", &[("authorization", &bearer)], None).await?.status;
+            can_revoke &= status == 204;
+            revoked.push(token);
+        }
+        Ok::<_, anyhow::Error>((templates, keepers, revoked, can_revoke))
+    })?;
+    if append_only {
+        // appendfsync everysec: give the revocations time to reach the disk before the kill.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    let start = Instant::now() + Duration::from_millis(300);
+    let fault_at = start + plan.before;
+    let duration = plan.before
+        + plan.fault
+        + plan.after
+        + if fault == Fault::Hang { Duration::ZERO } else { Duration::from_secs(1) };
+    let spec = LoadSpec {
+        addr,
+        others: Vec::new(),
+        requests: templates,
+        connections: plan.connections,
+        threads: plan.threads,
+        warmup: Duration::ZERO,
+        duration,
+        schedule: Schedule::Open { rate },
+        timeout: Duration::from_secs(1),
+        cpus: None,
+    };
+    let keep = Keep {
+        server_timing: false,
+        timeline: Some(BUCKET),
+        max_send_lag: Some(Duration::from_secs(1)),
+        start_at: Some(start),
+    };
+    let load_cancel = cancel.clone();
+    let load = std::thread::spawn(move || engine::run(&spec, keep, &load_cancel));
+
+    // A revoked token probed throughout: does the fault let it back in?
+    let victim = revoked.last().cloned().unwrap_or_default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe_stop = stop.clone();
+    let prober = runtime.spawn(async move {
+        let mut seen = Vec::new();
+        while !probe_stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let status = me_status(addr, &victim).await;
+            seen.push((sent, status));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    });
+
+    std::thread::sleep(fault_at.saturating_duration_since(Instant::now()));
+    let fault_start = Instant::now();
+    let injected = match fault {
+        Fault::Hang => redis.pause().and_then(|()| {
+            std::thread::sleep(plan.fault);
+            redis.resume()
+        }),
+        Fault::KillEmpty | Fault::KillAof => redis.kill().and_then(|()| {
+            std::thread::sleep(plan.fault);
+            redis.restart()
+        }),
+    };
+    let back = Instant::now();
+    let outcome = load.join().map_err(|_| anyhow::anyhow!("load thread panicked"))?;
+    stop.store(true, Ordering::Relaxed);
+    injected?;
+    let outcome = outcome?;
+    let probes = runtime.block_on(prober)?;
+
+    // After recovery: which tokens survived, which revocations held.
+    let (lost, relapsed) = runtime.block_on(async {
+        wait_healthy(addr).await;
+        let mut lost = 0;
+        for t in &keepers {
+            if me_status(addr, t).await == 401 {
+                lost += 1;
+            }
+        }
+        let mut relapsed = 0;
+        for t in &revoked {
+            if me_status(addr, t).await == 200 {
+                relapsed += 1;
+            }
+        }
+        (lost, relapsed)
+    });
+    drop(server);
+    drop(redis);
+
+    let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+    let bucket_of = |t: Instant| (t.saturating_duration_since(start).as_nanos() / BUCKET.as_nanos()) as usize;
+    let timeline = outcome.timeline;
+    let (f0, f1) = (bucket_of(fault_start), bucket_of(back));
+    let slice =
+        |a: usize, b: usize| timeline.get(a.min(timeline.len())..b.min(timeline.len())).unwrap_or_default().to_vec();
+    // Recovered: the server answers from Redis again (2xx or 401, no 503 or timeout). After an
+    // empty restart the 401s are the logged-out users; `sessions_lost` counts them.
+    let recovery_ms = timeline.iter().enumerate().skip(f1).find_map(|(i, b)| {
+        (b.total() > 0 && (b.ok + b.unauthorized) as f64 >= 0.95 * b.total() as f64)
+            .then(|| ((i as f64 * BUCKET.as_secs_f64() * 1e3) - ms(back)).max(0.0))
+    });
+    let during: Vec<&(Instant, u16)> = probes.iter().filter(|(t, _)| *t >= fault_start && *t <= back).collect();
+    Ok(OutageRecord {
+        strategy: strategy.to_owned(),
+        variant: variant.to_owned(),
+        fault,
+        persistence: if append_only { "aof_everysec".into() } else { "none".into() },
+        offered_rps: rate,
+        connections: plan.connections,
+        client_timeout_ms: 1000.0,
+        bucket_ms: BUCKET.as_secs_f64() * 1e3,
+        fault_start_ms: ms(fault_start),
+        redis_back_ms: ms(back),
+        availability_before: share_ok(&slice(0, f0)),
+        // The bucket Redis came back in belongs to "after": its answers arrived once it was back.
+        availability_during: share_ok(&slice(f0, f1)),
+        availability_after: share_ok(&slice(f1, timeline.len())),
+        recovery_ms,
+        revoked_accepted: during.iter().filter(|(_, s)| *s == 200).count() as u64,
+        revoked_probes: during.len() as u64,
+        sessions_lost: lost,
+        keepers: keepers.len() as u64,
+        revocations_lost: can_revoke.then_some(relapsed),
+        revoked_checked: revoked.len() as u64,
+        timeline,
+    })
+}
+
+/// The closed-loop maximum of `v` on a fresh server (and Redis), for an outage rate when the
+/// steady scenario did not run: one short repetition.
+pub fn probe_max(v: &Variant, knobs: &Knobs) -> anyhow::Result<f64> {
+    let redis = if v.uses_redis() { Some(Backing::Own(RedisServer::start()?)) } else { None };
+    let flags = redis.as_ref().map(Backing::server_args);
+    let args = variant_args(v, flags.as_ref().map(|f| f.as_slice()));
+    let server = knobs.launcher()?.unpinned().start(&args)?;
+    let subject = Subject::started(v, &server, &[], args, None, knobs)?;
+    let load = knobs.runtime.block_on(MeLoad::login(&subject, 8))?;
+    let mut probe = knobs.clone();
+    probe.plan.repetitions = 1;
+    probe.plan.steady_duration = Duration::from_secs(1);
+    Ok(steady(&subject, &probe, &load, Scenario::Steady)?.throughput_rps.median)
+}
+
+/// One fault against `v` at half its measured maximum (at least 100 requests/s).
+pub fn run_variant(v: &Variant, fault: Fault, max_rps: f64, knobs: &Knobs) -> anyhow::Result<OutageRecord> {
+    let plan = &knobs.plan;
+    let outage_plan = OutagePlan {
+        before: plan.outage_before,
+        fault: plan.outage_fault,
+        after: plan.outage_after,
+        connections: plan.connections,
+        threads: plan.threads,
+        keepers: if plan.name == crate::plan::SuiteName::Smoke { 5 } else { 20 },
+        password: USER_PASSWORD.to_owned(),
+    };
+    run(
+        v.strategy.as_str(),
+        v.name,
+        &variant_args(v, None),
+        v.uses_redis(),
+        &knobs.launcher()?.binary,
+        fault,
+        (max_rps / 2.0).max(100.0),
+        &outage_plan,
+        &knobs.runtime,
+        &knobs.cancel,
+    )
+}

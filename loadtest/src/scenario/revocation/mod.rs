@@ -1,0 +1,252 @@
+//! The `revocation` scenario: for every revocation kind, how long a revoked token keeps
+//! working, on one instance and across two (revoke on A, probe on B), while the servers carry
+//! an open-loop `GET /me` load. Each variant gets servers of its own, with a short token
+//! lifetime so that a design that cannot revoke shows its token's real remaining life.
+
+mod probe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use probe::{Pair, ProbePlan, measure, summarize};
+
+use super::{Event, Knobs, Sink};
+use crate::engine::{self, LoadOutcome, LoadSpec, RequestTemplate, Schedule, client};
+use crate::plan::{ADMIN_KEY, USER_PASSWORD, Variant};
+use crate::process::{Backing, ServerProcess, further_instance_args, variant_args};
+use crate::results::{BackgroundLoad, Capabilities, Kind, Record, RevocationRecord};
+
+/// Where and on whom the revocation kinds are measured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub strategy: String,
+    pub variant: String,
+    pub normal: Pair,
+    /// Servers with the single-device policy (the normal ones when the strategy has none).
+    pub single: Pair,
+    pub instances: u32,
+    /// Victims are `user{first_victim + kind index}`.
+    pub first_victim: usize,
+    /// Offered rate of the background `GET /me` load the kinds are probed under (none: idle).
+    pub background_rps: Option<f64>,
+}
+
+/// Users whose tokens carry the background load (never victims).
+const BACKGROUND_USERS: std::ops::Range<usize> = 900..916;
+
+/// Background load while revocations are probed: an open-loop `GET /me` stream at `rate`,
+/// split over every server of the target, until `stop` is set. Returns the engine's thread.
+fn start_background(
+    target: &Target,
+    rate: f64,
+    knobs: &Knobs,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<LoadOutcome>>> {
+    let mut addrs = vec![target.normal.a, target.normal.b, target.single.a, target.single.b];
+    addrs.sort();
+    addrs.dedup();
+    let first = target.normal.a;
+    addrs.retain(|a| *a != first);
+    let templates = knobs.runtime.block_on(async {
+        let mut templates = Vec::new();
+        for i in BACKGROUND_USERS {
+            let token = client::login(first, &format!("user{i}"), USER_PASSWORD).await?;
+            templates.push(RequestTemplate::get("/me", Some(&token))?);
+        }
+        Ok::<_, anyhow::Error>(templates)
+    })?;
+    let spec = LoadSpec {
+        addr: first,
+        others: addrs,
+        requests: templates,
+        connections: knobs.plan.connections,
+        threads: 1,
+        warmup: Duration::ZERO,
+        // Bounded: the probing of one group never takes longer than its cap and settle.
+        duration: knobs.plan.revocation_cap() + knobs.plan.revocation_settle + Duration::from_secs(5),
+        schedule: Schedule::Open { rate },
+        timeout: knobs.request_timeout,
+        cpus: None,
+    };
+    let stop = stop.clone();
+    Ok(std::thread::spawn(move || engine::run(&spec, engine::Keep::default(), &stop)))
+}
+
+/// Measures every revocation kind: the per-user kinds together (each on its own victim), then
+/// revoke-all alone; hands the records of each group on as soon as it is measured.
+pub fn measure_kinds(
+    target: &Target,
+    supported: &dyn Fn(Kind) -> bool,
+    probe_plan: &ProbePlan,
+    knobs: &Knobs,
+    sink: Sink<'_>,
+) -> anyhow::Result<()> {
+    let batch: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| *k != Kind::RevokeAll).collect();
+    for group in [batch, vec![Kind::RevokeAll]] {
+        sink(Event::Status(format!(
+            "{}: revocation, {} instance(s), {}",
+            target.variant,
+            target.instances,
+            if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
+        )))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let background = match target.background_rps {
+            Some(rate) => Some(start_background(target, rate, knobs, &stop)?),
+            None => None,
+        };
+        let measured = knobs.runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for kind in &group {
+                let pair = if *kind == Kind::SingleDevice { target.single } else { target.normal };
+                let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+                let victim = format!("user{}", target.first_victim + index);
+                let plan = probe_plan.clone();
+                let cancel = knobs.cancel.clone();
+                let kind = *kind;
+                tasks.push(tokio::spawn(async move { (kind, measure(kind, pair, &victim, &plan, &cancel).await) }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        stop.store(true, Ordering::SeqCst);
+        let load = match background {
+            Some(thread) => {
+                let outcome = thread.join().map_err(|_| anyhow::anyhow!("background load thread panicked"))??;
+                Some(BackgroundLoad {
+                    offered_rps: target.background_rps.unwrap_or(0.0),
+                    achieved_rps: outcome.throughput(),
+                    // A 401 is an answer: revoke-all also ends the background tokens.
+                    failures: outcome.failures().saturating_sub(outcome.statuses.get(&401).copied().unwrap_or(0)),
+                })
+            }
+            None => None,
+        };
+        let mut records = Vec::new();
+        for joined in measured {
+            let (kind, raw) = joined?;
+            let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", target.variant, kind.as_str()))?;
+            let record = summarize(
+                &target.strategy,
+                &target.variant,
+                kind,
+                target.instances,
+                supported(kind),
+                raw,
+                probe_plan.cap,
+            );
+            records.push(RevocationRecord { background: load.clone(), ..record });
+        }
+        sink(Event::Record(Record::Revocation(records)))?;
+        if knobs.cancelled() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How the probes of a variant are paced and capped; `cap` bounds the probing after a revoke.
+fn probe_plan(knobs: &Knobs, cap: Duration, password: &str, admin_key: &str) -> ProbePlan {
+    ProbePlan {
+        probers: 4,
+        interval: Duration::from_millis(2),
+        lead: Duration::from_millis(100),
+        settle: knobs.plan.revocation_settle,
+        cap,
+        password: password.to_owned(),
+        admin_key: admin_key.to_owned(),
+    }
+}
+
+/// The scenario for one variant of a run: its own servers with a short token lifetime (and a
+/// shared key file, so two instances accept each other's tokens), one and two instances.
+/// `background_rps` is the load the servers carry meanwhile.
+pub fn run_variant(
+    v: &Variant,
+    redis: Option<&Backing>,
+    background_rps: Option<f64>,
+    knobs: &Knobs,
+    sink: Sink<'_>,
+) -> anyhow::Result<()> {
+    let plan = &knobs.plan;
+    let launcher = knobs.launcher()?;
+    let key_dir = std::env::temp_dir().join(format!("authbench-keys-{}-{}", std::process::id(), v.name));
+    std::fs::create_dir_all(&key_dir)?;
+    let redis_flags = redis.map(Backing::server_args);
+    for &instances in plan.revocation_instances() {
+        let key_file = key_dir.join(format!("{instances}.key"));
+        let _ = std::fs::remove_file(&key_file);
+        let mut args = variant_args(v, redis_flags.as_ref().map(|f| f.as_slice()));
+        args.extend(["--access-ttl".into(), format!("{}s", plan.revocation_ttl.as_secs().max(1))]);
+        if v.uses_jwt() {
+            args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+        }
+        let start_pair = |extra: &[&str]| -> anyhow::Result<(ServerProcess, Option<ServerProcess>)> {
+            let mut a_args = args.clone();
+            a_args.extend(extra.iter().map(|s| (*s).to_owned()));
+            let a = launcher.start(&a_args)?;
+            let b = if instances == 2 { Some(launcher.start(&further_instance_args(&a_args))?) } else { None };
+            Ok((a, b))
+        };
+        let pair_of = |s: &(ServerProcess, Option<ServerProcess>)| -> Pair {
+            Pair { a: s.0.addr, b: s.1.as_ref().map_or(s.0.addr, |b| b.addr) }
+        };
+        let normal = start_pair(&[])?;
+        // The single-device policy is a server setting; strategies that cannot have it are
+        // probed on the normal servers, where a second login ends nothing.
+        let single = if v.uses_redis() { Some(start_pair(&["--max-sessions-per-user", "1"])?) } else { None };
+        let normal_pair = pair_of(&normal);
+        let single_pair = single.as_ref().map_or(normal_pair, pair_of);
+        let caps = knobs.runtime.block_on(client::capabilities(normal_pair.a))?;
+        let single_caps = knobs.runtime.block_on(client::capabilities(single_pair.a))?;
+        let supported = |kind: Kind| {
+            let caps = if kind == Kind::SingleDevice { &single_caps } else { &caps };
+            caps.supports(kind)
+        };
+        // A server that checks nothing (revocation_delay "n/a") can never refuse: probing it to
+        // the full cap would only say so more slowly.
+        let cap = if caps.checks_nothing() { Duration::from_secs(1) } else { plan.revocation_cap() };
+        let target = Target {
+            strategy: v.strategy.as_str().to_owned(),
+            variant: v.name.to_owned(),
+            normal: normal_pair,
+            single: single_pair,
+            instances,
+            first_victim: 500 + (instances as usize - 1) * 10,
+            background_rps,
+        };
+        measure_kinds(&target, &supported, &probe_plan(knobs, cap, USER_PASSWORD, ADMIN_KEY), knobs, sink)?;
+        drop(single);
+        drop(normal);
+    }
+    let _ = std::fs::remove_dir_all(&key_dir);
+    Ok(())
+}
+
+/// The scenario against a server someone else runs: one instance, the target; its own token
+/// lifetime (plus leeway) caps the probing, at most 60 s.
+pub fn run_remote(
+    target: SocketAddr,
+    caps: &Capabilities,
+    password: &str,
+    admin_key: &str,
+    knobs: &Knobs,
+    sink: Sink<'_>,
+) -> anyhow::Result<()> {
+    let cap = caps.access_ttl_s().map_or(knobs.plan.revocation_cap(), |t| Duration::from_secs((t + 4).min(60)));
+    let pair = Pair { a: target, b: target };
+    let target = Target {
+        strategy: caps.strategy.clone(),
+        variant: caps.strategy.clone(),
+        normal: pair,
+        single: pair,
+        instances: 1,
+        first_victim: 500,
+        background_rps: None,
+    };
+    measure_kinds(&target, &|kind| caps.supports(kind), &probe_plan(knobs, cap, password, admin_key), knobs, sink)
+}
