@@ -14,6 +14,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use crate::present::units::{count, cpu_us, ms, pct, rate, us};
 use crate::results::{self, Kind, Method, Results, RevocationRecord, RunRecord, Scenario};
 
 /// Figures without a spread that differ by less than this share are called noise.
@@ -46,36 +47,6 @@ pub fn compare_paths(a: &Path, b: &Path) -> anyhow::Result<String> {
 pub fn print(a: &Path, b: &Path) -> anyhow::Result<()> {
     print!("{}", compare_paths(a, b)?);
     Ok(())
-}
-
-fn rate(v: f64) -> String {
-    if v >= 10_000.0 { format!("{:.1}k", v / 1000.0) } else { format!("{v:.0}") }
-}
-
-fn us(v: f64) -> String {
-    if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") }
-}
-
-fn ms(v: f64) -> String {
-    if v < 1000.0 { format!("{v:.1} ms") } else { format!("{:.2} s", v / 1000.0) }
-}
-
-fn percent(share: f64) -> String {
-    let p = share * 100.0;
-    match p {
-        p if p > 0.0 && p < 0.01 => "<0.01 %".to_owned(),
-        p if p > 0.0 && p < 1.0 => format!("{p:.2} %"),
-        p if p < 100.0 => format!("{p:.1} %"),
-        _ => "100 %".to_owned(),
-    }
-}
-
-fn count(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
-        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
-        n => n.to_string(),
-    }
 }
 
 /// Which way is better.
@@ -265,7 +236,7 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         });
     }
     add("server CPU µs/request".into(), LATENCY, &|r| {
-        r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(format!("{c:.1} µs"), c))
+        r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c))
     });
     add("Redis commands/request".into(), COMMANDS, &|r| {
         r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(format!("{c:.2}"), c))
@@ -308,7 +279,7 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     let faults = |r: &Results| -> Vec<_> { r.outage.iter().filter(|x| x.variant == v).map(|x| x.fault).collect() };
     for fault in union(faults(a), faults(b)) {
         add(format!("outage {}: availability", fault.as_str()), AVAILABILITY, &|r| {
-            r.outage(v, fault).map(|x| Figure::new(percent(x.availability_during), x.availability_during))
+            r.outage(v, fault).map(|x| Figure::new(pct(x.availability_during), x.availability_during))
         });
         let bucket = [a, b].iter().filter_map(|r| r.outage(v, fault)).map(|x| x.bucket_ms).fold(0.0, f64::max);
         let judge = Judge { noise: Noise::Band { relative: NOISE, absolute: bucket }, ..LATENCY };

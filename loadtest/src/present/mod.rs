@@ -5,3 +5,4 @@
 pub mod compare;
 pub mod report;
 pub mod terminal;
+pub mod units;

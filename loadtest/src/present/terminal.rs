@@ -1,33 +1,22 @@
 //! What the terminal shows: one line per measurement while running, and a hyperfine-like
-//! table at the end. Units are chosen here, at printing time; results hold base units.
+//! table at the end. Figures print through [`units`](super::units).
 
 use std::fmt::Write;
 
+use crate::present::units::{bytes, count, cpu_us, ms, opt, pct, per_request, rate, ratio, us};
 use crate::results::{Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
-
-fn rate(v: f64) -> String {
-    if v >= 10_000.0 { format!("{:.1}k", v / 1000.0) } else { format!("{v:.0}") }
-}
-
-fn us(v: f64) -> String {
-    if v >= 10_000.0 { format!("{:.1} ms", v / 1000.0) } else { format!("{v:.0} µs") }
-}
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
-}
 
 /// One line printed as each measurement finishes.
 pub fn progress_line(r: &RunRecord) -> String {
     let bound = if r.generator_bound { "  [generator-bound]" } else { "" };
     match r.scenario {
         Scenario::Login => format!(
-            "  {:<16} login  {} logins/s  p50 {}  argon2 p50 {:.1} ms  mint p50 {:.0} µs",
+            "  {:<16} login  {} logins/s  p50 {}  argon2 p50 {}  mint p50 {}",
             r.variant,
             rate(r.throughput_rps.median),
             us(r.latency_us.p50),
-            r.login.as_ref().map_or(0.0, |l| l.argon2_ms_p50),
-            r.login.as_ref().map_or(0.0, |l| l.mint_us_p50),
+            ms(r.login.as_ref().map_or(0.0, |l| l.argon2_ms_p50)),
+            us(r.login.as_ref().map_or(0.0, |l| l.mint_us_p50)),
         ),
         _ => format!(
             "  {:<16} {:<6} {} req/s ({} .. {})  p50 {}  p99 {}  errors {}{bound}",
@@ -46,11 +35,11 @@ pub fn progress_line(r: &RunRecord) -> String {
 /// One line per outage measured.
 pub fn outage_line(r: &OutageRecord) -> String {
     format!(
-        "  {:<16} outage {:<19} available {:>5.1} % during, recovery {}, revoked accepted {}/{}, sessions lost {}/{}, revocations lost {}",
+        "  {:<16} outage {:<19} available {:>7} during, recovery {}, revoked accepted {}/{}, sessions lost {}/{}, revocations lost {}",
         r.variant,
         r.fault.as_str(),
-        r.availability_during * 100.0,
-        r.recovery_ms.map_or("never".to_owned(), |m| format!("{m:.0} ms")),
+        pct(r.availability_during),
+        r.recovery_ms.map_or("never".to_owned(), ms),
         r.revoked_accepted,
         r.revoked_probes,
         r.sessions_lost,
@@ -62,9 +51,8 @@ pub fn outage_line(r: &OutageRecord) -> String {
 /// One line per revocation kind measured.
 pub fn revocation_line(r: &RevocationRecord) -> String {
     let window = match r.window_ms {
-        Some(w) if w < 1000.0 => format!("{w:.1} ms"),
-        Some(w) => format!("{:.2} s", w / 1000.0),
-        None => format!("still accepted at the {:.0} s cap", r.cap_ms / 1000.0),
+        Some(w) => ms(w),
+        None => format!("still accepted at the {} cap", ms(r.cap_ms)),
     };
     let load = r.background.as_ref().map_or_else(
         || ", idle".to_owned(),
@@ -86,14 +74,14 @@ pub fn revocation_line(r: &RevocationRecord) -> String {
 pub fn record_line(record: &Record) -> Option<String> {
     Some(match record {
         Record::Calibration(c) => format!(
-            "calibration: engine {:.0} req/s, wrk {:.0} req/s against baseline (engine/wrk {:.2})",
-            c.engine_rps.median,
-            c.wrk_rps.as_ref().map_or(0.0, |w| w.median),
-            c.engine_to_wrk.unwrap_or(0.0)
+            "calibration: engine {} req/s, wrk {} req/s against baseline (engine/wrk {})",
+            rate(c.engine_rps.median),
+            opt(c.wrk_rps.as_ref().map(|w| w.median), rate),
+            opt(c.engine_to_wrk, ratio)
         ),
         Record::Run(r) => match r.scenario {
             Scenario::Sweep | Scenario::Scale => return None,
-            Scenario::Rtt => format!("{}  (Redis rtt {:.2} ms)", progress_line(r), r.redis_rtt_ms.unwrap_or(0.0)),
+            Scenario::Rtt => format!("{}  (Redis rtt {})", progress_line(r), ms(r.redis_rtt_ms.unwrap_or(0.0))),
             Scenario::Tokensize => format!(
                 "{}  (+{} B of claims, token {} B)",
                 progress_line(r),
@@ -105,25 +93,25 @@ pub fn record_line(record: &Record) -> Option<String> {
         Record::Sweep(s) => format!(
             "  {:<16} sweep  knee {}",
             s.variant,
-            s.knee_rps.map_or("none within the steps".to_owned(), |k| format!("at {k:.0} req/s"))
+            s.knee_rps.map_or("none within the steps".to_owned(), |k| format!("at {} req/s", rate(k)))
         ),
         Record::Revocation(group) => group.iter().map(revocation_line).collect::<Vec<_>>().join("\n"),
         Record::Outage(o) => outage_line(o),
         Record::Scale(s) => {
             let server = match (s.server_rss_bytes, s.server_start_seconds) {
                 (Some(rss), Some(start)) => {
-                    format!(", server {:.1} MiB, up in {start:.2} s", rss as f64 / (1024.0 * 1024.0))
+                    format!(", server {}, up in {}", bytes(rss as f64), ms(start * 1e3))
                 }
                 _ => String::new(),
             };
             format!(
-                "  {:<16} scale  {:>8} × {}: {:.0} bytes each, {} req/s, p99 {:.0} µs{server}",
+                "  {:<16} scale  {:>8} × {}: {} each, {} req/s, p99 {}{server}",
                 s.variant,
-                s.entries,
+                count(s.entries),
                 s.entry_kind,
-                s.bytes_per_entry,
-                s.throughput_rps.round(),
-                s.latency_p99_us
+                bytes(s.bytes_per_entry),
+                rate(s.throughput_rps),
+                us(s.latency_p99_us)
             )
         }
         Record::Placement { .. } => return None,
@@ -139,7 +127,7 @@ pub fn table(results: &Results) -> String {
             "Generator calibration against baseline: engine {} req/s, wrk {} req/s, engine/wrk {} ({} × {} s, {} connections)",
             rate(c.engine_rps.median),
             c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median)),
-            opt(c.engine_to_wrk, 2),
+            opt(c.engine_to_wrk, ratio),
             c.repetitions,
             c.duration_s,
             c.connections
@@ -187,8 +175,8 @@ pub fn table(results: &Results) -> String {
             steady.map_or("–".into(), |s| us(s.latency_us.p50)),
             steady.map_or("–".into(), |s| us(s.latency_us.p99)),
             steady.map_or("–".into(), |s| us(s.latency_us.p999)),
-            opt(steady.and_then(|s| s.server_cpu_us_per_request), 1),
-            opt(steady.and_then(|s| s.redis_commands_per_request), 2),
+            opt(steady.and_then(|s| s.server_cpu_us_per_request), cpu_us),
+            opt(steady.and_then(|s| s.redis_commands_per_request), per_request),
             steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
             steady.map_or("–".into(), |s| s.errors.to_string()),
             match knee {
@@ -196,7 +184,7 @@ pub fn table(results: &Results) -> String {
                 Some(None) => "none".into(),
                 None => "–".into(),
             },
-            login.map_or("–".into(), |l| format!("{:.0}", l.throughput_rps.median)),
+            login.map_or("–".into(), |l| rate(l.throughput_rps.median)),
             if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
         );
     }

@@ -5,8 +5,9 @@
 use crate::results::{Capabilities, Fault, Results, Scenario};
 
 use super::doc::{Block, Table};
-use super::style::{Palette, ms, pct, rate};
+use super::style::Palette;
 use super::{redis_per_request, worst_window};
+use crate::present::units::{ms, pct, per_request, rate};
 
 /// Thresholds of the guide's requirements (the guide prints them with each line).
 pub const REVOCATION_MS: f64 = 1000.0;
@@ -114,7 +115,7 @@ fn no_redis_line(r: &Results, variants: &[String]) -> Line {
     );
     for v in variants {
         if let Some(c) = r.steady(v).and_then(redis_per_request) {
-            line.add(v, c < NO_REDIS_PER_REQUEST, format!("{} commands/request", super::style::per_request(c)));
+            line.add(v, c < NO_REDIS_PER_REQUEST, format!("{} commands/request", per_request(c)));
         }
     }
     line

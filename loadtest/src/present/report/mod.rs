@@ -19,7 +19,9 @@ use plotters::prelude::SeriesLabelPosition;
 use crate::results::{Capabilities, Fault, Kind, OutageRecord, Results, RevocationRecord, RunRecord, Scenario};
 use charts::{Bar, Bars, Figure, Mark, Panel, Series, Shade, Timeline, TimelineRow, Unit};
 use doc::{Block, ChartRef, Table};
-use style::{Palette, bytes, ms, ns, opt, pct, rate, us};
+use style::Palette;
+
+use crate::present::units::{bytes, cpu_us, ms, ns, opt, pct, per_request, rate, ratio, us};
 
 /// What `render` wrote.
 #[derive(Debug, Clone)]
@@ -229,8 +231,8 @@ impl Report<'_> {
                 opt(s, |s| us(s.latency_us.p50)),
                 opt(s, |s| us(s.latency_us.p99)),
                 opt(s, |s| us(s.latency_us.p999)),
-                opt(s.and_then(|s| s.server_cpu_us_per_request), |c| format!("{c:.1}")),
-                opt(s.and_then(redis_per_request), style::per_request),
+                opt(s.and_then(|s| s.server_cpu_us_per_request), cpu_us),
+                opt(s.and_then(redis_per_request), per_request),
                 opt(s.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
                 opt(s.and_then(|s| s.token_bytes), |b| b.to_string()),
                 match knee {
@@ -785,7 +787,7 @@ impl Report<'_> {
                         rate(r.throughput_rps.max)
                     ),
                     us(r.latency_us.p99),
-                    opt(r.server_cpu_us_per_request, |c| format!("{c:.1}")),
+                    opt(r.server_cpu_us_per_request, cpu_us),
                 ]);
             }
             let colour = self.palette.colour(&v);
@@ -949,7 +951,7 @@ impl Report<'_> {
                     rate(c.engine_rps.min),
                     rate(c.engine_rps.max),
                     c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median)),
-                    opt(c.engine_to_wrk, |x| format!("{x:.2}")),
+                    opt(c.engine_to_wrk, ratio),
                     c.wrk_command.as_deref().unwrap_or("wrk not run")
                 ),
             );
