@@ -1,3 +1,6 @@
+//! About 570 lines, kept whole: the rows, their judges and the header are one table builder;
+//! the next figure added should move the header and environment diff to a file of their own.
+//!
 //! `authbench compare A B`: two runs side by side, with B/A ratios and a verdict per figure
 //! (before and after a change, two machines, two Redis deployments).
 //!

@@ -1,3 +1,6 @@
+//! About 580 lines, kept whole: the four chart kinds share private drawing helpers (fonts,
+//! title and footer areas, row layout) that a split would have to make public.
+//!
 //! The chart kinds of the report, drawn with plotters twice: once as SVG (inlined in the HTML
 //! page) and once as a 1200-pixel-wide PNG. Text is laid out with the TTF shipped in
 //! `loadtest/assets`, registered through plotters' `ab_glyph` backend, so a PNG does not depend

@@ -1,0 +1,213 @@
+//! The report's behaviour sections: revocation windows and what a Redis outage did.
+
+use super::*;
+
+impl Report<'_> {
+    pub(super) fn revocation(&mut self) -> anyhow::Result<()> {
+        self.h2("Revocation");
+        if self.r.revocation.is_empty() {
+            self.p("Not measured in this run: the revocation scenario did not run.");
+            return Ok(());
+        }
+        self.p("How long a revoked token keeps working: probes send `GET /me` with the victim's token continuously before and after the revoking request; the window is the send time of the last accepted probe after the revoke was acknowledged. ✓: the server says it supports the kind; ✗: it answers 501 and the token works until it expires (or past the probing cap).");
+        let mut head = vec!["variant".to_owned(), "instances".to_owned()];
+        head.extend(Kind::ALL.iter().map(|k| k.as_str().to_owned()));
+        let mut t = Table::new(head);
+        let mut instance_counts: Vec<u32> = self.r.revocation.iter().map(|x| x.instances).collect();
+        instance_counts.sort_unstable();
+        instance_counts.dedup();
+        for v in self.variants() {
+            for &n in &instance_counts {
+                if !self.r.revocation.iter().any(|x| x.variant == v && x.instances == n) {
+                    continue;
+                }
+                let mut row = vec![v.clone(), if n == 1 { "1".into() } else { format!("{n} (revoke on A, probe B)") }];
+                for kind in Kind::ALL {
+                    row.push(opt(self.r.revocation(&v, kind, n), |x| {
+                        format!("{} {}", if x.supported { "✓" } else { "✗" }, window_text(x))
+                    }));
+                }
+                t.row(row);
+            }
+        }
+        let probe = self.r.revocation.first().map(|x| x.cap_ms).unwrap_or(0.0);
+        t.note = Some(format!(
+            "Capability matrix: supported per /capabilities, and the window measured in this run. Probing stops at a cap ({} for the first record; longer when the token's own lifetime ends sooner than never).",
+            ms(probe)
+        ));
+        self.push(Block::Table(t));
+        let loads: Vec<String> = self
+            .variants()
+            .iter()
+            .filter_map(|v| {
+                let loaded: Vec<&crate::results::BackgroundLoad> = self
+                    .r
+                    .revocation
+                    .iter()
+                    .filter(|x| &x.variant == v)
+                    .filter_map(|x| x.background.as_ref())
+                    .collect();
+                let first = loaded.first()?;
+                let served = loaded.iter().map(|b| b.achieved_rps).fold(f64::INFINITY, f64::min);
+                let failures: u64 = loaded.iter().map(|b| b.failures).sum();
+                Some(format!(
+                    "{v} {} req/s offered (at least {} served{})",
+                    rate(first.offered_rps),
+                    rate(served),
+                    if failures > 0 { format!(", {failures} failed") } else { String::new() }
+                ))
+            })
+            .collect();
+        if loads.is_empty() {
+            self.p("The servers were idle while probed (no steady maximum to derive a background load from).");
+        } else {
+            self.p(format!(
+                "Probed under load: while each kind was probed, an open-loop `GET /me` load at half the variant's steady maximum ran against every server of the scenario (other users' tokens): {}.",
+                loads.join("; ")
+            ));
+        }
+        for kind in Kind::ALL {
+            let mut rows = Vec::new();
+            for v in self.variants() {
+                for &n in &instance_counts {
+                    let Some(rec) = self.r.revocation(&v, kind, n) else { continue };
+                    let segments = rec
+                        .timeline
+                        .iter()
+                        .map(|s| {
+                            let o = match s.outcome.as_str() {
+                                "accepted" => charts::Outcome::Accepted,
+                                "rejected" => charts::Outcome::Rejected,
+                                _ => charts::Outcome::Error,
+                            };
+                            (s.from_ms, s.to_ms, o)
+                        })
+                        .collect();
+                    rows.push(TimelineRow {
+                        label: if n == 1 { v.clone() } else { format!("{v} A→B") },
+                        colour: self.palette.colour(&v),
+                        segments,
+                        note: format!("{} {}", if rec.supported { "window" } else { "unsupported," }, window_text(rec)),
+                    });
+                }
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let tl = Timeline {
+                title: format!("Revocation timeline: {}", kind.as_str()),
+                x_desc: "probe send time relative to the revoke's acknowledgement (ms)".into(),
+                rows,
+            };
+            let caption = format!(
+                "Kind `{}`: every probe of the victim's token, by send time, relative to the acknowledgement of the revoking request (vertical line). Red: accepted; green: rejected; grey: errors. A→B rows revoke on instance A and probe instance B.",
+                kind.as_str()
+            );
+            self.chart(
+                &tl,
+                &format!("revocation_{}", kind.as_str()),
+                &format!("Revocation timeline: {}", kind.as_str()),
+                caption,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn outage(&mut self) -> anyhow::Result<()> {
+        self.h2("Redis failure");
+        if self.r.outage.is_empty() {
+            self.p("Not measured in this run: the outage scenario did not run.");
+            return Ok(());
+        }
+        let mut t = Table::new([
+            "variant",
+            "fault",
+            "available before",
+            "during",
+            "after",
+            "recovery",
+            "revoked token accepted",
+            "sessions lost",
+            "revocations lost",
+        ]);
+        for v in self.variants() {
+            for f in FAULTS {
+                let Some(o) = self.r.outage(&v, f) else { continue };
+                t.row(vec![
+                    v.clone(),
+                    f.as_str().to_owned(),
+                    pct(o.availability_before),
+                    pct(o.availability_during),
+                    pct(o.availability_after),
+                    o.recovery_ms.map_or_else(|| "never".into(), ms),
+                    format!("{}/{}", o.revoked_accepted, o.revoked_probes),
+                    format!("{}/{}", o.sessions_lost, o.keepers),
+                    o.revocations_lost.map_or_else(|| "n/a".into(), |n| format!("{n}/{}", o.revoked_checked)),
+                ]);
+            }
+        }
+        let first = self.r.outage.first();
+        t.note = Some(format!(
+            "Open loop at {} connections against each variant at half its closed-loop maximum; client timeout {}; Redis unavailable for about {} per fault. Available: share of requests answered 2xx. Recovery: from Redis back to the first 100 ms bucket at ≥ 99 % of the pre-fault success rate. Revoked token accepted: probes with an already revoked token answered 2xx during the fault (fail-open shows here). Sessions lost: logged-in users whose token stopped working after the restart. Revocations lost: revoked tokens accepted again after the restart.",
+            first.map_or(0, |o| o.connections),
+            first.map_or("–".into(), |o| ms(o.client_timeout_ms)),
+            first.map_or("–".into(), |o| ms(o.redis_back_ms - o.fault_start_ms)),
+        ));
+        self.push(Block::Table(t));
+        for f in FAULTS {
+            let records: Vec<&OutageRecord> = self.r.outage.iter().filter(|o| o.fault == f).collect();
+            if records.is_empty() {
+                continue;
+            }
+            // Small multiples: one panel per variant, the same axes, the fault shaded in each.
+            let mut panels = Vec::new();
+            for o in &records {
+                let mut panel =
+                    Panel::new("time since the fault began (s)", Unit::Seconds, "answered 2xx (%)", Unit::Percent);
+                panel.title = Some(o.variant.clone());
+                panel.y_range = Some((0.0, 112.0));
+                let step = o.bucket_ms / 1000.0;
+                let start = o.fault_start_ms / 1000.0;
+                let end = o.timeline.len() as f64 * step - start;
+                panel.x_range = Some((-start, end.max(1.0)));
+                panel.shades.push(Shade {
+                    from: 0.0,
+                    to: (o.redis_back_ms - o.fault_start_ms) / 1000.0,
+                    label: String::new(),
+                });
+                let points = o
+                    .timeline
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let total = b.ok + b.unauthorized + b.unavailable + b.timeout + b.other;
+                        let share = if total == 0 { 0.0 } else { b.ok as f64 * 100.0 / total as f64 };
+                        (i as f64 * step - start, share)
+                    })
+                    .collect();
+                panel.series.push(Series {
+                    label: String::new(),
+                    colour: self.palette.colour(&o.variant),
+                    points,
+                    markers: false,
+                });
+                panels.push(panel);
+            }
+            let caption = format!(
+                "{}: share of requests answered 2xx per {} bucket (by completion), with the time Redis was unavailable shaded; each variant's clock starts at its own fault. A bucket where nothing completed counts as 0 %.",
+                fault_label(f),
+                ms(records.first().map_or(100.0, |o| o.bucket_ms))
+            );
+            let columns = if panels.len() > 4 { 3 } else { 2 };
+            let fig =
+                Figure { title: format!("Success rate through a Redis fault: {}", fault_label(f)), panels, columns };
+            self.chart(
+                &fig,
+                &format!("outage_{}", f.as_str()),
+                &format!("Outage timeline: {}", fault_label(f)),
+                caption,
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! The report's performance sections: the summary table, throughput and latency charts,
+//! and latency against offered load.
+
+use super::*;
+
+impl Report<'_> {
+    pub(super) fn summary(&mut self) -> anyhow::Result<()> {
+        self.h2("Summary");
+        let mut t = Table::new([
+            "variant",
+            "steady req/s (min–max)",
+            "p50",
+            "p99",
+            "p99.9",
+            "server CPU µs/req",
+            "Redis cmd/req",
+            "Redis B/req",
+            "token B",
+            "sweep knee req/s",
+            "logins/s",
+        ]);
+        for v in self.variants() {
+            let s = self.r.steady(&v);
+            let knee = self.r.sweeps.iter().find(|x| x.variant == v);
+            if s.is_none() && knee.is_none() && self.r.run(&v, Scenario::Login).is_none() {
+                continue;
+            }
+            let flag = if s.is_some_and(|s| s.generator_bound) { " ⚑ generator-bound" } else { "" };
+            t.row(vec![
+                format!("{v}{flag}"),
+                opt(s, |s| {
+                    format!(
+                        "{} ({}–{})",
+                        rate(s.throughput_rps.median),
+                        rate(s.throughput_rps.min),
+                        rate(s.throughput_rps.max)
+                    )
+                }),
+                opt(s, |s| us(s.latency_us.p50)),
+                opt(s, |s| us(s.latency_us.p99)),
+                opt(s, |s| us(s.latency_us.p999)),
+                opt(s.and_then(|s| s.server_cpu_us_per_request), cpu_us),
+                opt(s.and_then(redis_per_request), per_request),
+                opt(s.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
+                opt(s.and_then(|s| s.token_bytes), |b| b.to_string()),
+                match knee {
+                    None => "–".into(),
+                    Some(k) => k.knee_rps.map_or_else(|| format!("none up to {}", rate(k.max_rps)), rate),
+                },
+                opt(self.r.run(&v, Scenario::Login), |l| rate(l.throughput_rps.median)),
+            ]);
+        }
+        let threshold = self.r.calibration.as_ref().map_or(0.9, |c| c.generator_bound_threshold);
+        t.note = Some(format!(
+            "Steady: closed loop, {}; throughput is the median over repetitions with min–max; latency percentiles over all repetitions (service time). CPU from /proc over the measured window; Redis commands and bytes from INFO deltas. ⚑ generator-bound: measured at ≥ {:.0} % of the generator's own ceiling against baseline, so the generator, not the server, may have set the pace.",
+            self.method_line(),
+            threshold * 100.0
+        ));
+        self.push(Block::Table(t));
+        self.summary_behaviour();
+        self.throughput_chart()?;
+        self.spectrum_chart()?;
+        Ok(())
+    }
+
+    /// Revocation, availability and memory per variant in one table.
+    pub(super) fn summary_behaviour(&mut self) {
+        let mut t = Table::new([
+            "variant",
+            "worst revocation window (1 instance)",
+            "worst window (A→B)",
+            "available while Redis hangs",
+            "available while Redis is down",
+            "sessions lost on empty restart",
+            "Redis bytes per entry",
+        ]);
+        let mut any = false;
+        for v in self.variants() {
+            let w1 = worst_window(self.r, &v, 1);
+            let w2 = worst_window(self.r, &v, 2);
+            let hang = self.r.outage(&v, Fault::Hang);
+            let kill = self.r.outage(&v, Fault::KillEmpty);
+            let mem = self.r.scale.iter().filter(|s| s.variant == v).max_by_key(|s| s.entries);
+            if w1.is_none() && w2.is_none() && hang.is_none() && kill.is_none() && mem.is_none() {
+                continue;
+            }
+            any = true;
+            let win = |w: Option<(Kind, Option<f64>)>| match w {
+                None => "–".to_owned(),
+                Some((k, Some(x))) => format!("{} ({})", ms(x), k.as_str()),
+                Some((k, None)) => format!("still accepted at cap ({})", k.as_str()),
+            };
+            t.row(vec![
+                v.clone(),
+                win(w1),
+                win(w2),
+                opt(hang, |o| pct(o.availability_during)),
+                opt(kill, |o| pct(o.availability_during)),
+                opt(kill, |o| format!("{}/{}", o.sessions_lost, o.keepers)),
+                opt(mem, |m| format!("{:.0} ({} {})", m.bytes_per_entry, m.entries, m.entry_kind)),
+            ]);
+        }
+        if any {
+            t.note = Some("Worst window: the longest time a revoked token kept working after the revoke was acknowledged, over the kinds probed (details under Revocation). Availability: share of requests answered 2xx while Redis was unavailable (details under Redis failure). Memory: Redis used_memory delta per seeded entry at the largest keyspace measured.".into());
+            self.push(Block::Table(t));
+        }
+    }
+
+    pub(super) fn throughput_chart(&mut self) -> anyhow::Result<()> {
+        let rows: Vec<Bar> = self
+            .variants()
+            .iter()
+            .filter_map(|v| self.r.steady(v))
+            .map(|s| Bar {
+                label: s.variant.clone(),
+                colour: self.palette.colour(&s.variant),
+                value: s.throughput_rps.median,
+                min: s.throughput_rps.min,
+                max: s.throughput_rps.max,
+                note: format!(
+                    "{}{}",
+                    rate(s.throughput_rps.median),
+                    if s.generator_bound { "  generator-bound" } else { "" }
+                ),
+                flagged: s.generator_bound,
+            })
+            .collect();
+        if rows.is_empty() {
+            self.p("Steady throughput was not measured in this run (the steady scenario did not run).");
+            return Ok(());
+        }
+        let cal = self.r.calibration.as_ref().map(|c| {
+            format!(
+                "generator ceiling against baseline: {} req/s (wrk {}); pale bars are generator-bound",
+                rate(c.engine_rps.median),
+                c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median))
+            )
+        });
+        let bars = Bars {
+            title: "Steady throughput per strategy (median, whiskers min–max)".into(),
+            x_desc: "completed requests per second".into(),
+            unit: Unit::Rate,
+            rows,
+            legend: cal,
+        };
+        let caption = format!(
+            "Closed loop GET /me, {}. Bar: median over repetitions; whiskers: min and max.",
+            self.method_line()
+        );
+        self.chart(&bars, "throughput", "Steady throughput per strategy", caption)
+    }
+
+    pub(super) fn spectrum_chart(&mut self) -> anyhow::Result<()> {
+        let mut panel = Panel::new("percentile", Unit::Nines, "latency (log scale)", Unit::Us);
+        panel.y_log = true;
+        panel.x_range = Some((0.0, 4.0));
+        panel.legend = SeriesLabelPosition::UpperLeft;
+        let mut fallback = Vec::new();
+        for v in self.variants() {
+            let Some(s) = self.r.steady(&v) else { continue };
+            let points = match crate::results::deserialize_histogram(&s.histogram) {
+                Ok(h) if !h.is_empty() => (0..=400)
+                    .map(|i| {
+                        let x = f64::from(i) / 100.0;
+                        let q = 1.0 - 10f64.powf(-x);
+                        (x, h.value_at_quantile(q) as f64 / 1000.0)
+                    })
+                    .collect(),
+                _ => {
+                    fallback.push(v.clone());
+                    let l = &s.latency_us;
+                    vec![(std::f64::consts::LOG10_2, l.p50), (1.0, l.p90), (2.0, l.p99), (3.0, l.p999), (4.0, l.p9999)]
+                }
+            };
+            panel.series.push(Series { label: v.clone(), colour: self.palette.colour(&v), points, markers: false });
+        }
+        if panel.series.is_empty() {
+            return Ok(());
+        }
+        let mut caption = format!(
+            "Latency percentile spectrum of the steady runs to p99.99, from the HdrHistogram of every request over all repetitions (nanosecond resolution, 3 significant digits). Closed loop, service time; {}.",
+            self.method_line()
+        );
+        if !fallback.is_empty() {
+            caption.push_str(&format!(
+                " No histogram for {}: drawn through its recorded percentiles only.",
+                fallback.join(", ")
+            ));
+        }
+        let fig = Figure::single("Latency percentile spectrum (steady, closed loop)", panel);
+        self.chart(&fig, "latency_spectrum", "Latency percentile spectrum", caption)
+    }
+
+    pub(super) fn latency(&mut self) -> anyhow::Result<()> {
+        self.h2("Latency versus offered load");
+        if self.r.sweeps.is_empty() {
+            self.p("Not measured in this run: the sweep scenario did not run.");
+            return Ok(());
+        }
+        let mut panel =
+            Panel::new("offered load (requests per second)", Unit::Rate, "p99 latency (log scale)", Unit::Us);
+        panel.y_log = true;
+        panel.legend = SeriesLabelPosition::LowerRight;
+        let mut t = Table::new(["variant", "closed-loop max req/s", "offered req/s → p99", "knee"]);
+        for v in self.variants() {
+            let Some(s) = self.r.sweeps.iter().find(|x| x.variant == v) else { continue };
+            let colour = self.palette.colour(&v);
+            let points: Vec<(f64, f64)> = s.offered_rps.iter().copied().zip(s.p99_us.iter().copied()).collect();
+            if let Some(k) = s.knee_rps
+                && let Some(&(x, y)) = points.iter().find(|p| (p.0 - k).abs() < 1e-6)
+            {
+                panel.marks.push(Mark { x, y, colour, text: String::new() });
+            }
+            t.row(vec![
+                v.clone(),
+                rate(s.max_rps),
+                points.iter().map(|(x, y)| format!("{} → {}", rate(*x), us(*y))).collect::<Vec<_>>().join(", "),
+                s.knee_rps.map_or_else(|| "none (latency stays flat)".into(), rate),
+            ]);
+            let label = match s.knee_rps {
+                Some(k) => format!("{v} (knee {})", rate(k)),
+                None => format!("{v} (no knee)"),
+            };
+            panel.series.push(Series { label, colour, points, markers: true });
+        }
+        let m = &self.r.method;
+        let fractions = m.sweep_fractions.iter().map(|f| format!("{:.0} %", f * 100.0)).collect::<Vec<_>>().join(", ");
+        let caption = format!(
+            "Open loop at constant arrival rates of {fractions} of each variant's closed-loop maximum, {} s per step, {} connections; latency from each request's intended send time (coordinated omission corrected). Knee: first rate whose p99 exceeds ten times the p99 at the lowest rate (and 1 ms), or whose achieved rate falls 5 % short.",
+            m.sweep_step_s, m.connections
+        );
+        let fig = Figure::single("p99 latency versus offered load (open loop)", panel);
+        self.chart(&fig, "latency_vs_load", "p99 latency versus offered load", caption.clone())?;
+        t.note = Some(caption);
+        self.push(Block::Table(t));
+        Ok(())
+    }
+}

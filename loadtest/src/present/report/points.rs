@@ -1,0 +1,232 @@
+//! The report's sections on single points: memory with the keyspace, Redis round trip,
+//! token size, and logins.
+
+use super::*;
+
+impl Report<'_> {
+    pub(super) fn scale(&mut self) -> anyhow::Result<()> {
+        self.h2("Memory and scale");
+        if self.r.scale.is_empty() {
+            self.p("Not measured in this run: the scale scenario did not run.");
+            return Ok(());
+        }
+        // Server memory and start-up (pushed replays its log there) when the run recorded them.
+        let server = self.r.scale.iter().any(|s| s.server_rss_bytes.is_some() || s.server_start_seconds.is_some());
+        let mut columns =
+            vec!["variant", "entry", "entries", "Redis used_memory", "bytes per entry", "req/s", "p50", "p99"];
+        if server {
+            columns.extend(["server RSS", "server start"]);
+        }
+        let mut t = Table::new(columns);
+        let mut panel = Panel::new("entries in Redis (log scale)", Unit::Count, "Redis bytes per entry", Unit::Bytes);
+        panel.x_log = true;
+        // Head room above the highest line for the legend, which lists one line per variant.
+        let highest = self.r.scale.iter().map(|s| s.bytes_per_entry).fold(0.0, f64::max);
+        panel.y_range = Some((0.0, (highest * (1.0 + 0.1 * self.variants().len() as f64)).max(1.0)));
+        panel.legend = SeriesLabelPosition::UpperRight;
+        for v in self.variants() {
+            let mut recs: Vec<_> = self.r.scale.iter().filter(|s| s.variant == v).collect();
+            if recs.is_empty() {
+                continue;
+            }
+            recs.sort_by_key(|s| s.entries);
+            for s in &recs {
+                let mut row = vec![
+                    v.clone(),
+                    s.entry_kind.clone(),
+                    s.entries.to_string(),
+                    bytes(s.used_memory_after as f64),
+                    format!("{:.0}", s.bytes_per_entry),
+                    rate(s.throughput_rps),
+                    us(s.latency_p50_us),
+                    us(s.latency_p99_us),
+                ];
+                if server {
+                    row.push(s.server_rss_bytes.map_or_else(|| "–".to_owned(), |b| bytes(b as f64)));
+                    row.push(s.server_start_seconds.map_or_else(|| "–".to_owned(), |t| format!("{t:.2} s")));
+                }
+                t.row(row);
+            }
+            let kind = recs.first().map(|s| s.entry_kind.clone()).unwrap_or_default();
+            panel.series.push(Series {
+                label: format!("{v} ({kind})"),
+                colour: self.palette.colour(&v),
+                points: recs.iter().map(|s| (s.entries as f64, s.bytes_per_entry)).collect(),
+                markers: true,
+            });
+        }
+        let mut caption = "Entries seeded in each strategy's own key layout (the entry column says what one entry is); bytes per entry = (used_memory after − before) / entries. Latency: steady load with tokens drawn over the whole keyspace.".to_owned();
+        if server {
+            caption.push_str(" Server RSS: the server's resident memory once it answers, before the load (pushed holds its replayed denylist there); server start: from starting it until it answers, the replay included.");
+        }
+        t.note = Some(caption.clone());
+        self.push(Block::Table(t));
+        let fig = Figure::single("Redis memory per entry versus entries", panel);
+        self.chart(&fig, "memory", "Redis memory per entry", caption)
+    }
+
+    pub(super) fn rtt(&mut self) -> anyhow::Result<()> {
+        self.h2("Redis round-trip time");
+        let mut panel = Panel::new(
+            "round trip added between server and Redis (ms)",
+            Unit::Ms,
+            "throughput (requests per second)",
+            Unit::Rate,
+        );
+        panel.legend = SeriesLabelPosition::UpperRight;
+        let mut t = Table::new(["variant", "added RTT", "measured PING RTT", "req/s (min–max)", "p50", "p99"]);
+        for v in self.variants() {
+            let mut runs = self.r.runs_of(&v, Scenario::Rtt);
+            if runs.is_empty() {
+                continue;
+            }
+            runs.sort_by(|a, b| a.redis_rtt_ms.unwrap_or(0.0).total_cmp(&b.redis_rtt_ms.unwrap_or(0.0)));
+            for r in &runs {
+                t.row(vec![
+                    v.clone(),
+                    opt(r.redis_rtt_ms, ms),
+                    opt(r.redis_rtt_measured_ms, |m| format!("{m:.2} ms")),
+                    format!(
+                        "{} ({}–{})",
+                        rate(r.throughput_rps.median),
+                        rate(r.throughput_rps.min),
+                        rate(r.throughput_rps.max)
+                    ),
+                    us(r.latency_us.p50),
+                    us(r.latency_us.p99),
+                ]);
+            }
+            panel.series.push(Series {
+                label: v.clone(),
+                colour: self.palette.colour(&v),
+                points: runs.iter().map(|r| (r.redis_rtt_ms.unwrap_or(0.0), r.throughput_rps.median)).collect(),
+                markers: true,
+            });
+        }
+        if panel.series.is_empty() {
+            self.p("Not measured in this run: the rtt scenario did not run.");
+            return Ok(());
+        }
+        let caption = format!(
+            "Steady closed-loop load with Redis reached through {}. Median over repetitions.",
+            self.r.rtt_injection.as_deref().unwrap_or("a delaying relay")
+        );
+        t.note = Some(caption.clone());
+        self.push(Block::Table(t));
+        let fig = Figure::single("Throughput versus Redis round-trip time", panel);
+        self.chart(&fig, "rtt", "Throughput versus Redis round-trip time", caption)
+    }
+
+    pub(super) fn tokensize(&mut self) -> anyhow::Result<()> {
+        self.h2("Token size");
+        let mut tp = Panel::new(
+            "extra claim bytes per token or session",
+            Unit::Count,
+            "throughput (requests per second)",
+            Unit::Rate,
+        );
+        let mut cpu = Panel::new(
+            "extra claim bytes per token or session",
+            Unit::Count,
+            "server CPU per request (µs)",
+            Unit::Plain,
+        );
+        tp.title = Some("throughput".into());
+        cpu.title = Some("server CPU per request".into());
+        tp.legend = SeriesLabelPosition::LowerLeft;
+        cpu.legend = SeriesLabelPosition::LowerRight;
+        let mut t =
+            Table::new(["variant", "extra claims", "token bytes", "req/s (min–max)", "p99", "server CPU µs/req"]);
+        for v in self.variants() {
+            let mut runs = self.r.runs_of(&v, Scenario::Tokensize);
+            if runs.is_empty() {
+                continue;
+            }
+            runs.sort_by_key(|r| r.claims_padding_bytes.unwrap_or(0));
+            for r in &runs {
+                t.row(vec![
+                    v.clone(),
+                    opt(r.claims_padding_bytes, |b| format!("{b} B")),
+                    opt(r.token_bytes, |b| b.to_string()),
+                    format!(
+                        "{} ({}–{})",
+                        rate(r.throughput_rps.median),
+                        rate(r.throughput_rps.min),
+                        rate(r.throughput_rps.max)
+                    ),
+                    us(r.latency_us.p99),
+                    opt(r.server_cpu_us_per_request, cpu_us),
+                ]);
+            }
+            let colour = self.palette.colour(&v);
+            let x = |r: &RunRecord| r.claims_padding_bytes.unwrap_or(0) as f64;
+            tp.series.push(Series {
+                label: v.clone(),
+                colour,
+                points: runs.iter().map(|r| (x(r), r.throughput_rps.median)).collect(),
+                markers: true,
+            });
+            cpu.series.push(Series {
+                label: v.clone(),
+                colour,
+                points: runs.iter().filter_map(|r| r.server_cpu_us_per_request.map(|c| (x(r), c))).collect(),
+                markers: true,
+            });
+        }
+        if tp.series.is_empty() {
+            self.p("Not measured in this run: the tokensize scenario did not run.");
+            return Ok(());
+        }
+        let caption = format!(
+            "Steady closed-loop load with extra claim bytes in every token (JWT strategies) or stored session (session strategies): a session token keeps its length while its stored session grows; token lengths are in the table. {}.",
+            self.method_line()
+        );
+        t.note = Some(caption.clone());
+        self.push(Block::Table(t));
+        let fig = Figure { title: "What token size costs".into(), panels: vec![tp, cpu], columns: 2 };
+        self.chart(&fig, "token_size", "What token size costs", caption)
+    }
+
+    pub(super) fn logins(&mut self) {
+        self.h2("Logins");
+        let mut t = Table::new([
+            "variant",
+            "logins/s (min–max)",
+            "flow step p50",
+            "p99",
+            "argon2 p50",
+            "argon2 p99",
+            "token minting p50",
+            "p99",
+        ]);
+        for v in self.variants() {
+            let Some(l) = self.r.run(&v, Scenario::Login) else { continue };
+            let split = l.login.as_ref();
+            t.row(vec![
+                v.clone(),
+                format!(
+                    "{} ({}–{})",
+                    rate(l.throughput_rps.median),
+                    rate(l.throughput_rps.min),
+                    rate(l.throughput_rps.max)
+                ),
+                us(l.latency_us.p50),
+                us(l.latency_us.p99),
+                opt(split, |s| format!("{:.1} ms", s.argon2_ms_p50)),
+                opt(split, |s| format!("{:.1} ms", s.argon2_ms_p99)),
+                opt(split, |s| us(s.mint_us_p50)),
+                opt(split, |s| us(s.mint_us_p99)),
+            ]);
+        }
+        if t.rows.is_empty() {
+            self.p("Not measured in this run: the login scenario did not run.");
+            return;
+        }
+        let m = &self.r.method;
+        t.note = Some(format!(
+            "goose user flows (log in, GET /me, log out), {} users for {} s; argon2 and minting times from the server's Server-Timing header. Password hashing (argon2id) dominates a login for every strategy.",
+            m.login_users, m.login_duration_s
+        ));
+        self.push(Block::Table(t));
+    }
+}
