@@ -2,7 +2,8 @@
 //! protocol can be measured, so this is the protocol's view rather than the authbench server
 //! crate's struct: the fields the protocol names are typed, and whatever else a server adds
 //! (token lifetime, JWT algorithm, grace, ...) is kept as it came, so the JSON round-trips
-//! unchanged. A test checks that every authbench strategy's answer reads into it.
+//! unchanged. Every run reads each server's answer through it, so a strategy whose answer
+//! drifted from the protocol fails the smoke run.
 
 use std::collections::BTreeMap;
 
