@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use authbench_benches::{USERNAME, current_thread_runtime, user_roles};
 use authbench_server::StrategyName;
-use authbench_server::config::{JtiMode, JwtAlg, RedisClientKind, ServerConfig};
-use authbench_server::jwt::JwtKeys;
+use authbench_server::config::ServerConfig;
+use authbench_server::jwt::{JwtAlg, JwtKeys};
 use authbench_server::metrics::Metrics;
 use authbench_server::redis_process::{RedisProcessError, RedisServer};
-use authbench_server::store::RedisStore;
-use authbench_server::strategy::{AuthStrategy, HybridStrategy, JwtStrategy, SessionStrategy};
+use authbench_server::store::{RedisClientKind, RedisStore, RedisTarget};
+use authbench_server::strategy::{AuthStrategy, HybridStrategy, JtiMode, JwtStrategy, SessionStrategy};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group};
 use tokio::runtime::Runtime;
@@ -62,7 +62,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
 /// server started with only `--strategy` and `--redis-client`.
 fn redis_config(strategy: StrategyName, redis: &RedisServer, client: RedisClientKind) -> ServerConfig {
     let mut config = ServerConfig::new(strategy);
-    config.redis = authbench_server::config::RedisTarget::Single(redis.url());
+    config.redis = RedisTarget::Single(redis.url());
     config.redis_client = client;
     config.validate().unwrap_or_else(|e| panic!("{}: {e}", strategy.as_str()));
     config

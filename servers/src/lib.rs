@@ -24,7 +24,6 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use config::RedisClientKind;
 pub use config::{ServerConfig, ServerOptions, StrategyName};
 use http::AppState;
 use jwt::JwtKeys;
@@ -35,14 +34,6 @@ use strategy::{
     SessionStrategy, VersionedStrategy,
 };
 use users::UserDirectory;
-
-/// `multiplexed` or `pool`, as `/capabilities` and the results name the client.
-pub fn redis_client_name(kind: RedisClientKind) -> &'static str {
-    match kind {
-        RedisClientKind::Multiplexed => "multiplexed",
-        RedisClientKind::Pool => "pool",
-    }
-}
 
 /// A server ready to serve: the router of its strategy, and handles tests need.
 #[derive(Debug)]

@@ -18,15 +18,58 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 use super::index::TokenIndex;
 use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::{FailMode, JtiMode, ServerConfig};
-use crate::error::{AuthError, TokenRejection};
+use crate::config::ServerConfig;
+use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
 use crate::store::RedisStore;
-use crate::token::is_jti;
+use crate::token::{TokenRejection, is_jti};
+
+/// What the hybrid table in Redis holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JtiMode {
+    /// A key per live jti; absent means revoked.
+    Allowlist,
+    /// Revoked jtis plus per-user and global "not before" marks.
+    Denylist,
+}
+
+impl JtiMode {
+    /// The mode as the flag and `/capabilities` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowlist => "allowlist",
+            Self::Denylist => "denylist",
+        }
+    }
+}
+
+/// What the hybrid strategy does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Answer 503: no request is accepted without the revocation check.
+    Closed,
+    /// Accept signature-valid tokens: availability over revocation.
+    Open,
+}
+
+impl FailMode {
+    /// The mode as the flag and `/capabilities` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+        }
+    }
+}
 
 /// Allowlist key prefix of a live jti, and of a user's index of them.
 pub(crate) const LIVE: &str = "ab:ja:";
@@ -88,7 +131,7 @@ impl HybridStrategy {
             index: TokenIndex::new(LIVE, LIVE_USERS, config.max_sessions_per_user),
             single_device: config.max_sessions_per_user == Some(1),
             ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
+            redis_client: config.redis_client.as_str(),
             metrics,
             pad: padding(config.claims_padding),
         }
@@ -140,10 +183,7 @@ impl AuthStrategy for HybridStrategy {
             protocol: 1,
             strategy: "hybrid",
             store: "redis",
-            fail_mode: match self.fail_mode {
-                FailMode::Closed => "closed",
-                FailMode::Open => "open",
-            },
+            fail_mode: self.fail_mode.as_str(),
             revocation: RevocationSupport::all(self.single_device),
             revocation_delay: "immediate",
             access_ttl_s: self.ttl.as_secs(),
@@ -152,10 +192,7 @@ impl AuthStrategy for HybridStrategy {
             refresh_ttl_s: None,
             push: None,
             redis_client: Some(self.redis_client),
-            jti_mode: Some(match self.mode {
-                JtiMode::Allowlist => "allowlist",
-                JtiMode::Denylist => "denylist",
-            }),
+            jti_mode: Some(self.mode.as_str()),
         }
     }
 

@@ -19,7 +19,7 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 
 pub use baseline::BaselineStrategy;
-pub use hybrid::HybridStrategy;
+pub use hybrid::{FailMode, HybridStrategy, JtiMode};
 pub use jwt::JwtStrategy;
 pub use pushed::PushedStrategy;
 pub use refresh::RefreshStrategy;

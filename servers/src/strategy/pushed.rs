@@ -20,10 +20,11 @@ use std::time::Duration;
 use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, PushReport, RevocationSupport, UserRevocation};
 use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
 use crate::store::RedisStore;
+use crate::token::TokenRejection;
 
 /// The revocation log.
 pub(crate) const STREAM: &str = "ab:{abp}:log";
@@ -148,7 +149,7 @@ impl PushedStrategy {
             sync,
             single_device: config.max_sessions_per_user == Some(1),
             ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
+            redis_client: config.redis_client.as_str(),
             pad: padding(config.claims_padding),
         })
     }

@@ -22,10 +22,10 @@ use super::index::TokenIndex;
 use super::jwt::{jwt_alg_name, new_claims, padding};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{JwtKeys, now_secs};
 use crate::store::RedisStore;
-use crate::token::{is_opaque_id, new_opaque_id};
+use crate::token::{TokenRejection, is_opaque_id, new_opaque_id};
 use crate::users::UserDirectory;
 
 /// Key prefix of a family (by digest), and of a user's index of families.
@@ -104,7 +104,7 @@ impl RefreshStrategy {
             single_device: config.max_sessions_per_user == Some(1),
             ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
+            redis_client: config.redis_client.as_str(),
             pad: padding(config.claims_padding),
         }
     }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::index::TokenIndex;
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::now_secs;
 use crate::store::RedisStore;
-use crate::token::{is_opaque_id, new_opaque_id};
+use crate::token::{TokenRejection, is_opaque_id, new_opaque_id};
 
 /// What Redis holds for one session.
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ impl SessionStrategy {
             store,
             index: TokenIndex::new(RECORDS, USERS, config.max_sessions_per_user),
             ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
+            redis_client: config.redis_client.as_str(),
             pad: super::jwt::padding(config.claims_padding),
         }
     }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use super::jwt::{jwt_alg_name, new_claims, padding};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::store::RedisStore;
+use crate::token::TokenRejection;
 
 /// Key prefix of a user's token version, and the key of the global one.
 pub(crate) const USER_VERSION: &str = "ab:v:";
@@ -64,7 +65,7 @@ impl VersionedStrategy {
             single_device: config.max_sessions_per_user == Some(1),
             ttl: config.access_ttl,
             grace: config.grace,
-            redis_client: crate::redis_client_name(config.redis_client),
+            redis_client: config.redis_client.as_str(),
             pad: padding(config.claims_padding),
         }
     }
