@@ -26,7 +26,7 @@ fn authenticate(c: &mut Criterion) {
     for (alg, name) in [(JwtAlg::HS256, "HS256"), (JwtAlg::ES256, "ES256")] {
         let mut config = ServerConfig::new(StrategyName::Jwt);
         config.jwt_alg = alg;
-        let strategy = JwtStrategy::new(&config, jwt_keys(&config));
+        let strategy = JwtStrategy::new(config.jwt_settings(), jwt_keys(&config));
         bench_strategy(&mut group, &runtime, BenchmarkId::new("jwt", name), &strategy);
     }
     match RedisServer::start() {
@@ -44,7 +44,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
     for (client, name) in [(RedisClientKind::Multiplexed, "multiplexed"), (RedisClientKind::Pool, "pool")] {
         let config = redis_config(StrategyName::Session, redis, client);
         let store = runtime.block_on(connect(&config, Arc::new(Metrics::new())));
-        let strategy = SessionStrategy::new(&config, store);
+        let strategy = SessionStrategy::new(config.session_settings(), store);
         bench_strategy(group, runtime, BenchmarkId::new("session", name), &strategy);
     }
     for (mode, name) in [(JtiMode::Allowlist, "hybrid-allowlist"), (JtiMode::Denylist, "hybrid-denylist")] {
@@ -53,7 +53,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
         config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         let metrics = Arc::new(Metrics::new());
         let store = runtime.block_on(connect(&config, metrics.clone()));
-        let strategy = HybridStrategy::new(&config, jwt_keys(&config), store, metrics);
+        let strategy = HybridStrategy::new(config.hybrid_settings(), jwt_keys(&config), store, metrics);
         bench_strategy(group, runtime, BenchmarkId::new(name, "multiplexed"), &strategy);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The value types of the flags belong to the modules that act on them ([`JwtAlg`] to `jwt`,
 //! [`RedisClientKind`] to `store`, [`JtiMode`] and [`FailMode`] to the hybrid strategy); this
-//! module only reads and checks them.
+//! module only reads and checks them, and only the crate root reads this module, handing each
+//! strategy its own settings.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

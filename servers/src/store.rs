@@ -240,6 +240,14 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// The client this store talks to Redis with, for one server or a cluster alike.
+    pub fn client_kind(&self) -> RedisClientKind {
+        match self.backend {
+            Backend::Multiplexed(_) | Backend::Cluster(_) => RedisClientKind::Multiplexed,
+            Backend::Pool(_) | Backend::ClusterPool(_) => RedisClientKind::Pool,
+        }
+    }
+
     /// Whether Redis is a cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.target, RedisTarget::Cluster(_))

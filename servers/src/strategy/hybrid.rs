@@ -22,9 +22,8 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use super::index::TokenIndex;
-use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
+use super::jwt::{new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
 use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
@@ -71,6 +70,22 @@ impl FailMode {
     }
 }
 
+/// What `hybrid` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HybridSettings {
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// What the table in Redis holds.
+    pub jti_mode: JtiMode,
+    /// What a request gets when Redis cannot answer.
+    pub fail_mode: FailMode,
+    /// Live tokens kept per user (allowlist; a login beyond it ends the oldest); `Some(1)` is
+    /// the single-device policy, which the denylist keeps by raising the user's mark.
+    pub max_sessions_per_user: Option<u32>,
+    /// Extra claim bytes per token (0: none).
+    pub claims_padding: usize,
+}
+
 /// Allowlist key prefix of a live jti, and of a user's index of them.
 pub(crate) const LIVE: &str = "ab:ja:";
 pub(crate) const LIVE_USERS: &str = "ab:jau:";
@@ -115,25 +130,23 @@ pub struct HybridStrategy {
     index: TokenIndex,
     single_device: bool,
     ttl: Duration,
-    redis_client: &'static str,
     metrics: Arc<Metrics>,
     /// Filler claim of `--claims-padding` bytes, built once.
     pad: Option<String>,
 }
 
 impl HybridStrategy {
-    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore, metrics: Arc<Metrics>) -> Self {
+    pub fn new(settings: HybridSettings, keys: Arc<JwtKeys>, store: RedisStore, metrics: Arc<Metrics>) -> Self {
         Self {
             keys,
             store,
-            mode: config.jti_mode,
-            fail_mode: config.fail_mode,
-            index: TokenIndex::new(LIVE, LIVE_USERS, config.max_sessions_per_user),
-            single_device: config.max_sessions_per_user == Some(1),
-            ttl: config.access_ttl,
-            redis_client: config.redis_client.as_str(),
+            mode: settings.jti_mode,
+            fail_mode: settings.fail_mode,
+            index: TokenIndex::new(LIVE, LIVE_USERS, settings.max_sessions_per_user),
+            single_device: settings.max_sessions_per_user == Some(1),
+            ttl: settings.access_ttl,
             metrics,
-            pad: padding(config.claims_padding),
+            pad: padding(settings.claims_padding),
         }
     }
 
@@ -179,21 +192,12 @@ impl HybridStrategy {
 
 impl AuthStrategy for HybridStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "hybrid",
-            store: "redis",
-            fail_mode: self.fail_mode.as_str(),
-            revocation: RevocationSupport::all(self.single_device),
-            revocation_delay: "immediate",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: None,
-            redis_client: Some(self.redis_client),
-            jti_mode: Some(self.mode.as_str()),
-        }
+        Capabilities::new("hybrid", Some(&self.store))
+            .revocation(RevocationSupport::all(self.single_device), "immediate")
+            .fail_mode(self.fail_mode.as_str())
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
+            .jti_mode(self.mode.as_str())
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
