@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use authbench_benches::{USERNAME, current_thread_runtime, user_roles};
 use authbench_server::StrategyName;
-use authbench_server::config::{JtiMode, JwtAlg, RedisClientKind, ServerConfig};
-use authbench_server::jwt::JwtKeys;
+use authbench_server::config::ServerConfig;
+use authbench_server::jwt::{JwtAlg, JwtKeys};
 use authbench_server::metrics::Metrics;
 use authbench_server::redis_process::{RedisProcessError, RedisServer};
-use authbench_server::store::RedisStore;
-use authbench_server::strategy::{AuthStrategy, HybridStrategy, JwtStrategy, SessionStrategy};
+use authbench_server::store::{RedisClientKind, RedisStore, RedisTarget};
+use authbench_server::strategy::{AuthStrategy, HybridStrategy, JtiMode, JwtStrategy, SessionStrategy};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group};
 use tokio::runtime::Runtime;
@@ -26,7 +26,7 @@ fn authenticate(c: &mut Criterion) {
     for (alg, name) in [(JwtAlg::HS256, "HS256"), (JwtAlg::ES256, "ES256")] {
         let mut config = ServerConfig::new(StrategyName::Jwt);
         config.jwt_alg = alg;
-        let strategy = JwtStrategy::new(&config, jwt_keys(&config));
+        let strategy = JwtStrategy::new(config.jwt_settings(), jwt_keys(&config));
         bench_strategy(&mut group, &runtime, BenchmarkId::new("jwt", name), &strategy);
     }
     match RedisServer::start() {
@@ -44,7 +44,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
     for (client, name) in [(RedisClientKind::Multiplexed, "multiplexed"), (RedisClientKind::Pool, "pool")] {
         let config = redis_config(StrategyName::Session, redis, client);
         let store = runtime.block_on(connect(&config, Arc::new(Metrics::new())));
-        let strategy = SessionStrategy::new(&config, store);
+        let strategy = SessionStrategy::new(config.session_settings(), store);
         bench_strategy(group, runtime, BenchmarkId::new("session", name), &strategy);
     }
     for (mode, name) in [(JtiMode::Allowlist, "hybrid-allowlist"), (JtiMode::Denylist, "hybrid-denylist")] {
@@ -53,7 +53,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
         config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         let metrics = Arc::new(Metrics::new());
         let store = runtime.block_on(connect(&config, metrics.clone()));
-        let strategy = HybridStrategy::new(&config, jwt_keys(&config), store, metrics);
+        let strategy = HybridStrategy::new(config.hybrid_settings(), jwt_keys(&config), store, metrics);
         bench_strategy(group, runtime, BenchmarkId::new(name, "multiplexed"), &strategy);
     }
 }
@@ -62,7 +62,7 @@ fn bench_redis_strategies(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Ru
 /// server started with only `--strategy` and `--redis-client`.
 fn redis_config(strategy: StrategyName, redis: &RedisServer, client: RedisClientKind) -> ServerConfig {
     let mut config = ServerConfig::new(strategy);
-    config.redis = authbench_server::config::RedisTarget::Single(redis.url());
+    config.redis = RedisTarget::Single(redis.url());
     config.redis_client = client;
     config.validate().unwrap_or_else(|e| panic!("{}: {e}", strategy.as_str()));
     config

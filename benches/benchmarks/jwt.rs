@@ -4,8 +4,7 @@
 use std::hint::black_box;
 
 use authbench_benches::access_claims;
-use authbench_server::config::JwtAlg;
-use authbench_server::jwt::JwtKeys;
+use authbench_server::jwt::{JwtAlg, JwtKeys};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 
 /// Every algorithm a server can be configured with, as the CLI spells it.

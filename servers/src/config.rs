@@ -1,5 +1,10 @@
 //! Server configuration: command-line flags and an optional TOML file, merged and validated
 //! into a [`ServerConfig`] before anything starts. The core never sees an unchecked value.
+//!
+//! The value types of the flags belong to the modules that act on them ([`JwtAlg`] to `jwt`,
+//! [`RedisClientKind`] to `store`, [`JtiMode`] and [`FailMode`] to the hybrid strategy); this
+//! module only reads and checks them, and only the crate root reads this module, handing each
+//! strategy its own settings.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +13,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
-pub use crate::store::RedisTarget;
+use crate::jwt::JwtAlg;
+use crate::store::{RedisClientKind, RedisTarget};
+use crate::strategy::{FailMode, JtiMode};
 
 /// Which auth design the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
@@ -53,49 +60,6 @@ impl StrategyName {
     pub fn uses_jwt(self) -> bool {
         matches!(self, Self::Jwt | Self::Hybrid | Self::Refresh | Self::Versioned | Self::Pushed)
     }
-}
-
-/// Signature algorithm of the JWT strategies; one key per algorithm, pinned at verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
-pub enum JwtAlg {
-    #[value(name = "HS256")]
-    HS256,
-    #[value(name = "RS256")]
-    RS256,
-    #[value(name = "ES256")]
-    ES256,
-    #[value(name = "EdDSA")]
-    EdDSA,
-}
-
-/// How the server talks to Redis; both exist so their cost can be compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisClientKind {
-    /// One auto-reconnecting multiplexed connection (redis `ConnectionManager`).
-    Multiplexed,
-    /// A deadpool-redis pool of multiplexed connections.
-    Pool,
-}
-
-/// What the hybrid table in Redis holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JtiMode {
-    /// A key per live jti; absent means revoked.
-    Allowlist,
-    /// Revoked jtis plus per-user and global "not before" marks.
-    Denylist,
-}
-
-/// What the hybrid strategy does when Redis cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailMode {
-    /// Answer 503: no request is accepted without the revocation check.
-    Closed,
-    /// Accept signature-valid tokens: availability over revocation.
-    Open,
 }
 
 /// Command-line flags. Every flag is optional here so that a TOML file can supply it;

@@ -9,64 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::jwt::SignError;
 use crate::store::StoreError;
-
-/// Why a token was not accepted; the `reason` of a 401 `invalid_token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRejection {
-    /// No `Authorization` header.
-    Missing,
-    /// Not `Bearer <token>`, not ASCII, wrong length or alphabet, not a JWT shape, bad JSON.
-    Malformed,
-    /// Longer than any token this server issues.
-    Oversized,
-    /// The signature does not verify with the pinned key.
-    BadSignature,
-    /// The header names an algorithm other than the one pinned for the key.
-    BadAlgorithm,
-    /// `exp` is in the past (beyond the leeway).
-    Expired,
-    /// `nbf` is in the future (beyond the leeway).
-    NotYetValid,
-    /// `iss` or `aud` is not this service.
-    WrongAudience,
-    /// A required claim is absent.
-    MissingClaim,
-    /// The token was valid but has been revoked (or the session does not exist).
-    Revoked,
-}
-
-impl TokenRejection {
-    /// The `reason` string of the protocol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Malformed => "malformed",
-            Self::Oversized => "oversized",
-            Self::BadSignature => "bad_signature",
-            Self::BadAlgorithm => "bad_algorithm",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::WrongAudience => "wrong_audience",
-            Self::MissingClaim => "missing_claim",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    /// All reasons, for pre-registering metrics.
-    pub const ALL: [Self; 10] = [
-        Self::Missing,
-        Self::Malformed,
-        Self::Oversized,
-        Self::BadSignature,
-        Self::BadAlgorithm,
-        Self::Expired,
-        Self::NotYetValid,
-        Self::WrongAudience,
-        Self::MissingClaim,
-        Self::Revoked,
-    ];
-}
+use crate::token::TokenRejection;
 
 /// What a strategy operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +26,12 @@ pub enum AuthError {
     Internal(String),
 }
 
-impl From<crate::jwt::SignError> for AuthError {
-    fn from(e: crate::jwt::SignError) -> Self {
+impl From<SignError> for AuthError {
+    fn from(e: SignError) -> Self {
         match e {
             // A verify-only instance cannot issue: the operation is not one it performs.
-            crate::jwt::SignError::VerifyOnly => Self::Unsupported,
-            crate::jwt::SignError::Failed(message) => Self::Internal(message),
+            SignError::VerifyOnly => Self::Unsupported,
+            SignError::Failed(message) => Self::Internal(message),
         }
     }
 }

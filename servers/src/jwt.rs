@@ -17,13 +17,25 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine;
+use clap::ValueEnum;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtAlg;
-use crate::error::TokenRejection;
-use crate::token::MAX_TOKEN_BYTES;
+use crate::token::{MAX_TOKEN_BYTES, TokenRejection, new_jti};
+
+/// Signature algorithm of the JWT strategies; one key per algorithm, pinned at verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+pub enum JwtAlg {
+    #[value(name = "HS256")]
+    HS256,
+    #[value(name = "RS256")]
+    RS256,
+    #[value(name = "ES256")]
+    ES256,
+    #[value(name = "EdDSA")]
+    EdDSA,
+}
 
 /// `iss` of every token this server issues and accepts.
 pub const ISSUER: &str = "authbench";
@@ -69,7 +81,7 @@ impl AccessClaims {
             exp: now + ttl.as_secs(),
             nbf: now,
             iat,
-            jti: crate::token::new_jti()?,
+            jti: new_jti()?,
             roles: roles.to_vec(),
             pad: None,
             ver: None,
@@ -395,7 +407,7 @@ mod tests {
             exp: now + ttl,
             nbf: now,
             iat: now,
-            jti: crate::token::new_jti().unwrap(),
+            jti: new_jti().unwrap(),
             roles: vec!["user".into()],
             pad: None,
             ver: None,

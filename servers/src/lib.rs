@@ -4,6 +4,11 @@
 //! [`Server::build`] turns a validated [`ServerConfig`] into a running app; [`Server::serve`]
 //! takes a bound listener and a shutdown future, so tests bind port 0 and run it in-process.
 //! [`redis_process`] starts and controls a real `redis-server`, for tests, benches and the harness.
+//!
+//! The modules depend on each other one way, lowest first: `redis_process`, `token`, `users`,
+//! `jwt`, `metrics`, `store`, `error`, `strategy`, `http`, `serve`, `config` (checked by
+//! `tests/layers.rs`). Only this root reads the configuration: it hands each strategy the
+//! small settings struct that strategy defines.
 
 pub mod config;
 pub mod error;
@@ -24,25 +29,17 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use config::RedisClientKind;
 pub use config::{ServerConfig, ServerOptions, StrategyName};
 use http::AppState;
 use jwt::JwtKeys;
 use metrics::Metrics;
 use store::{RedisStore, RedisTarget};
 use strategy::{
-    AuthStrategy, BaselineStrategy, Capabilities, HybridStrategy, JwtStrategy, PushedStrategy, RefreshStrategy,
-    SessionStrategy, VersionedStrategy,
+    AuthStrategy, BaselineStrategy, Capabilities, HybridSettings, HybridStrategy, JwtSettings, JwtStrategy,
+    PushedSettings, PushedStrategy, RefreshSettings, RefreshStrategy, SessionSettings, SessionStrategy,
+    VersionedSettings, VersionedStrategy,
 };
 use users::UserDirectory;
-
-/// `multiplexed` or `pool`, as `/capabilities` and the results name the client.
-pub fn redis_client_name(kind: RedisClientKind) -> &'static str {
-    match kind {
-        RedisClientKind::Multiplexed => "multiplexed",
-        RedisClientKind::Pool => "pool",
-    }
-}
 
 /// A server ready to serve: the router of its strategy, and handles tests need.
 #[derive(Debug)]
@@ -108,20 +105,23 @@ impl Server {
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
             (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
             (StrategyName::Session, _, Some(store)) => {
-                assemble(SessionStrategy::new(&config, store), users, &metrics, &admin)
+                assemble(SessionStrategy::new(config.session_settings(), store), users, &metrics, &admin)
             }
-            (StrategyName::Jwt, Some(keys), _) => assemble(JwtStrategy::new(&config, keys), users, &metrics, &admin),
+            (StrategyName::Jwt, Some(keys), _) => {
+                assemble(JwtStrategy::new(config.jwt_settings(), keys), users, &metrics, &admin)
+            }
             (StrategyName::Hybrid, Some(keys), Some(store)) => {
-                assemble(HybridStrategy::new(&config, keys, store, metrics.clone()), users, &metrics, &admin)
+                let strategy = HybridStrategy::new(config.hybrid_settings(), keys, store, metrics.clone());
+                assemble(strategy, users, &metrics, &admin)
             }
             (StrategyName::Refresh, Some(keys), Some(store)) => {
-                assemble(RefreshStrategy::new(&config, keys, store), users, &metrics, &admin)
+                assemble(RefreshStrategy::new(config.refresh_settings(), keys, store), users, &metrics, &admin)
             }
             (StrategyName::Versioned, Some(keys), Some(store)) => {
-                assemble(VersionedStrategy::new(&config, keys, store), users, &metrics, &admin)
+                assemble(VersionedStrategy::new(config.versioned_settings(), keys, store), users, &metrics, &admin)
             }
             (StrategyName::Pushed, Some(keys), Some(store)) => {
-                let strategy = PushedStrategy::new(&config, keys, store, metrics.clone())
+                let strategy = PushedStrategy::new(config.pushed_settings(), keys, store, metrics.clone())
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot read the revocation log from Redis: {e}"))?;
                 assemble(strategy, users, &metrics, &admin)
@@ -154,6 +154,64 @@ impl Server {
     /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         serve::serve(listener, self.router, shutdown).await
+    }
+}
+
+/// Each strategy's settings, from the configuration: the one place the two meet, so that a
+/// strategy depends on what it uses and not on every flag of the server.
+impl ServerConfig {
+    /// What `session` is built from.
+    pub fn session_settings(&self) -> SessionSettings {
+        SessionSettings {
+            access_ttl: self.access_ttl,
+            max_sessions_per_user: self.max_sessions_per_user,
+            claims_padding: self.claims_padding,
+        }
+    }
+
+    /// What `jwt` is built from.
+    pub fn jwt_settings(&self) -> JwtSettings {
+        JwtSettings { access_ttl: self.access_ttl, claims_padding: self.claims_padding }
+    }
+
+    /// What `hybrid` is built from.
+    pub fn hybrid_settings(&self) -> HybridSettings {
+        HybridSettings {
+            access_ttl: self.access_ttl,
+            jti_mode: self.jti_mode,
+            fail_mode: self.fail_mode,
+            max_sessions_per_user: self.max_sessions_per_user,
+            claims_padding: self.claims_padding,
+        }
+    }
+
+    /// What `refresh` is built from.
+    pub fn refresh_settings(&self) -> RefreshSettings {
+        RefreshSettings {
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            max_sessions_per_user: self.max_sessions_per_user,
+            claims_padding: self.claims_padding,
+        }
+    }
+
+    /// What `versioned` is built from.
+    pub fn versioned_settings(&self) -> VersionedSettings {
+        VersionedSettings {
+            access_ttl: self.access_ttl,
+            grace: self.grace,
+            single_device: self.max_sessions_per_user == Some(1),
+            claims_padding: self.claims_padding,
+        }
+    }
+
+    /// What `pushed` is built from.
+    pub fn pushed_settings(&self) -> PushedSettings {
+        PushedSettings {
+            access_ttl: self.access_ttl,
+            single_device: self.max_sessions_per_user == Some(1),
+            claims_padding: self.claims_padding,
+        }
     }
 }
 

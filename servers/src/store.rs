@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::ValueEnum;
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use futures_util::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -25,8 +26,8 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
+use serde::{Deserialize, Serialize};
 
-use crate::config::RedisClientKind;
 use crate::metrics::Metrics;
 
 /// Why the store could not answer. Every variant means "treat Redis as unavailable".
@@ -49,6 +50,26 @@ impl StoreError {
             Self::Redis(e) if e.is_timeout() => "timeout",
             Self::Redis(_) => "redis",
             Self::Pool(_) => "pool",
+        }
+    }
+}
+
+/// How the server talks to Redis; both exist so their cost can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisClientKind {
+    /// One auto-reconnecting multiplexed connection (redis `ConnectionManager`).
+    Multiplexed,
+    /// A deadpool-redis pool of multiplexed connections.
+    Pool,
+}
+
+impl RedisClientKind {
+    /// `multiplexed` or `pool`, as `/capabilities` and the results name the client.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Multiplexed => "multiplexed",
+            Self::Pool => "pool",
         }
     }
 }
@@ -217,6 +238,14 @@ impl RedisStore {
         // fails at start and the first request does not pay the handshakes.
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The client this store talks to Redis with, for one server or a cluster alike.
+    pub fn client_kind(&self) -> RedisClientKind {
+        match self.backend {
+            Backend::Multiplexed(_) | Backend::Cluster(_) => RedisClientKind::Multiplexed,
+            Backend::Pool(_) | Backend::ClusterPool(_) => RedisClientKind::Pool,
+        }
     }
 
     /// Whether Redis is a cluster.

@@ -1,12 +1,69 @@
-//! Token text on the wire: extracting a bearer token from a header, and generating and
-//! checking opaque ids. Everything here runs before any store or crypto sees the input.
+//! Token text on the wire: extracting a bearer token from a header, generating and checking
+//! opaque ids, and [`TokenRejection`], every reason a token is refused. Everything here runs
+//! before any store or crypto sees the input; the signer and the strategies refuse tokens with
+//! the same reasons, and `error` turns them into the protocol's 401.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::TokenRejection;
+/// Why a token was not accepted; the `reason` of a 401 `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer <token>`, not ASCII, wrong length or alphabet, not a JWT shape, bad JSON.
+    Malformed,
+    /// Longer than any token this server issues.
+    Oversized,
+    /// The signature does not verify with the pinned key.
+    BadSignature,
+    /// The header names an algorithm other than the one pinned for the key.
+    BadAlgorithm,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iss` or `aud` is not this service.
+    WrongAudience,
+    /// A required claim is absent.
+    MissingClaim,
+    /// The token was valid but has been revoked (or the session does not exist).
+    Revoked,
+}
+
+impl TokenRejection {
+    /// The `reason` string of the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Oversized => "oversized",
+            Self::BadSignature => "bad_signature",
+            Self::BadAlgorithm => "bad_algorithm",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// All reasons, for pre-registering metrics.
+    pub const ALL: [Self; 10] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::Oversized,
+        Self::BadSignature,
+        Self::BadAlgorithm,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongAudience,
+        Self::MissingClaim,
+        Self::Revoked,
+    ];
+}
 
 /// Bytes of CSPRNG output in an opaque id: 256 bits, twice the 128-bit minimum, so a guess
 /// stays hopeless even with billions of live sessions.

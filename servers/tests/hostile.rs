@@ -6,8 +6,8 @@
 
 mod support;
 
-use authbench_server::config::{JwtAlg, StrategyName};
-use authbench_server::jwt::{AUDIENCE, AccessClaims, ISSUER, JwtKeys, now_secs};
+use authbench_server::config::StrategyName;
+use authbench_server::jwt::{AUDIENCE, AccessClaims, ISSUER, JwtAlg, JwtKeys, now_secs};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;

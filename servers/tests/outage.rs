@@ -8,8 +8,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use authbench_server::config::{FailMode, RedisClientKind, StrategyName};
+use authbench_server::config::StrategyName;
 use authbench_server::redis_process::RedisServer;
+use authbench_server::store::RedisClientKind;
+use authbench_server::strategy::FailMode;
 use reqwest::StatusCode;
 use support::TestServer;
 
@@ -136,7 +138,7 @@ async fn jwt_does_not_notice_redis() {
 async fn unreachable_redis_at_start_is_one_clear_error() {
     let port = authbench_server::redis_process::free_port().unwrap();
     let mut config = authbench_server::ServerConfig::new(StrategyName::Session);
-    config.redis = authbench_server::config::RedisTarget::Single(format!("redis://127.0.0.1:{port}"));
+    config.redis = authbench_server::store::RedisTarget::Single(format!("redis://127.0.0.1:{port}"));
     config.users = 1;
     let err = authbench_server::Server::build(config).await.unwrap_err();
     let text = format!("{err:#}");

@@ -6,7 +6,10 @@
 
 mod support;
 
-use authbench_server::config::{FailMode, JtiMode, JwtAlg, RedisClientKind, ServerConfig, StrategyName};
+use authbench_server::config::{ServerConfig, StrategyName};
+use authbench_server::jwt::JwtAlg;
+use authbench_server::store::RedisClientKind;
+use authbench_server::strategy::{FailMode, JtiMode};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{PASSWORD, TestServer};

@@ -10,10 +10,11 @@ mod support;
 
 use std::time::Duration;
 
-use authbench_server::config::{JtiMode, JwtAlg, RedisTarget, ServerConfig, StrategyName};
-use authbench_server::jwt::JwtKeys;
+use authbench_server::config::{ServerConfig, StrategyName};
+use authbench_server::jwt::{JwtAlg, JwtKeys};
 use authbench_server::redis_process::RedisServer;
-use authbench_server::strategy::seed;
+use authbench_server::store::RedisTarget;
+use authbench_server::strategy::{JtiMode, seed};
 use reqwest::StatusCode;
 use support::TestServer;
 

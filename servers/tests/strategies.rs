@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use authbench_server::config::{JwtAlg, StrategyName};
+use authbench_server::config::StrategyName;
+use authbench_server::jwt::JwtAlg;
 use reqwest::StatusCode;
 use serde_json::json;
 use support::{PASSWORD, TestServer};

@@ -7,8 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use authbench_server::config::JwtAlg;
-use authbench_server::jwt::JwtKeys;
+use authbench_server::jwt::{JwtAlg, JwtKeys};
 use authbench_server::redis_process::RedisServer;
 use authbench_server::strategy::seed;
 

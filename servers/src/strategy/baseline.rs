@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
+use super::{AuthStrategy, Capabilities, Issued, Principal, UserRevocation};
 use crate::error::AuthError;
 
 /// The token every baseline login returns; nothing ever checks it.
@@ -40,21 +40,8 @@ impl BaselineStrategy {
 
 impl AuthStrategy for BaselineStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "baseline",
-            store: "none",
-            fail_mode: "n/a",
-            revocation: RevocationSupport::default(),
-            revocation_delay: "n/a",
-            access_ttl_s: 0,
-            jwt_alg: None,
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: None,
-            redis_client: None,
-            jti_mode: None,
-        }
+        // Checks nothing, stores nothing, revokes nothing.
+        Capabilities::new("baseline", None)
     }
 
     async fn issue(&self, _username: &str, _roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

@@ -18,15 +18,73 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 use super::index::TokenIndex;
-use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
+use super::jwt::{new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::{FailMode, JtiMode, ServerConfig};
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
 use crate::store::RedisStore;
-use crate::token::is_jti;
+use crate::token::{TokenRejection, is_jti};
+
+/// What the hybrid table in Redis holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JtiMode {
+    /// A key per live jti; absent means revoked.
+    Allowlist,
+    /// Revoked jtis plus per-user and global "not before" marks.
+    Denylist,
+}
+
+impl JtiMode {
+    /// The mode as the flag and `/capabilities` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowlist => "allowlist",
+            Self::Denylist => "denylist",
+        }
+    }
+}
+
+/// What the hybrid strategy does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Answer 503: no request is accepted without the revocation check.
+    Closed,
+    /// Accept signature-valid tokens: availability over revocation.
+    Open,
+}
+
+impl FailMode {
+    /// The mode as the flag and `/capabilities` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+        }
+    }
+}
+
+/// What `hybrid` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HybridSettings {
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// What the table in Redis holds.
+    pub jti_mode: JtiMode,
+    /// What a request gets when Redis cannot answer.
+    pub fail_mode: FailMode,
+    /// Live tokens kept per user (allowlist; a login beyond it ends the oldest); `Some(1)` is
+    /// the single-device policy, which the denylist keeps by raising the user's mark.
+    pub max_sessions_per_user: Option<u32>,
+    /// Extra claim bytes per token (0: none).
+    pub claims_padding: usize,
+}
 
 /// Allowlist key prefix of a live jti, and of a user's index of them.
 pub(crate) const LIVE: &str = "ab:ja:";
@@ -72,25 +130,23 @@ pub struct HybridStrategy {
     index: TokenIndex,
     single_device: bool,
     ttl: Duration,
-    redis_client: &'static str,
     metrics: Arc<Metrics>,
     /// Filler claim of `--claims-padding` bytes, built once.
     pad: Option<String>,
 }
 
 impl HybridStrategy {
-    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore, metrics: Arc<Metrics>) -> Self {
+    pub fn new(settings: HybridSettings, keys: Arc<JwtKeys>, store: RedisStore, metrics: Arc<Metrics>) -> Self {
         Self {
             keys,
             store,
-            mode: config.jti_mode,
-            fail_mode: config.fail_mode,
-            index: TokenIndex::new(LIVE, LIVE_USERS, config.max_sessions_per_user),
-            single_device: config.max_sessions_per_user == Some(1),
-            ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
+            mode: settings.jti_mode,
+            fail_mode: settings.fail_mode,
+            index: TokenIndex::new(LIVE, LIVE_USERS, settings.max_sessions_per_user),
+            single_device: settings.max_sessions_per_user == Some(1),
+            ttl: settings.access_ttl,
             metrics,
-            pad: padding(config.claims_padding),
+            pad: padding(settings.claims_padding),
         }
     }
 
@@ -136,27 +192,12 @@ impl HybridStrategy {
 
 impl AuthStrategy for HybridStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "hybrid",
-            store: "redis",
-            fail_mode: match self.fail_mode {
-                FailMode::Closed => "closed",
-                FailMode::Open => "open",
-            },
-            revocation: RevocationSupport::all(self.single_device),
-            revocation_delay: "immediate",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: None,
-            redis_client: Some(self.redis_client),
-            jti_mode: Some(match self.mode {
-                JtiMode::Allowlist => "allowlist",
-                JtiMode::Denylist => "denylist",
-            }),
-        }
+        Capabilities::new("hybrid", Some(&self.store))
+            .revocation(RevocationSupport::all(self.single_device), "immediate")
+            .fail_mode(self.fail_mode.as_str())
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
+            .jti_mode(self.mode.as_str())
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

@@ -6,9 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
 use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
+
+/// What `jwt` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Extra claim bytes per token (0: none), to measure what token size costs.
+    pub claims_padding: usize,
+}
 
 #[derive(Debug)]
 pub struct JwtStrategy {
@@ -19,8 +27,8 @@ pub struct JwtStrategy {
 }
 
 impl JwtStrategy {
-    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>) -> Self {
-        Self { keys, ttl: config.access_ttl, pad: padding(config.claims_padding) }
+    pub fn new(settings: JwtSettings, keys: Arc<JwtKeys>) -> Self {
+        Self { keys, ttl: settings.access_ttl, pad: padding(settings.claims_padding) }
     }
 }
 
@@ -53,27 +61,12 @@ pub(crate) fn principal_of(claims: AccessClaims) -> Principal {
     }
 }
 
-pub(crate) fn jwt_alg_name(keys: &JwtKeys) -> String {
-    format!("{:?}", keys.algorithm())
-}
-
 impl AuthStrategy for JwtStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "jwt",
-            store: "none",
-            fail_mode: "n/a",
-            revocation: RevocationSupport { revoke_all: true, ..RevocationSupport::default() },
-            revocation_delay: "access_ttl",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: None,
-            redis_client: None,
-            jti_mode: None,
-        }
+        Capabilities::new("jwt", None)
+            .revocation(RevocationSupport { revoke_all: true, ..RevocationSupport::default() }, "access_ttl")
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

@@ -1,6 +1,11 @@
 //! The one pluggable piece: [`AuthStrategy`]. Every design implements it, and every request
 //! goes through the same extractor and handlers, so a benchmark measures the design, not
 //! differences in plumbing.
+//!
+//! Each design lives in its own file with the small settings struct it is built from (and, for
+//! hybrid, the modes its flags choose); the crate root fills those from the configuration, so
+//! no strategy sees the server's whole configuration. What they report on `/capabilities` is
+//! [`Capabilities`], built from [`Capabilities::new`] and the design's own statements.
 
 mod baseline;
 mod hybrid;
@@ -14,19 +19,22 @@ mod versioned;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use baseline::BaselineStrategy;
-pub use hybrid::HybridStrategy;
-pub use jwt::JwtStrategy;
-pub use pushed::PushedStrategy;
-pub use refresh::RefreshStrategy;
-pub use session::SessionStrategy;
-pub use versioned::VersionedStrategy;
+pub use hybrid::{FailMode, HybridSettings, HybridStrategy, JtiMode};
+pub use jwt::{JwtSettings, JwtStrategy};
+pub use pushed::{PushedSettings, PushedStrategy};
+pub use refresh::{RefreshSettings, RefreshStrategy};
+pub use session::{SessionSettings, SessionStrategy};
+pub use versioned::{VersionedSettings, VersionedStrategy};
 
 use crate::error::AuthError;
+use crate::jwt::JwtKeys;
+use crate::store::RedisStore;
 use crate::users::UserDirectory;
 
 /// Who a valid token belongs to.
@@ -64,7 +72,7 @@ pub enum UserRevocation {
 }
 
 /// Which revocation kinds a strategy performs; the `revocation` object of `/capabilities`.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationSupport {
     pub logout: bool,
     pub logout_all: bool,
@@ -93,42 +101,119 @@ impl RevocationSupport {
     }
 }
 
+/// The protocol version every strategy speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// The body of `GET /capabilities` (protocol version 1), plus the running configuration.
-#[derive(Debug, Clone, Serialize)]
+/// `Deserialize` too, so a client can read an answer back into the same type; the words are
+/// strings rather than enums so that an answer from a newer server still reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub protocol: u32,
-    pub strategy: &'static str,
+    pub strategy: String,
     /// `redis` or `none`.
-    pub store: &'static str,
+    pub store: String,
     /// `closed`, `open` or `n/a`.
-    pub fail_mode: &'static str,
+    pub fail_mode: String,
     pub revocation: RevocationSupport,
     /// `immediate`, `access_ttl`, `grace_window`, `propagation`, or `n/a` (baseline).
-    pub revocation_delay: &'static str,
+    pub revocation_delay: String,
     /// Lifetime of issued tokens, in seconds.
     pub access_ttl_s: u64,
     /// JWT algorithm, for the JWT strategies.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_alg: Option<String>,
     /// `multiplexed` or `pool`, for the Redis strategies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis_client: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_client: Option<String>,
     /// `allowlist` or `denylist`, for hybrid.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti_mode: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti_mode: Option<String>,
     /// `versioned`: how long a token is trusted without asking Redis, in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_s: Option<u64>,
     /// `refresh`: lifetime of a refresh-token family, in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_ttl_s: Option<u64>,
     /// `pushed`: how current the instance's revocation state is.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushReport>,
 }
 
+impl Capabilities {
+    /// The capabilities of `strategy` keeping its state in `store` (or nowhere), before the
+    /// strategy states anything else: it revokes nothing, its tokens last 0 s, and it fails
+    /// closed when it has a store (`n/a` without one). The methods below add the rest.
+    pub fn new(strategy: &str, store: Option<&RedisStore>) -> Self {
+        Self {
+            protocol: PROTOCOL_VERSION,
+            strategy: strategy.to_owned(),
+            store: if store.is_some() { "redis" } else { "none" }.to_owned(),
+            fail_mode: if store.is_some() { "closed" } else { "n/a" }.to_owned(),
+            revocation: RevocationSupport::default(),
+            revocation_delay: "n/a".to_owned(),
+            access_ttl_s: 0,
+            jwt_alg: None,
+            redis_client: store.map(|s| s.client_kind().as_str().to_owned()),
+            jti_mode: None,
+            grace_s: None,
+            refresh_ttl_s: None,
+            push: None,
+        }
+    }
+
+    /// What the strategy revokes, and how long a revocation takes to act (`immediate`, ...).
+    pub fn revocation(mut self, revocation: RevocationSupport, delay: &str) -> Self {
+        self.revocation = revocation;
+        self.revocation_delay = delay.to_owned();
+        self
+    }
+
+    /// What a request does when the store cannot answer (`closed` or `open`).
+    pub fn fail_mode(mut self, fail_mode: &str) -> Self {
+        self.fail_mode = fail_mode.to_owned();
+        self
+    }
+
+    /// The lifetime of the access tokens (or sessions) the strategy issues.
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl_s = ttl.as_secs();
+        self
+    }
+
+    /// The algorithm the strategy's tokens are signed with.
+    pub fn jwt_alg(mut self, keys: &JwtKeys) -> Self {
+        self.jwt_alg = Some(format!("{:?}", keys.algorithm()));
+        self
+    }
+
+    /// `hybrid`: what its table in Redis holds (`allowlist` or `denylist`).
+    pub fn jti_mode(mut self, mode: &str) -> Self {
+        self.jti_mode = Some(mode.to_owned());
+        self
+    }
+
+    /// `versioned`: how long a token is trusted without asking Redis.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace_s = Some(grace.as_secs());
+        self
+    }
+
+    /// `refresh`: the lifetime of a refresh-token family.
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl_s = Some(ttl.as_secs());
+        self
+    }
+
+    /// `pushed`: how current the instance's revocation state is.
+    pub fn push(mut self, report: PushReport) -> Self {
+        self.push = Some(report);
+        self
+    }
+}
+
 /// How current a `pushed` instance's view of the revocation log is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushReport {
     /// Whether the follower's connection to Redis is up.
     pub connected: bool,
@@ -198,5 +283,34 @@ pub trait AuthStrategy: Send + Sync + 'static {
     /// Whether every store the strategy needs answers now.
     fn health(&self) -> impl Future<Output = Result<(), AuthError>> + Send {
         async { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::JwtAlg;
+
+    #[test]
+    fn capabilities_read_back_as_written() {
+        let bare = Capabilities::new("baseline", None);
+        let json = serde_json::to_value(&bare).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 7, "the optional fields stay absent: {json}");
+        assert_eq!(serde_json::from_value::<Capabilities>(json).unwrap(), bare);
+
+        let keys = JwtKeys::generate(JwtAlg::EdDSA).unwrap();
+        let full = Capabilities::new("everything", None)
+            .revocation(RevocationSupport::all(true), "grace_window")
+            .fail_mode("open")
+            .access_ttl(Duration::from_secs(60))
+            .jwt_alg(&keys)
+            .jti_mode("denylist")
+            .grace(Duration::from_secs(30))
+            .refresh_ttl(Duration::from_secs(3600))
+            .push(PushReport { connected: true, stale_ms: None, events: 3, last_id: "1-0".to_owned() });
+        let json = serde_json::to_value(&full).unwrap();
+        assert_eq!(json["jwt_alg"], "EdDSA");
+        assert_eq!(json["push"]["stale_ms"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<Capabilities>(json).unwrap(), full);
     }
 }

@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::jwt::{jwt_alg_name, new_claims, padding, principal_of};
+use super::jwt::{new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, PushReport, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
 use crate::store::RedisStore;
+use crate::token::TokenRejection;
 
 /// The revocation log.
 pub(crate) const STREAM: &str = "ab:{abp}:log";
@@ -109,6 +109,17 @@ fn now_ms() -> u64 {
 
 type Entries = Vec<(String, Vec<(String, HashMap<String, String>)>)>;
 
+/// What `pushed` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushedSettings {
+    /// Lifetime of an access token (and so of a revocation mark).
+    pub access_ttl: Duration,
+    /// The single-device policy: a login raises the user's mark, ending every older token.
+    pub single_device: bool,
+    /// Extra claim bytes per token (0: none).
+    pub claims_padding: usize,
+}
+
 #[derive(Debug)]
 pub struct PushedStrategy {
     keys: Arc<JwtKeys>,
@@ -117,7 +128,6 @@ pub struct PushedStrategy {
     sync: Arc<SyncState>,
     single_device: bool,
     ttl: Duration,
-    redis_client: &'static str,
     pad: Option<String>,
 }
 
@@ -125,7 +135,7 @@ impl PushedStrategy {
     /// Builds the strategy: replays the whole log before serving (so a restarted instance does
     /// not accept what was revoked while it was down), then follows it in the background.
     pub async fn new(
-        config: &ServerConfig,
+        settings: PushedSettings,
         keys: Arc<JwtKeys>,
         store: RedisStore,
         metrics: Arc<Metrics>,
@@ -146,10 +156,9 @@ impl PushedStrategy {
             store,
             denylist,
             sync,
-            single_device: config.max_sessions_per_user == Some(1),
-            ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
-            pad: padding(config.claims_padding),
+            single_device: settings.single_device,
+            ttl: settings.access_ttl,
+            pad: padding(settings.claims_padding),
         })
     }
 
@@ -291,22 +300,13 @@ async fn follow(store: RedisStore, denylist: Arc<RwLock<Denylist>>, sync: Arc<Sy
 
 impl AuthStrategy for PushedStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "pushed",
-            store: "redis",
+        Capabilities::new("pushed", Some(&self.store))
+            .revocation(RevocationSupport::all(self.single_device), "propagation")
             // Requests never wait for Redis: the state in memory serves, however stale.
-            fail_mode: "open",
-            revocation: RevocationSupport::all(self.single_device),
-            revocation_delay: "propagation",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            redis_client: Some(self.redis_client),
-            jti_mode: None,
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: Some(self.report()),
-        }
+            .fail_mode("open")
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
+            .push(self.report())
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

@@ -19,13 +19,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::index::TokenIndex;
-use super::jwt::{jwt_alg_name, new_claims, padding};
+use super::jwt::{new_claims, padding};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
-use crate::jwt::{JwtKeys, now_secs};
+use crate::error::AuthError;
+use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::store::RedisStore;
-use crate::token::{is_opaque_id, new_opaque_id};
+use crate::token::{TokenRejection, is_opaque_id, new_opaque_id};
 use crate::users::UserDirectory;
 
 /// Key prefix of a family (by digest), and of a user's index of families.
@@ -66,7 +65,7 @@ pub(crate) fn access_claims(
     ttl: Duration,
     family: &str,
     pad: Option<&String>,
-) -> Result<crate::jwt::AccessClaims, AuthError> {
+) -> Result<AccessClaims, AuthError> {
     let mut claims = new_claims(username, roles, ttl, now_secs(), pad)?;
     claims.fam = Some(family.to_owned());
     Ok(claims)
@@ -83,6 +82,20 @@ fn is_family_digest(s: &str) -> bool {
     is_opaque_id(s)
 }
 
+/// What `refresh` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshSettings {
+    /// Lifetime of an access token: how long a revoked user keeps access at most.
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh-token family from its login.
+    pub refresh_ttl: Duration,
+    /// Live families kept per user (a login beyond it ends the oldest); `Some(1)` is the
+    /// single-device policy.
+    pub max_sessions_per_user: Option<u32>,
+    /// Extra claim bytes per access token (0: none).
+    pub claims_padding: usize,
+}
+
 #[derive(Debug)]
 pub struct RefreshStrategy {
     keys: Arc<JwtKeys>,
@@ -91,21 +104,19 @@ pub struct RefreshStrategy {
     single_device: bool,
     ttl: Duration,
     refresh_ttl: Duration,
-    redis_client: &'static str,
     pad: Option<String>,
 }
 
 impl RefreshStrategy {
-    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
+    pub fn new(settings: RefreshSettings, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
         Self {
             keys,
             store,
-            families: TokenIndex::new(FAMILIES, FAMILY_USERS, config.max_sessions_per_user),
-            single_device: config.max_sessions_per_user == Some(1),
-            ttl: config.access_ttl,
-            refresh_ttl: config.refresh_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
-            pad: padding(config.claims_padding),
+            families: TokenIndex::new(FAMILIES, FAMILY_USERS, settings.max_sessions_per_user),
+            single_device: settings.max_sessions_per_user == Some(1),
+            ttl: settings.access_ttl,
+            refresh_ttl: settings.refresh_ttl,
+            pad: padding(settings.claims_padding),
         }
     }
 
@@ -122,22 +133,12 @@ impl RefreshStrategy {
 
 impl AuthStrategy for RefreshStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "refresh",
-            store: "redis",
-            // Requests never touch Redis; a login or refresh without it answers 503.
-            fail_mode: "closed",
-            revocation: RevocationSupport { refresh: true, ..RevocationSupport::all(self.single_device) },
-            revocation_delay: "access_ttl",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            redis_client: Some(self.redis_client),
-            jti_mode: None,
-            grace_s: None,
-            refresh_ttl_s: Some(self.refresh_ttl.as_secs()),
-            push: None,
-        }
+        // Requests never touch Redis; a login or refresh without it answers 503 (fails closed).
+        Capabilities::new("refresh", Some(&self.store))
+            .revocation(RevocationSupport { refresh: true, ..RevocationSupport::all(self.single_device) }, "access_ttl")
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
+            .refresh_ttl(self.refresh_ttl)
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

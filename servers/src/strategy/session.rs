@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::index::TokenIndex;
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::now_secs;
 use crate::store::RedisStore;
-use crate::token::{is_opaque_id, new_opaque_id};
+use crate::token::{TokenRejection, is_opaque_id, new_opaque_id};
 
 /// What Redis holds for one session.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,44 +48,42 @@ pub(crate) fn record_json(sub: &str, roles: &[String], iat: u64, exp: u64) -> Re
 /// Longest device label stored with a session.
 const MAX_DEVICE_BYTES: usize = 128;
 
+/// What `session` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Lifetime of a session.
+    pub access_ttl: Duration,
+    /// Live sessions kept per user (a login beyond it ends the oldest); `Some(1)` is the
+    /// single-device policy, `None` no limit.
+    pub max_sessions_per_user: Option<u32>,
+    /// Extra claim bytes per session record (0: none): they grow Redis, not the wire.
+    pub claims_padding: usize,
+}
+
 #[derive(Debug)]
 pub struct SessionStrategy {
     store: RedisStore,
     index: TokenIndex,
     ttl: Duration,
-    redis_client: &'static str,
     pad: Option<String>,
 }
 
 impl SessionStrategy {
-    pub fn new(config: &ServerConfig, store: RedisStore) -> Self {
+    pub fn new(settings: SessionSettings, store: RedisStore) -> Self {
         Self {
             store,
-            index: TokenIndex::new(RECORDS, USERS, config.max_sessions_per_user),
-            ttl: config.access_ttl,
-            redis_client: crate::redis_client_name(config.redis_client),
-            pad: super::jwt::padding(config.claims_padding),
+            index: TokenIndex::new(RECORDS, USERS, settings.max_sessions_per_user),
+            ttl: settings.access_ttl,
+            pad: super::jwt::padding(settings.claims_padding),
         }
     }
 }
 
 impl AuthStrategy for SessionStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "session",
-            store: "redis",
-            fail_mode: "closed",
-            revocation: RevocationSupport::all(self.index.max_per_user() == Some(1)),
-            revocation_delay: "immediate",
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: None,
-            grace_s: None,
-            refresh_ttl_s: None,
-            push: None,
-            redis_client: Some(self.redis_client),
-            jti_mode: None,
-        }
+        Capabilities::new("session", Some(&self.store))
+            .revocation(RevocationSupport::all(self.index.max_per_user() == Some(1)), "immediate")
+            .access_ttl(self.ttl)
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, device: Option<&str>) -> Result<Issued, AuthError> {

@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::jwt::{jwt_alg_name, new_claims, padding};
+use super::jwt::{new_claims, padding};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
-use crate::config::ServerConfig;
-use crate::error::{AuthError, TokenRejection};
+use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::store::RedisStore;
+use crate::token::TokenRejection;
 
 /// Key prefix of a user's token version, and the key of the global one.
 pub(crate) const USER_VERSION: &str = "ab:v:";
@@ -45,6 +45,20 @@ pub(crate) fn versioned_claims(
     Ok(claims)
 }
 
+/// What `versioned` is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionedSettings {
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Age below which a token is trusted without asking Redis (0: always ask).
+    pub grace: Duration,
+    /// The single-device policy: a login ends the user's older tokens. One version per user
+    /// can express no other limit.
+    pub single_device: bool,
+    /// Extra claim bytes per token (0: none).
+    pub claims_padding: usize,
+}
+
 #[derive(Debug)]
 pub struct VersionedStrategy {
     keys: Arc<JwtKeys>,
@@ -52,20 +66,18 @@ pub struct VersionedStrategy {
     single_device: bool,
     ttl: Duration,
     grace: Duration,
-    redis_client: &'static str,
     pad: Option<String>,
 }
 
 impl VersionedStrategy {
-    pub fn new(config: &ServerConfig, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
+    pub fn new(settings: VersionedSettings, keys: Arc<JwtKeys>, store: RedisStore) -> Self {
         Self {
             keys,
             store,
-            single_device: config.max_sessions_per_user == Some(1),
-            ttl: config.access_ttl,
-            grace: config.grace,
-            redis_client: crate::redis_client_name(config.redis_client),
-            pad: padding(config.claims_padding),
+            single_device: settings.single_device,
+            ttl: settings.access_ttl,
+            grace: settings.grace,
+            pad: padding(settings.claims_padding),
         }
     }
 
@@ -93,22 +105,13 @@ impl VersionedStrategy {
 
 impl AuthStrategy for VersionedStrategy {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            protocol: 1,
-            strategy: "versioned",
-            store: "redis",
-            // Inside the grace window tokens work without Redis; outside it, 503.
-            fail_mode: "closed",
-            revocation: RevocationSupport { logout: false, ..RevocationSupport::all(self.single_device) },
-            revocation_delay: if self.grace.is_zero() { "immediate" } else { "grace_window" },
-            access_ttl_s: self.ttl.as_secs(),
-            jwt_alg: Some(jwt_alg_name(&self.keys)),
-            redis_client: Some(self.redis_client),
-            jti_mode: None,
-            grace_s: Some(self.grace.as_secs()),
-            refresh_ttl_s: None,
-            push: None,
-        }
+        // Inside the grace window tokens work without Redis; outside it, 503 (fails closed).
+        let delay = if self.grace.is_zero() { "immediate" } else { "grace_window" };
+        Capabilities::new("versioned", Some(&self.store))
+            .revocation(RevocationSupport { logout: false, ..RevocationSupport::all(self.single_device) }, delay)
+            .access_ttl(self.ttl)
+            .jwt_alg(&self.keys)
+            .grace(self.grace)
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {

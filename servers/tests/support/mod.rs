@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authbench_server::config::RedisTarget;
 use authbench_server::config::{ServerConfig, StrategyName};
 use authbench_server::jwt::JwtKeys;
 use authbench_server::redis_process::{RedisCluster, RedisServer};
+use authbench_server::store::RedisTarget;
 use authbench_server::strategy::Capabilities;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
