@@ -210,6 +210,11 @@ pub fn parse_cpus(spec: &str) -> Result<CpuPlacement, String> {
     Ok(placement)
 }
 
+/// Scenarios that stop, seed, relay or measure the memory of a Redis the harness owns.
+fn needs_own_redis(s: Scenario) -> bool {
+    matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize)
+}
+
 impl RunArgs {
     /// Fills unset fields from the TOML file named by `--config`.
     fn merge_file(mut self) -> anyhow::Result<Self> {
@@ -231,14 +236,7 @@ impl RunArgs {
         self.instances = self.instances.or(file.instances);
         Ok(self)
     }
-}
 
-/// Scenarios that stop, seed, relay or measure the memory of a Redis the harness owns.
-fn needs_own_redis(s: Scenario) -> bool {
-    matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize)
-}
-
-impl RunArgs {
     /// Merges the TOML file and checks every value: the one place `run`'s flags are validated.
     pub fn into_config(self) -> anyhow::Result<RunConfig> {
         let args = self.merge_file()?;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use authbench::OutagePlan;
 use authbench::results::Fault;
 use authbench::server_binary;
+use authbench::{OutagePlan, OutageTarget};
 
 #[test]
 fn a_five_second_hang_leaves_a_five_second_hole() {
@@ -25,19 +25,11 @@ fn a_five_second_hang_leaves_a_five_second_hole() {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let args: Vec<String> = ["--strategy", "session", "--users", "1000"].iter().map(|s| (*s).to_owned()).collect();
-    let r = authbench::run_outage(
-        "session",
-        "session",
-        &args,
-        true,
-        &binary,
-        Fault::Hang,
-        400.0,
-        &plan,
-        runtime.handle(),
-        &Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    let target =
+        OutageTarget { strategy: "session", variant: "session", server_args: &args, uses_redis: true, binary: &binary };
+    let r =
+        authbench::run_outage(&target, Fault::Hang, 400.0, &plan, runtime.handle(), &Arc::new(AtomicBool::new(false)))
+            .unwrap();
     // A bucket is in the hole when fewer than half of its expected successes (400/s × 100 ms)
     // arrived; empty buckets count, since nothing succeeded in them either.
     let expected = 400.0 * r.bucket_ms / 1000.0;

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use super::http1::Http1;
 use crate::results::Capabilities;
 
 /// The answer to one call.
@@ -33,31 +33,23 @@ pub async fn call(
     headers: &[(&str, &str)],
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<Answer> {
-    let work = async {
-        let stream = TcpStream::connect(addr).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut builder = Request::builder().method(method).uri(path).header("host", addr.to_string());
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
+    let mut http = Http1::new(addr);
+    let mut builder = Request::builder().method(method).uri(path).header(HOST, http.host());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let payload = match body {
+        Some(json) => {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+            Bytes::from(json.to_string())
         }
-        let payload = match body {
-            Some(json) => {
-                builder = builder.header("content-type", "application/json");
-                Bytes::from(json.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let response = sender.send_request(builder.body(Full::new(payload))?).await?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, anyhow::Error>(Answer { status, body })
+        None => Bytes::new(),
     };
-    tokio::time::timeout(Duration::from_secs(10), work)
+    let request = builder.body(Full::new(payload))?;
+    let (head, body) = tokio::time::timeout(Duration::from_secs(10), http.exchange(request))
         .await
-        .map_err(|_| anyhow::anyhow!("{addr}{path} did not answer within 10 s"))?
+        .map_err(|_| anyhow::anyhow!("{addr}{path} did not answer within 10 s"))??;
+    Ok(Answer { status: head.status().as_u16(), body })
 }
 
 /// Logs `username` in with the seeded password and returns the access token.

@@ -8,12 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use authbench_server::http::REFRESHED_TOKEN;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::header::HeaderValue;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use super::http1::Http1;
 use super::{Keep, LoadOutcome, RequestTemplate, Window, record};
 
 /// The request a connection has in flight, watched for its deadline.
@@ -48,10 +46,8 @@ impl Rotation {
 
 /// One keep-alive connection and the templates it sends.
 pub(super) struct Connection {
-    addr: SocketAddr,
-    host: HeaderValue,
+    http: Http1,
     rotation: Rotation,
-    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     pub(super) inflight: Arc<Inflight>,
     epoch: Instant,
     /// Authorization values this connection adopted from `X-Refreshed-Token`, by template
@@ -81,44 +77,29 @@ pub(super) enum Answer {
 }
 
 impl Connection {
-    pub(super) async fn open(
-        addr: SocketAddr,
-        host: HeaderValue,
-        rotation: Rotation,
-        epoch: Instant,
-    ) -> anyhow::Result<Self> {
+    /// Opens a connection to `addr` for `rotation`'s templates (before the clock starts).
+    pub(super) async fn open(addr: SocketAddr, rotation: Rotation, epoch: Instant) -> anyhow::Result<Self> {
         let inflight =
             Arc::new(Inflight { started: std::sync::atomic::AtomicU64::new(0), abort: tokio::sync::Notify::new() });
-        let mut c = Self { addr, host, rotation, sender: None, inflight, epoch, adopted: Vec::new() };
-        c.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
-        Ok(c)
-    }
-
-    async fn connect(&mut self) -> anyhow::Result<()> {
-        let stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        self.sender = Some(sender);
-        Ok(())
+        let mut http = Http1::new(addr);
+        http.connect().await?;
+        Ok(Self { http, rotation, inflight, epoch, adopted: Vec::new() })
     }
 
     /// Sends the request and reads the whole answer.
     async fn exchange(&mut self, keep: Keep) -> Answer {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) && self.connect().await.is_err() {
+        // Reconnecting after a close is not part of the request's deadline.
+        if self.http.connect().await.is_err() {
             return Answer::Failed;
         }
-        let Some(sender) = self.sender.as_mut() else { return Answer::Failed };
         let Some((index, template)) = self.rotation.take() else { return Answer::Failed };
-        let mut request = template.build(&self.host);
+        let mut request = template.build(self.http.host());
         if let Some(Some(token)) = self.adopted.get(index) {
             request.headers_mut().insert(hyper::header::AUTHORIZATION, token.clone());
         }
+        let http = &mut self.http;
         let work = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
+            let response = http.send(request).await.ok()?;
             let status = response.status().as_u16();
             let timing = if keep.server_timing {
                 response.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -130,8 +111,8 @@ impl Connection {
                 .get(REFRESHED_TOKEN)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
-            response.into_body().collect().await?;
-            Ok::<_, hyper::Error>((status, timing, refreshed))
+            response.into_body().collect().await.ok()?;
+            Some((status, timing, refreshed))
         };
         let started = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
         self.inflight.started.store(started, Ordering::Relaxed);
@@ -143,7 +124,7 @@ impl Connection {
         };
         self.inflight.started.store(0, Ordering::Relaxed);
         match result {
-            Some(Ok((status, timing, refreshed))) => {
+            Some(Some((status, timing, refreshed))) => {
                 if let Some(token) = refreshed {
                     if self.adopted.len() <= index {
                         self.adopted.resize(self.rotation.templates.len().max(index + 1), None);
@@ -154,13 +135,13 @@ impl Connection {
                 }
                 Answer::Status(status, timing)
             }
-            Some(Err(_)) => {
-                self.sender = None;
+            Some(None) => {
+                self.http.reset();
                 Answer::Failed
             }
             None => {
                 // The connection may still deliver the late answer; start a clean one.
-                self.sender = None;
+                self.http.reset();
                 Answer::Timeout
             }
         }

@@ -15,6 +15,7 @@
 
 pub mod client;
 mod connection;
+pub mod http1;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -246,8 +247,6 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     anyhow::ensure!(!spec.requests.is_empty(), "no request templates");
     anyhow::ensure!(spec.connections > 0 && spec.threads > 0, "connections and threads must be positive");
     let threads = spec.threads.min(spec.connections);
-    // Checked here so a bad address fails before any thread starts.
-    let host = HeaderValue::from_str(&spec.addr.to_string())?;
     // Connections are opened before the clock starts, so handshakes are not measured.
     let t0 = keep.start_at.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
     let window = Window { start: t0 + spec.warmup, end: t0 + spec.warmup + spec.duration };
@@ -270,7 +269,6 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     for t in 0..threads {
         let conns: Vec<usize> = (0..spec.connections).filter(|c| c % threads == t).collect();
         let spec = spec.clone();
-        let host = host.clone();
         let rx = queue.as_ref().map(|(_, rx)| rx.clone());
         let cancel = cancel.clone();
         let cpu = spec.cpus.as_ref().and_then(|cpus| cpus.get(t % cpus.len().max(1)).copied());
@@ -279,7 +277,7 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
                 pin_current_thread(cpu);
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(generator_thread(spec, conns, host, window, t0, rx, keep, cancel))
+            runtime.block_on(generator_thread(spec, conns, window, t0, rx, keep, cancel))
         })?);
     }
     let mut outcome = LoadOutcome::empty(spec.duration);
@@ -337,11 +335,10 @@ fn pace(tx: &async_channel::Sender<Instant>, rate: f64, t0: Instant, window: Win
     (offered, ())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One generator thread's connections, on its own single-threaded runtime.
 async fn generator_thread(
     spec: LoadSpec,
     conns: Vec<usize>,
-    host: HeaderValue,
     window: Window,
     t0: Instant,
     rx: Option<async_channel::Receiver<Instant>>,
@@ -356,8 +353,7 @@ async fn generator_thread(
     for c in conns {
         let rotation = Rotation { templates: templates.clone(), next: c % templates.len(), stride: spec.connections };
         let addr = spec.target(c);
-        let host = if addr == spec.addr { host.clone() } else { HeaderValue::from_str(&addr.to_string())? };
-        let connection = Connection::open(addr, host, rotation, epoch).await?;
+        let connection = Connection::open(addr, rotation, epoch).await?;
         watched.push(connection.inflight.clone());
         let rx = rx.clone();
         let cancel = cancel.clone();

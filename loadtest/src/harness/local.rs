@@ -165,10 +165,7 @@ impl Fleet for LocalFleet {
                     None => {
                         // No steady run: a short closed-loop probe finds the maximum.
                         sink(Event::Status(format!("{name}: probing the maximum")))?;
-                        let mut probe = self.knobs.clone();
-                        probe.plan.repetitions = 1;
-                        probe.plan.steady_duration = self.knobs.plan.sweep_step;
-                        scenario::steady(&subject, &probe, &load, Scenario::Steady)?.throughput_rps.median
+                        scenario::probe_max(&subject, &self.knobs, &load)?
                     }
                 };
                 let summary: SweepSummary = scenario::sweep(&subject, &self.knobs, &load, max, sink)?;
@@ -230,18 +227,18 @@ impl Fleet for LocalFleet {
     }
 }
 
-/// The knobs of a run on this machine.
+/// The knobs of a measuring command; `launcher` is `None` when the server is someone else's.
 pub fn knobs(
     plan: crate::plan::SuitePlan,
     placement: &CpuPlacement,
-    launcher: Launcher,
+    launcher: Option<Launcher>,
     runtime: tokio::runtime::Handle,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Knobs {
     Knobs {
         plan,
         runtime,
-        launcher: Some(launcher),
+        launcher,
         generator_cpus: placement.generator.clone(),
         cancel,
         ceiling_rps: None,

@@ -144,7 +144,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<Finished> {
     let cancel = cancel_flag();
     let runtime = runtime()?;
     let launcher = Launcher { binary, cpus: config.placement.server.clone() };
-    let knobs = local::knobs(plan.clone(), &config.placement, launcher, runtime.handle().clone(), cancel.clone());
+    let knobs = local::knobs(plan.clone(), &config.placement, Some(launcher), runtime.handle().clone(), cancel.clone());
     let mut fleet = local::LocalFleet::new(knobs, config.placement.clone(), cluster);
     let progress = Progress::new(config.quiet, plan.estimate);
     let outcome = orchestrate(
@@ -195,14 +195,7 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
         password: config.user_password.clone(),
     };
     let cancel = cancel_flag();
-    let mut knobs = local::knobs(
-        plan.clone(),
-        &CpuPlacement::default(),
-        Launcher { binary: PathBuf::new(), cpus: None },
-        runtime.handle().clone(),
-        cancel.clone(),
-    );
-    knobs.launcher = None;
+    let knobs = local::knobs(plan.clone(), &CpuPlacement::default(), None, runtime.handle().clone(), cancel.clone());
     if !config.quiet {
         eprintln!(
             "authbench load: {} ({}) — results: {}",

@@ -53,10 +53,7 @@ impl Fleet for RemoteFleet {
                     Some(max) => max,
                     None => {
                         sink(Event::Status(format!("{name}: probing the maximum")))?;
-                        let mut probe = self.knobs.clone();
-                        probe.plan.repetitions = 1;
-                        probe.plan.steady_duration = self.knobs.plan.sweep_step;
-                        scenario::steady(&self.subject, &probe, &load, Scenario::Steady)?.throughput_rps.median
+                        scenario::probe_max(&self.subject, &self.knobs, &load)?
                     }
                 };
                 let summary = scenario::sweep(&self.subject, &self.knobs, &load, max, sink)?;

@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 pub use calibrate::calibrate;
 pub use login::login;
 pub use steady::steady;
-pub use sweep::sweep;
+pub use sweep::{probe_max, sweep};
 
 use crate::engine::{LoadOutcome, LoadSpec, RequestTemplate, Schedule, client};
 use crate::observe::{Costs, RedisProbe, peak_rss_bytes};

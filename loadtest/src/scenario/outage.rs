@@ -63,14 +63,20 @@ fn share_ok(buckets: &[Bucket]) -> f64 {
     if total == 0 { 0.0 } else { ok as f64 / total as f64 }
 }
 
-/// Runs one fault against a fresh Redis and server for `variant`.
-#[allow(clippy::too_many_arguments)]
+/// The server an outage is measured on: what it is and how to start it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutageTarget<'a> {
+    pub strategy: &'a str,
+    pub variant: &'a str,
+    /// Its flags; the fault's own Redis is added when `uses_redis`.
+    pub server_args: &'a [String],
+    pub uses_redis: bool,
+    pub binary: &'a Path,
+}
+
+/// Runs one fault against a fresh Redis and server for `target`.
 pub fn run(
-    strategy: &str,
-    variant: &str,
-    server_args: &[String],
-    uses_redis: bool,
-    binary: &Path,
+    target: &OutageTarget<'_>,
     fault: Fault,
     rate: f64,
     plan: &OutagePlan,
@@ -79,11 +85,11 @@ pub fn run(
 ) -> anyhow::Result<OutageRecord> {
     let append_only = fault == Fault::KillAof;
     let mut redis = RedisServer::start_with(RedisOptions { append_only, ..RedisOptions::default() })?;
-    let mut args = server_args.to_vec();
-    if uses_redis {
+    let mut args = target.server_args.to_vec();
+    if target.uses_redis {
         args.extend(["--redis-url".into(), redis.url()]);
     }
-    let server = ServerProcess::start(binary, &args, None)?;
+    let server = ServerProcess::start(target.binary, &args, None)?;
     let addr = server.addr;
     let password = plan.password.clone();
 
@@ -209,8 +215,8 @@ pub fn run(
     });
     let during: Vec<&(Instant, u16)> = probes.iter().filter(|(t, _)| *t >= fault_start && *t <= back).collect();
     Ok(OutageRecord {
-        strategy: strategy.to_owned(),
-        variant: variant.to_owned(),
+        strategy: target.strategy.to_owned(),
+        variant: target.variant.to_owned(),
         fault,
         persistence: if append_only { "aof_everysec".into() } else { "none".into() },
         offered_rps: rate,
@@ -261,16 +267,12 @@ pub fn run_variant(v: &Variant, fault: Fault, max_rps: f64, knobs: &Knobs) -> an
         keepers: if plan.name == crate::plan::SuiteName::Smoke { 5 } else { 20 },
         password: USER_PASSWORD.to_owned(),
     };
-    run(
-        v.strategy.as_str(),
-        v.name,
-        &variant_args(v, None),
-        v.uses_redis(),
-        &knobs.launcher()?.binary,
-        fault,
-        (max_rps / 2.0).max(100.0),
-        &outage_plan,
-        &knobs.runtime,
-        &knobs.cancel,
-    )
+    let target = OutageTarget {
+        strategy: v.strategy.as_str(),
+        variant: v.name,
+        server_args: &variant_args(v, None),
+        uses_redis: v.uses_redis(),
+        binary: &knobs.launcher()?.binary,
+    };
+    run(&target, fault, (max_rps / 2.0).max(100.0), &outage_plan, &knobs.runtime, &knobs.cancel)
 }

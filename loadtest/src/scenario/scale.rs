@@ -40,7 +40,6 @@ fn without_grace(args: &[String]) -> Vec<String> {
 const VERSIONED_TOKEN_AGE: Duration = Duration::from_secs(600);
 
 /// Seeds `entries` for `variant` into a fresh Redis, measures memory, then a steady point.
-#[allow(clippy::too_many_arguments)]
 pub fn run(variant: &Variant, entries: usize, knobs: &Knobs) -> anyhow::Result<(ScaleRecord, RunRecord)> {
     let runtime = &knobs.runtime;
     let redis = RedisServer::start()?;

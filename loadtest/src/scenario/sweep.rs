@@ -1,7 +1,7 @@
 //! The `sweep` scenario: open loop at increasing fractions of the closed-loop maximum, latency
 //! from each request's intended send time, and where it turns up (the knee).
 
-use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts};
+use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts, steady};
 use crate::engine::{self, Keep, Schedule};
 use crate::observe::{CostSnapshot, Costs};
 use crate::results::{Percentiles, Record, RunRecord, Scenario, Spread, SweepSummary};
@@ -71,6 +71,15 @@ pub fn sweep(
         p99_us: p99,
         knee_rps,
     })
+}
+
+/// The closed-loop maximum the steps are fractions of, when steady did not measure it: one
+/// repetition as long as a step.
+pub fn probe_max(subject: &Subject, knobs: &Knobs, load: &MeLoad) -> anyhow::Result<f64> {
+    let mut probe = knobs.clone();
+    probe.plan.repetitions = 1;
+    probe.plan.steady_duration = knobs.plan.sweep_step;
+    Ok(steady(subject, &probe, load, Scenario::Steady)?.throughput_rps.median)
 }
 
 /// Where latency turns up: the first offered rate whose p99 (from the intended send time)

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::engine::client;
+use crate::engine::http1::Http1;
 use crate::results::{Kind, RevocationRecord, Segment};
 
 /// A role the role-change kind grants; a probe answered with it shows the change took effect.
@@ -54,44 +54,29 @@ pub enum Outcome {
 
 /// One persistent connection that sends `GET /me` with a token.
 struct Prober {
-    addr: SocketAddr,
-    token: String,
-    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    http: Http1,
+    /// `Bearer <token>`.
+    bearer: String,
     role_change: bool,
 }
 
 impl Prober {
+    fn new(addr: SocketAddr, token: &str, role_change: bool) -> Self {
+        Self { http: Http1::new(addr), bearer: format!("Bearer {token}"), role_change }
+    }
+
     async fn probe(&mut self) -> Outcome {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let Ok(stream) = TcpStream::connect(self.addr).await else { return Outcome::Error };
-            let _ = stream.set_nodelay(true);
-            let Ok((sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-                return Outcome::Error;
-            };
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            self.sender = Some(sender);
-        }
-        let Some(sender) = self.sender.as_mut() else { return Outcome::Error };
         let Ok(request) = Request::builder()
             .method(Method::GET)
             .uri("/me")
-            .header("host", self.addr.to_string())
-            .header("authorization", format!("Bearer {}", self.token))
+            .header(HOST, self.http.host())
+            .header(AUTHORIZATION, &self.bearer)
             .body(Full::new(Bytes::new()))
         else {
             return Outcome::Error;
         };
-        let work = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
-        };
-        match tokio::time::timeout(Duration::from_secs(2), work).await {
-            Ok(Ok((200, body))) => {
+        match tokio::time::timeout(Duration::from_secs(2), self.http.exchange(request)).await {
+            Ok(Ok((head, body))) if head.status() == 200 => {
                 // For a role change, an answer that already carries the new role means the
                 // change took effect: the old claims are no longer accepted.
                 if self.role_change && String::from_utf8_lossy(&body).contains(NEW_ROLE) {
@@ -100,10 +85,12 @@ impl Prober {
                     Outcome::Accepted
                 }
             }
-            Ok(Ok((401, _))) => Outcome::Rejected,
+            Ok(Ok((head, _))) if head.status() == 401 => Outcome::Rejected,
             Ok(Ok(_)) => Outcome::Error,
-            _ => {
-                self.sender = None;
+            Ok(Err(_)) => Outcome::Error,
+            Err(_) => {
+                // Timed out: a late answer must not be read as the next probe's.
+                self.http.reset();
                 Outcome::Error
             }
         }
@@ -195,8 +182,7 @@ pub async fn measure(
     let last_accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(plan.probers);
     for p in 0..plan.probers {
-        let mut prober =
-            Prober { addr: pair.b, token: token.clone(), sender: None, role_change: kind == Kind::RoleChange };
+        let mut prober = Prober::new(pair.b, &token, kind == Kind::RoleChange);
         let stop = stop.clone();
         let last_accepted = last_accepted.clone();
         let interval = plan.interval;
@@ -263,7 +249,6 @@ pub async fn measure(
 }
 
 /// Turns raw probes into the record's figures.
-#[allow(clippy::too_many_arguments)]
 pub fn summarize(
     strategy: &str,
     variant: &str,
