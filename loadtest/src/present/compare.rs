@@ -17,7 +17,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::present::units::{count, cpu_us, ms, pct, rate, us};
+use crate::present::units::{bytes, count, cpu_us, ms, pct, per_request, rate, us};
 use crate::results::{self, Kind, Method, Results, RevocationRecord, RunRecord, Scenario};
 
 /// Figures without a spread that differ by less than this share are called noise.
@@ -242,10 +242,10 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c))
     });
     add("Redis commands/request".into(), COMMANDS, &|r| {
-        r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(format!("{c:.2}"), c))
+        r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(per_request(c), c))
     });
     add("Redis bytes/request".into(), LATENCY, &|r| {
-        r.steady(v).and_then(|s| s.redis_bytes_per_request).map(|b| Figure::new(format!("{b:.0} B"), b))
+        r.steady(v).and_then(|s| s.redis_bytes_per_request).map(|b| Figure::new(bytes(b), b))
     });
     add("token bytes".into(), COUNTED, &|r| {
         r.steady(v).and_then(|s| s.token_bytes).map(|t| Figure::new(format!("{t} B"), t as f64))
@@ -259,11 +259,7 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     add("login logins/s".into(), THROUGHPUT, &|r| {
         r.run(v, Scenario::Login).map(|l| {
             let t = &l.throughput_rps;
-            Figure {
-                text: format!("{:.1}", t.median),
-                value: t.median,
-                spread: (t.values.len() >= 2).then_some((t.min, t.max)),
-            }
+            Figure { text: rate(t.median), value: t.median, spread: (t.values.len() >= 2).then_some((t.min, t.max)) }
         })
     });
 
@@ -315,7 +311,7 @@ fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     for entries in union(sizes(a), sizes(b)) {
         let kind = [a, b].iter().find_map(|r| r.scale(v, entries)).map_or("", |x| x.entry_kind.as_str());
         add(format!("scale {} {kind}: bytes/entry", count(entries)), LATENCY, &|r| {
-            r.scale(v, entries).map(|x| Figure::new(format!("{:.0} B", x.bytes_per_entry), x.bytes_per_entry))
+            r.scale(v, entries).map(|x| Figure::new(bytes(x.bytes_per_entry), x.bytes_per_entry))
         });
     }
     rows
