@@ -139,6 +139,11 @@ pub struct ServerOptions {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub refresh_ttl: Option<Duration>,
+    /// How long the refresh token just rotated away stays good for one retry (refresh), e.g.
+    /// 5s; 0s: any second use is a replay.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_reuse_interval: Option<Duration>,
     /// How long a token is trusted without a Redis check (versioned), e.g. 30s; 0s checks always.
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
@@ -188,9 +193,19 @@ pub struct ServerConfig {
     pub revocation_delay: Option<Duration>,
     /// `refresh`: lifetime of a refresh-token family.
     pub refresh_ttl: Duration,
+    /// `refresh`: how long the secret a rotation replaced may still be presented once more (a
+    /// client retrying a refresh whose answer it never got).
+    pub refresh_reuse_interval: Duration,
     /// `versioned`: age below which a token is trusted without asking Redis.
     pub grace: Duration,
 }
+
+/// How long a rotated-away refresh secret answers a retry by default: long enough for a client
+/// to retry after a store timeout (250 ms) or a dropped answer, short enough that a thief's
+/// replay minutes later is still caught (Auth0's reuse interval, Okta's grace period).
+pub const DEFAULT_REUSE_INTERVAL: Duration = Duration::from_secs(5);
+/// A longer interval would let a replay pass unnoticed for too long.
+const MAX_REUSE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
 const MAX_CLAIMS_PADDING: usize = 8192;
@@ -222,6 +237,7 @@ impl ServerConfig {
             claims_padding: 0,
             revocation_delay: None,
             refresh_ttl: Duration::from_secs(24 * 3600),
+            refresh_reuse_interval: DEFAULT_REUSE_INTERVAL,
             grace: Duration::from_secs(30),
         }
     }
@@ -252,6 +268,9 @@ impl ServerConfig {
         }
         if self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600) {
             return invalid("--refresh-ttl must be at least --access-ttl and at most 90days");
+        }
+        if self.refresh_reuse_interval > MAX_REUSE_INTERVAL {
+            return invalid("--refresh-reuse-interval must be at most 60s (a replay inside it is not caught)");
         }
         if self.grace > MAX_ACCESS_TTL {
             return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
@@ -353,6 +372,10 @@ impl ServerOptions {
             claims_padding: self.claims_padding.or(file.claims_padding).unwrap_or(0),
             revocation_delay: self.revocation_delay.or(file.revocation_delay),
             refresh_ttl: self.refresh_ttl.or(file.refresh_ttl).unwrap_or(d.refresh_ttl),
+            refresh_reuse_interval: self
+                .refresh_reuse_interval
+                .or(file.refresh_reuse_interval)
+                .unwrap_or(d.refresh_reuse_interval),
             grace: self.grace.or(file.grace).unwrap_or(d.grace),
         };
         config.validate()?;

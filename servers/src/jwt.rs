@@ -109,6 +109,12 @@ pub struct JwtKeys {
     validation: Validation,
     /// Touched only when a signature fails, never on the accepting path.
     retired: Mutex<HashSet<String>>,
+    /// Where the key lives, when instances share it: a rotation is written there (and to
+    /// `<file>.pub`) before it takes effect, so a restart or a later instance cannot bring the
+    /// retired key back.
+    key_file: Option<std::path::PathBuf>,
+    /// One rotation at a time, so the key in the file is the key in use.
+    rotation: Mutex<()>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -137,12 +143,7 @@ impl JwtKeys {
             Some(path) => {
                 let keys = keys_from_material(algorithm, &material_from_file(algorithm, path)?)?;
                 if let Some(public) = &keys.public_der {
-                    let mut name = path.as_os_str().to_owned();
-                    name.push(".pub");
-                    let text = base64::engine::general_purpose::STANDARD.encode(public);
-                    std::fs::write(&name, text).map_err(|e| {
-                        format!("cannot write public key {}: {e}", std::path::Path::new(&name).display())
-                    })?;
+                    write_public(path, public)?;
                 }
                 keys
             }
@@ -153,6 +154,8 @@ impl JwtKeys {
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
             retired: Mutex::new(HashSet::new()),
+            key_file: key_file.map(std::path::Path::to_path_buf),
+            rotation: Mutex::new(()),
         })
     }
 
@@ -188,6 +191,8 @@ impl JwtKeys {
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
             retired: Mutex::new(HashSet::new()),
+            key_file: None,
+            rotation: Mutex::new(()),
         })
     }
 
@@ -242,7 +247,21 @@ impl JwtKeys {
         if !self.can_sign() {
             return Err(SignError::VerifyOnly);
         }
-        let fresh = generate_key(self.alg).map_err(SignError::Failed)?;
+        let _one_at_a_time =
+            self.rotation.lock().map_err(|_| SignError::Failed("key rotation lock poisoned".to_owned()))?;
+        let material = new_material(self.alg).map_err(SignError::Failed)?;
+        let fresh = keys_from_material(self.alg, &material).map_err(SignError::Failed)?;
+        if let Some(path) = &self.key_file {
+            // The public key first: a verify-only instance starting in between already refuses
+            // the old tokens (a signer starting in between still signs with the old key until
+            // the next line, and its tokens are refused too: failing closed). Each file is
+            // replaced whole by a rename, so no reader sees half a key.
+            if let Some(public) = &fresh.public_der {
+                write_public(path, public).map_err(SignError::Failed)?;
+            }
+            let text = base64::engine::general_purpose::STANDARD.encode(&material);
+            write_atomically(path, text.as_bytes(), 0o600).map_err(SignError::Failed)?;
+        }
         let old = self.current.swap(std::sync::Arc::new(fresh));
         self.retired
             .lock()
@@ -358,6 +377,39 @@ fn keys_from_material(alg: Algorithm, material: &[u8]) -> Result<KeyPairSet, Str
 
 fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {
     keys_from_material(alg, &new_material(alg)?)
+}
+
+/// Writes `public` (base64 of its DER) to `<key_file>.pub`, for verify-only instances.
+fn write_public(key_file: &std::path::Path, public: &[u8]) -> Result<(), String> {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".pub");
+    let text = base64::engine::general_purpose::STANDARD.encode(public);
+    write_atomically(std::path::Path::new(&name), text.as_bytes(), 0o644)
+}
+
+/// Replaces `path` with `contents` whole: written to a temporary file beside it, synced, then
+/// renamed over it, so a reader sees the old file or the new one and a crash leaves one of them.
+fn write_atomically(path: &std::path::Path, contents: &[u8], mode: u32) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    let unique = new_jti().map_err(|e| format!("cannot write {}: no randomness: {e}", path.display()))?;
+    tmp.push(format!(".tmp-{}-{unique}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 /// Reads the key material in `path` (base64 of the secret or PKCS#8 key), or, when the file

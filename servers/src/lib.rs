@@ -190,6 +190,7 @@ impl ServerConfig {
         RefreshSettings {
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
+            reuse_interval: self.refresh_reuse_interval,
             max_sessions_per_user: self.max_sessions_per_user,
             claims_padding: self.claims_padding,
         }

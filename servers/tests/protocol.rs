@@ -351,9 +351,16 @@ async fn refresh_rotates_and_detects_reuse(s: TestServer) {
     let second = body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
     assert_eq!(s.me(body["access_token"].as_str().unwrap()).await.0, StatusCode::OK);
-    // Reuse of the rotated-out token ends the family: the current token dies with it.
-    assert_eq!(s.refresh(&first).await.1["reason"], "revoked");
+    // The rotated-out token answers one retry within the reuse interval (a client that never
+    // got the answer): a new pair again, and `second`, which that client never saw, dies.
+    let (status, body) = s.refresh(&first).await;
+    assert_eq!(status, StatusCode::OK, "a retry within the reuse interval: {body}");
+    let third = body["refresh_token"].as_str().unwrap().to_owned();
+    // `second` is neither current nor just replaced: a replay, which ends the family, and the
+    // current token dies with it.
     assert_eq!(s.refresh(&second).await.1["reason"], "revoked");
+    assert_eq!(s.refresh(&third).await.1["reason"], "revoked");
+    assert_eq!(s.refresh(&first).await.1["reason"], "revoked");
     // Another login of the same user is another family, untouched.
     let other = s.login("user14").await;
     assert_eq!(s.refresh(&s.refresh_token_of(&other).unwrap()).await.0, StatusCode::OK);

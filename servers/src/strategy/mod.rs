@@ -135,6 +135,9 @@ pub struct Capabilities {
     /// `refresh`: lifetime of a refresh-token family, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_ttl_s: Option<u64>,
+    /// `refresh`: how long a rotated-away refresh token still answers a retry, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_reuse_interval_ms: Option<u64>,
     /// `pushed`: how current the instance's revocation state is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushReport>,
@@ -158,6 +161,7 @@ impl Capabilities {
             jti_mode: None,
             grace_s: None,
             refresh_ttl_s: None,
+            refresh_reuse_interval_ms: None,
             push: None,
         }
     }
@@ -202,6 +206,12 @@ impl Capabilities {
     /// `refresh`: the lifetime of a refresh-token family.
     pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
         self.refresh_ttl_s = Some(ttl.as_secs());
+        self
+    }
+
+    /// `refresh`: how long a rotated-away refresh token still answers a retry.
+    pub fn refresh_reuse_interval(mut self, interval: Duration) -> Self {
+        self.refresh_reuse_interval_ms = Some(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX));
         self
     }
 

@@ -32,20 +32,42 @@ pub(crate) const FAMILIES: &str = "ab:rf:";
 pub(crate) const FAMILY_USERS: &str = "ab:ru:";
 
 /// Rotates a family's secret if the one presented is current; ends the family if it is not.
-/// KEYS: the family; ARGV: digest of the presented secret, digest of the new one.
-/// Returns `{1, user}` rotated, `{2, user}` reuse detected (family ended), `{0, ''}` no family.
+///
+/// A retry is not a replay: the secret a rotation replaced stays good until `ARGV[3]`
+/// milliseconds after that rotation (the reuse interval), so a client whose refresh reached
+/// Redis but whose answer it never got (a store timeout, a dropped connection) retries with the
+/// same token and gets a working one. Answering it rotates again, to a new secret (the one the
+/// lost answer carried is never delivered and dies); the replaced secret's deadline is not
+/// extended, so a replay after the interval, or of any older secret, still ends the family. A
+/// thief who replays the replaced secret inside the interval gets a pair, but the victim's
+/// next refresh then presents a secret that is neither current nor just replaced, and the
+/// family ends for both.
+/// Time comes from Redis (`TIME`), the one clock every instance shares.
+///
+/// The record is `user current [previous deadline_ms]`; records written before the interval
+/// existed (and seeded ones) have no previous secret.
+/// KEYS: the family; ARGV: digest of the presented secret, digest of the new one, the reuse
+/// interval in ms. Returns `{1, user}` rotated, `{3, user}` a retry within the interval
+/// answered, `{2, user}` reuse detected (family ended), `{0, ''}` no family.
 const ROTATE: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return {0, ''} end
-local sep = string.find(v, ' ', 1, true)
-if not sep then return {0, ''} end
-local user = string.sub(v, 1, sep - 1)
-if string.sub(v, sep + 1) ~= ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {2, user}
+local fields = {}
+for f in string.gmatch(v, '%S+') do fields[#fields + 1] = f end
+local user, current, previous, deadline = fields[1], fields[2], fields[3], tonumber(fields[4] or '0')
+if not current then return {0, ''} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] == current then
+  redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2] .. ' ' .. current .. ' ' .. (now + tonumber(ARGV[3])), 'KEEPTTL')
+  return {1, user}
 end
-redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2], 'KEEPTTL')
-return {1, user}
+if previous and ARGV[1] == previous and now <= deadline then
+  redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2] .. ' ' .. previous .. ' ' .. deadline, 'KEEPTTL')
+  return {3, user}
+end
+redis.call('DEL', KEYS[1])
+return {2, user}
 ";
 
 /// SHA-256 of `text`, base64url without padding: how families and secrets are stored.
@@ -94,6 +116,8 @@ pub struct RefreshSettings {
     pub max_sessions_per_user: Option<u32>,
     /// Extra claim bytes per access token (0: none).
     pub claims_padding: usize,
+    /// How long the secret a rotation replaced still answers one retry.
+    pub reuse_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -104,6 +128,7 @@ pub struct RefreshStrategy {
     single_device: bool,
     ttl: Duration,
     refresh_ttl: Duration,
+    reuse_interval: Duration,
     pad: Option<String>,
 }
 
@@ -116,6 +141,7 @@ impl RefreshStrategy {
             single_device: settings.max_sessions_per_user == Some(1),
             ttl: settings.access_ttl,
             refresh_ttl: settings.refresh_ttl,
+            reuse_interval: settings.reuse_interval,
             pad: padding(settings.claims_padding),
         }
     }
@@ -139,6 +165,7 @@ impl AuthStrategy for RefreshStrategy {
             .access_ttl(self.ttl)
             .jwt_alg(&self.keys)
             .refresh_ttl(self.refresh_ttl)
+            .refresh_reuse_interval(self.reuse_interval)
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
@@ -178,10 +205,14 @@ impl AuthStrategy for RefreshStrategy {
             .arg(self.families.record_key(&family_digest))
             .arg(digest(secret))
             .arg(digest(&next))
+            .arg(u64::try_from(self.reuse_interval.as_millis()).unwrap_or(u64::MAX))
             .to_owned();
         let (outcome, username): (u8, String) = self.store.cmd(&cmd).await?;
         match outcome {
-            1 => {
+            1 | 3 => {
+                if outcome == 3 {
+                    tracing::info!(user = %username, "refresh retried within the reuse interval: answered");
+                }
                 // The user may have been removed or given new roles since the login.
                 let roles = users.roles(&username).ok_or(TokenRejection::Revoked)?;
                 Ok(Issued {
