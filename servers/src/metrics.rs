@@ -43,6 +43,10 @@ pub struct Metrics {
     pub push_staleness_ms: Gauge,
     /// `pushed`: revocation events applied from the log.
     pub push_events: Counter,
+    /// `pushed`: times the log was found replaced and replayed from its start.
+    pub push_resets: Counter,
+    /// `pushed`: times events not yet applied were found trimmed away.
+    pub push_gaps: Counter,
 }
 
 impl Default for Metrics {
@@ -76,6 +80,18 @@ impl Metrics {
             push_staleness_ms.clone(),
         );
         registry.register("push_events", "pushed: revocation events applied from the log", push_events.clone());
+        let push_resets = Counter::default();
+        let push_gaps = Counter::default();
+        registry.register(
+            "push_resets",
+            "pushed: times the revocation log was found replaced (Redis lost it) and replayed",
+            push_resets.clone(),
+        );
+        registry.register(
+            "push_gaps",
+            "pushed: times events not yet applied were found trimmed from the revocation log",
+            push_gaps.clone(),
+        );
         // Pre-create the outcome series so a scrape shows zeros rather than absent series.
         let _ = auth_outcomes.get_or_create(&OutcomeLabels { outcome: "ok" });
         let _ = auth_outcomes.get_or_create(&OutcomeLabels { outcome: "fail_open" });
@@ -91,6 +107,8 @@ impl Metrics {
             push_connected,
             push_staleness_ms,
             push_events,
+            push_resets,
+            push_gaps,
         }
     }
 

@@ -160,7 +160,7 @@ async fn seeded_revocation_events_are_replayed_at_start_and_refuse_their_tokens(
     let tokens = seed::jti_events(&mut connection(&redis).await, &keys, 3000, 50, ttl, 10).await.unwrap();
     assert_eq!(tokens.valid.len(), 10);
     assert!(tokens.revoked.len() >= 10, "{}", tokens.revoked.len());
-    assert_eq!(redis.command("DBSIZE").unwrap(), ":1", "one stream");
+    assert_eq!(redis.command("DBSIZE").unwrap(), ":2", "the stream and its epoch");
     let s = server_on(StrategyName::Pushed, redis, &key).await;
     let push = s.capabilities.push.as_ref().unwrap();
     assert_eq!(push.events, 3000, "every event replayed before serving");

@@ -75,7 +75,13 @@ mod tests {
                 .jti_mode("denylist")
                 .grace(Duration::from_secs(30))
                 .refresh_ttl(Duration::from_secs(3600))
-                .push(PushReport { connected: true, stale_ms: Some(4), events: 3, last_id: "1-0".to_owned() }),
+                .push(PushReport {
+                    connected: true,
+                    stale_ms: Some(4),
+                    events: 3,
+                    last_id: "1-0".to_owned(),
+                    ..PushReport::default()
+                }),
         ];
         for answer in answers {
             let json = serde_json::to_value(&answer).unwrap();

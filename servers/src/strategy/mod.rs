@@ -223,7 +223,7 @@ impl Capabilities {
 }
 
 /// How current a `pushed` instance's view of the revocation log is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Default, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushReport {
     /// Whether the follower's connection to Redis is up.
     pub connected: bool,
@@ -233,6 +233,15 @@ pub struct PushReport {
     pub events: u64,
     /// Stream id of the last event applied.
     pub last_id: String,
+    /// The epoch of the log followed (a random id made with the log; null before there is one).
+    #[serde(default)]
+    pub epoch: Option<String>,
+    /// Times the log was found replaced (Redis lost it) and replayed from its start.
+    #[serde(default)]
+    pub resets: u64,
+    /// Times events not yet applied were found trimmed away, and the log replayed.
+    #[serde(default)]
+    pub gaps: u64,
 }
 
 /// An auth design. Methods return `Send` futures so handlers stay generic without boxing.
@@ -317,7 +326,7 @@ mod tests {
             .jti_mode("denylist")
             .grace(Duration::from_secs(30))
             .refresh_ttl(Duration::from_secs(3600))
-            .push(PushReport { connected: true, stale_ms: None, events: 3, last_id: "1-0".to_owned() });
+            .push(PushReport { connected: true, events: 3, last_id: "1-0".to_owned(), ..PushReport::default() });
         let json = serde_json::to_value(&full).unwrap();
         assert_eq!(json["jwt_alg"], "EdDSA");
         assert_eq!(json["push"]["stale_ms"], serde_json::Value::Null);

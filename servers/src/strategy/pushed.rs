@@ -10,7 +10,16 @@
 //! stale it is (`/capabilities` `push`, and the `authbench_push_*` metrics); revoking needs
 //! Redis (the event must reach the others) and answers 503 meanwhile.
 //!
-//! Every key lives under the hash tag `{abp}`, so the mark scripts touch one slot.
+//! The log keeps every event for as long as the token it concerns can live (trimmed by age,
+//! `MINID`, with the time taken from Redis): an instance started later replays every
+//! revocation of a live token, however many events came since. The log has an epoch, a random
+//! id kept beside it and created with it; an instance that finds the epoch changed or gone
+//! (Redis restarted empty, whatever its clock says of the new ids) or events after its last
+//! id trimmed away (a gap) replays the log from its start, keeps what it already knew, and
+//! counts it (`/capabilities` `push.resets`, `push.gaps`; metrics `authbench_push_resets`,
+//! `authbench_push_gaps`).
+//!
+//! Every key lives under the hash tag `{abp}`, so the scripts touch one slot.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +31,7 @@ use super::{AuthStrategy, Capabilities, Issued, Principal, PushReport, Revocatio
 use crate::error::AuthError;
 use crate::jwt::{JwtKeys, LEEWAY_SECS, now_secs};
 use crate::metrics::Metrics;
-use crate::store::RedisStore;
+use crate::store::{DedicatedConnection, RedisStore};
 use crate::token::TokenRejection;
 
 /// The revocation log.
@@ -30,33 +39,65 @@ pub(crate) const STREAM: &str = "ab:{abp}:log";
 const USER_MARK: &str = "ab:{abp}:m:";
 const GLOBAL_MARK: &str = "ab:{abp}:m-all";
 const HIGHEST_USER_MARK: &str = "ab:{abp}:m-top";
-/// Events kept in the stream; older ones concern tokens long expired at benchmark rates.
-const STREAM_MAX: u64 = 1_000_000;
+/// The log's epoch: a random id created with the log, gone when Redis loses its data.
+pub(crate) const EPOCH: &str = "ab:{abp}:epoch";
 /// How long one XREAD waits before asking again (it returns at once when an event arrives).
 const BLOCK: Duration = Duration::from_secs(1);
 /// Events read per XREAD.
 const BATCH: u64 = 1000;
 
+/// The start of every script that appends to the log. The log and its epoch are the last two
+/// KEYS; the retention (ms) and the epoch to create if there is none are the last two ARGV.
+/// `append` adds an event and trims, by age on Redis's clock, every event older than the
+/// longest a token can live: those concern only expired tokens. The trim is exact (no `~`), so
+/// what the log holds is exactly what a new instance must know; each append removes at most
+/// the few events that aged out since the last one.
+macro_rules! log_prelude {
+    () => {
+        r"
+local log, epoch_key = KEYS[#KEYS - 1], KEYS[#KEYS]
+local retention, new_epoch = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('SET', epoch_key, new_epoch, 'NX')
+local function append(k, v, n)
+  return redis.call('XADD', log, 'MINID', tostring(now_ms - retention), '*', 'k', k, 'v', v, 'n', n)
+end
+"
+    };
+}
+
 /// Raises a user's mark to `max(user, global, now) + 1`, records it, appends the event.
-/// KEYS: user mark, global mark, highest user mark, stream; ARGV: now, ttl, user, maxlen.
-const RAISE_USER_MARK: &str = r"
+/// KEYS: user mark, global mark, highest user mark, log, epoch; ARGV: now, ttl, user,
+/// retention, epoch.
+const RAISE_USER_MARK: &str = concat!(
+    log_prelude!(),
+    r"
 local function num(k) return tonumber(redis.call('GET', k) or '0') end
 local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
 if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'k', 'user', 'v', ARGV[3], 'n', n)
+local id = append('user', ARGV[3], n)
 return {n, id}
-";
+"
+);
 
 /// Raises the global mark above every user mark and the clock, appends the event.
-/// KEYS: global mark, highest user mark, stream; ARGV: now, ttl, maxlen.
-const RAISE_GLOBAL_MARK: &str = r"
+/// KEYS: global mark, highest user mark, log, epoch; ARGV: now, ttl, retention, epoch.
+const RAISE_GLOBAL_MARK: &str = concat!(
+    log_prelude!(),
+    r"
 local function num(k) return tonumber(redis.call('GET', k) or '0') end
 local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'k', 'all', 'v', '', 'n', n)
+local id = append('all', '', n)
 return {n, id}
-";
+"
+);
+
+/// Appends a jti's revocation until its `exp`. KEYS: log, epoch; ARGV: jti, exp, retention,
+/// epoch.
+const APPEND_JTI: &str = concat!(log_prelude!(), "return append('jti', ARGV[1], ARGV[2])\n");
 
 /// What this instance knows has been revoked.
 #[derive(Debug, Default)]
@@ -101,6 +142,12 @@ struct SyncState {
     last_contact_ms: AtomicU64,
     events: AtomicU64,
     last_id: RwLock<String>,
+    /// The epoch of the log the last id belongs to (`None`: no log in Redis yet).
+    epoch: RwLock<Option<String>>,
+    /// Times the log was found replaced (its epoch changed or gone) and replayed from its start.
+    resets: AtomicU64,
+    /// Times events after the last id applied were found trimmed away, and the log replayed.
+    gaps: AtomicU64,
 }
 
 fn now_ms() -> u64 {
@@ -124,6 +171,8 @@ pub struct PushedSettings {
 pub struct PushedStrategy {
     keys: Arc<JwtKeys>,
     store: RedisStore,
+    /// The epoch this instance creates if it is the first to append to an empty log.
+    new_epoch: String,
     denylist: Arc<RwLock<Denylist>>,
     sync: Arc<SyncState>,
     single_device: bool,
@@ -142,6 +191,13 @@ impl PushedStrategy {
     ) -> Result<Self, AuthError> {
         let denylist = Arc::new(RwLock::new(Denylist::default()));
         let sync = Arc::new(SyncState { last_id: RwLock::new("0".to_owned()), ..SyncState::default() });
+        let new_epoch = crate::token::new_opaque_id().map_err(|e| AuthError::Internal(e.to_string()))?;
+        // The epoch of the log about to be replayed (made now if the log has none yet).
+        let _: Option<String> = store.cmd(redis::cmd("SET").arg(EPOCH).arg(&new_epoch).arg("NX")).await?;
+        let epoch: Option<String> = store.cmd(redis::cmd("GET").arg(EPOCH)).await?;
+        if let Ok(mut known) = sync.epoch.write() {
+            *known = epoch;
+        }
         loop {
             let entries: Option<Entries> = store.cmd(&read_after(&sync, None)).await?;
             if apply_entries(&denylist, &sync, &metrics, entries) == 0 {
@@ -154,6 +210,7 @@ impl PushedStrategy {
         Ok(Self {
             keys,
             store,
+            new_epoch,
             denylist,
             sync,
             single_device: settings.single_device,
@@ -166,6 +223,11 @@ impl PushedStrategy {
         self.ttl.as_secs() + LEEWAY_SECS + 1
     }
 
+    /// How long the log keeps an event: as long as the token it concerns can be accepted.
+    fn retention_ms(&self) -> u64 {
+        retention_ms(self.ttl)
+    }
+
     fn local(&self) -> std::sync::RwLockWriteGuard<'_, Denylist> {
         self.denylist.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -173,15 +235,17 @@ impl PushedStrategy {
     async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
         let cmd = redis::cmd("EVAL")
             .arg(RAISE_USER_MARK)
-            .arg(4)
+            .arg(5)
             .arg(format!("{USER_MARK}{username}"))
             .arg(GLOBAL_MARK)
             .arg(HIGHEST_USER_MARK)
             .arg(STREAM)
+            .arg(EPOCH)
             .arg(now_secs())
             .arg(self.mark_ttl_secs())
             .arg(username)
-            .arg(STREAM_MAX)
+            .arg(self.retention_ms())
+            .arg(&self.new_epoch)
             .to_owned();
         let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
         self.local().apply("user", username, mark);
@@ -196,6 +260,9 @@ impl PushedStrategy {
             stale_ms: if last == 0 { None } else { Some(now_ms().saturating_sub(last)) },
             events: self.sync.events.load(Ordering::Relaxed),
             last_id: self.sync.last_id(),
+            epoch: self.sync.epoch.read().ok().and_then(|e| e.clone()),
+            resets: self.sync.resets.load(Ordering::Relaxed),
+            gaps: self.sync.gaps.load(Ordering::Relaxed),
         }
     }
 }
@@ -218,21 +285,90 @@ fn read_after(sync: &SyncState, block: Option<Duration>) -> redis::Cmd {
     cmd
 }
 
-/// The event that revokes one token (`logout`): its jti until its `exp`, appended to the log.
-pub(crate) fn jti_event(jti: &str, exp: u64) -> redis::Cmd {
-    redis::cmd("XADD")
+/// How long the log keeps an event for tokens that live `ttl`: their lifetime, the leeway and
+/// a second of rounding.
+pub(crate) fn retention_ms(ttl: Duration) -> u64 {
+    (ttl.as_secs() + LEEWAY_SECS + 1) * 1000
+}
+
+/// The event that revokes one token (`logout`): its jti until its `exp`, appended to the log,
+/// which keeps it for `retention_ms`; `new_epoch` names the log if this append starts it.
+pub(crate) fn jti_event(jti: &str, exp: u64, retention_ms: u64, new_epoch: &str) -> redis::Cmd {
+    redis::cmd("EVAL")
+        .arg(APPEND_JTI)
+        .arg(2)
         .arg(STREAM)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(STREAM_MAX)
-        .arg("*")
-        .arg("k")
-        .arg("jti")
-        .arg("v")
+        .arg(EPOCH)
         .arg(jti)
-        .arg("n")
         .arg(exp)
+        .arg(retention_ms)
+        .arg(new_epoch)
         .to_owned()
+}
+
+/// A stream id as `(ms, seq)`, for ordering; `None` for anything else.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// `max-deleted-entry-id` of `XINFO STREAM` (Redis 7): the newest event trimmed away.
+fn max_deleted(info: &redis::Value) -> Option<String> {
+    let text = |v: &redis::Value| <String as redis::FromRedisValue>::from_redis_value_ref(v).ok();
+    let wanted = |k: &redis::Value| text(k).is_some_and(|k| k == "max-deleted-entry-id");
+    match info {
+        redis::Value::Map(pairs) => pairs.iter().find(|(k, _)| wanted(k)).and_then(|(_, v)| text(v)),
+        redis::Value::Array(items) => items.chunks(2).find_map(|pair| match pair {
+            [k, v] if wanted(k) => text(v),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// Checks that the log the follower reads is still the one its last id belongs to: the epoch
+/// unchanged, and no event after the last id trimmed. When not, the next read starts over
+/// from the start of the log (what is known stays known). Returns an error when Redis does not
+/// answer.
+async fn check_log(con: &mut DedicatedConnection, sync: &SyncState, metrics: &Metrics) -> redis::RedisResult<()> {
+    let epoch: Option<String> = con.query(redis::cmd("GET").arg(EPOCH)).await?;
+    let known = sync.epoch.read().ok().and_then(|e| e.clone());
+    if epoch != known {
+        // From no log to a first one, the reads already started at its beginning.
+        if known.is_some() {
+            sync.resets.fetch_add(1, Ordering::Relaxed);
+            metrics.push_resets.inc();
+            tracing::warn!(was = ?known, now = ?epoch, "push log replaced: replaying it from the start");
+            if let Ok(mut id) = sync.last_id.write() {
+                *id = "0".to_owned();
+            }
+        }
+        if let Ok(mut e) = sync.epoch.write() {
+            *e = epoch;
+        }
+        return Ok(());
+    }
+    let last = sync.last_id();
+    if last == "0" {
+        return Ok(());
+    }
+    let info: redis::Value = match con.query(redis::cmd("XINFO").arg("STREAM").arg(STREAM)).await {
+        Ok(info) => info,
+        // No stream: nothing to miss.
+        Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if let (Some(deleted), Some(applied)) = (max_deleted(&info).as_deref().and_then(stream_id), stream_id(&last))
+        && deleted > applied
+    {
+        sync.gaps.fetch_add(1, Ordering::Relaxed);
+        metrics.push_gaps.inc();
+        tracing::warn!(last = %last, "push log: events after the last one applied were trimmed; replaying it");
+        if let Ok(mut id) = sync.last_id.write() {
+            *id = "0".to_owned();
+        }
+    }
+    Ok(())
 }
 
 /// Applies one XREAD reply; returns how many events it held.
@@ -282,6 +418,12 @@ async fn follow(store: RedisStore, denylist: Arc<RwLock<Denylist>>, sync: Arc<Sy
             }
         };
         loop {
+            if let Err(e) = check_log(&mut con, &sync, &metrics).await {
+                report_contact(&sync, &metrics, false);
+                tracing::debug!(error = %e, "push log: check failed, reconnecting");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                break;
+            }
             match con.query::<Option<Entries>>(&read_after(&sync, Some(BLOCK))).await {
                 Ok(entries) => {
                     report_contact(&sync, &metrics, true);
@@ -342,7 +484,8 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
-        self.store.cmd::<String>(&jti_event(&principal.token_id, principal.exp)).await?;
+        let event = jti_event(&principal.token_id, principal.exp, self.retention_ms(), &self.new_epoch);
+        self.store.cmd::<String>(&event).await?;
         self.local().apply("jti", &principal.token_id, principal.exp);
         Ok(())
     }
@@ -359,13 +502,15 @@ impl AuthStrategy for PushedStrategy {
     async fn revoke_all(&self) -> Result<(), AuthError> {
         let cmd = redis::cmd("EVAL")
             .arg(RAISE_GLOBAL_MARK)
-            .arg(3)
+            .arg(4)
             .arg(GLOBAL_MARK)
             .arg(HIGHEST_USER_MARK)
             .arg(STREAM)
+            .arg(EPOCH)
             .arg(now_secs())
             .arg(self.mark_ttl_secs())
-            .arg(STREAM_MAX)
+            .arg(self.retention_ms())
+            .arg(&self.new_epoch)
             .to_owned();
         let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
         self.local().apply("all", "", mark);

@@ -239,10 +239,12 @@ pub async fn jti_events(
     sample: usize,
 ) -> redis::RedisResult<JtiEventTokens> {
     let mut tokens = JtiEventTokens::default();
+    let epoch = new_opaque_id().map_err(err)?;
+    let retention = pushed::retention_ms(ttl);
     write_batched(conn, count, |i, pipe| {
         let user = user_of(i, users);
         let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
-        pipe.add_command(pushed::jti_event(&claims.jti, claims.exp)).ignore();
+        pipe.add_command(pushed::jti_event(&claims.jti, claims.exp, retention, &epoch)).ignore();
         if sampled(i, count, sample) {
             tokens.revoked.push(keys.sign(&claims).map_err(err)?);
         }

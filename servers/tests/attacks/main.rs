@@ -6,4 +6,5 @@
 mod support;
 
 mod jwt_rotation;
+mod push_log;
 mod refresh_retry;
