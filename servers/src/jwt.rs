@@ -67,6 +67,10 @@ pub struct AccessClaims {
     /// family's secret), so a logout can end the family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// hybrid denylist and `pushed`: when the token was issued, in microseconds of the
+    /// revocation clock in Redis, the unit and clock its revocation marks are compared in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_us: Option<u64>,
 }
 
 impl AccessClaims {
@@ -87,6 +91,7 @@ impl AccessClaims {
             ver: None,
             gver: None,
             fam: None,
+            iat_us: None,
         })
     }
 }
@@ -413,6 +418,7 @@ mod tests {
             ver: None,
             gver: None,
             fam: None,
+            iat_us: None,
         }
     }
 

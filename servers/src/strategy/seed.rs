@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::index::TokenIndex;
-use super::{hybrid, pushed, refresh, session, versioned};
+use super::{hybrid, marks, pushed, refresh, session, versioned};
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::token::{new_jti, new_opaque_id};
 
@@ -144,14 +144,29 @@ pub async fn revoked_jtis(
         Ok(())
     })
     .await?;
-    fresh_tokens(keys, users, ttl, sample)
+    let issued = revocation_time_us(conn).await?;
+    fresh_tokens(keys, users, ttl, issued, sample)
 }
 
-/// `sample` tokens of fresh jtis (revoked by nothing), for users `user0..` in turn.
-fn fresh_tokens(keys: &JwtKeys, users: u32, ttl: Duration, sample: usize) -> redis::RedisResult<Vec<String>> {
+/// Redis's `TIME` in microseconds: the clock the hybrid denylist's and `pushed`'s tokens carry
+/// their issue time in ([`marks`]). No mark is seeded, so any time of that clock will do.
+async fn revocation_time_us(conn: &mut impl ConnectionLike) -> redis::RedisResult<u64> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1_000_000 + micros)
+}
+
+/// `sample` tokens of fresh jtis (revoked by nothing), for users `user0..` in turn, issued at
+/// `issued_us` on the revocation clock.
+fn fresh_tokens(
+    keys: &JwtKeys,
+    users: u32,
+    ttl: Duration,
+    issued_us: u64,
+    sample: usize,
+) -> redis::RedisResult<Vec<String>> {
     (0..sample)
         .map(|i| {
-            let claims = AccessClaims::new(&user_of(i, users), &roles(), ttl, now_secs()).map_err(err)?;
+            let claims = marks::stamped_claims(&user_of(i, users), &roles(), ttl, issued_us, None).map_err(err)?;
             keys.sign(&claims).map_err(err)
         })
         .collect()
@@ -239,9 +254,10 @@ pub async fn jti_events(
     sample: usize,
 ) -> redis::RedisResult<JtiEventTokens> {
     let mut tokens = JtiEventTokens::default();
+    let issued = revocation_time_us(conn).await?;
     write_batched(conn, count, |i, pipe| {
         let user = user_of(i, users);
-        let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
+        let claims = marks::stamped_claims(&user, &roles(), ttl, issued, None).map_err(err)?;
         pipe.add_command(pushed::jti_event(&claims.jti, claims.exp)).ignore();
         if sampled(i, count, sample) {
             tokens.revoked.push(keys.sign(&claims).map_err(err)?);
@@ -249,6 +265,6 @@ pub async fn jti_events(
         Ok(())
     })
     .await?;
-    tokens.valid = fresh_tokens(keys, users, ttl, sample)?;
+    tokens.valid = fresh_tokens(keys, users, ttl, issued, sample)?;
     Ok(tokens)
 }
