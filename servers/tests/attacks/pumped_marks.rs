@@ -77,9 +77,11 @@ async fn a_mark_pumped_ahead_of_the_clock_does_not_void_a_later_ban() {
     assert_eq!(survivors, Vec::<String>::new(), "a token issued before the ban still works after it");
 }
 
-/// Rounds of logins racing a ban, and the time they may take.
-const RACE_ROUNDS: usize = 30;
-const RACE_LIMIT: Duration = Duration::from_secs(3);
+/// Rounds of logins racing a ban, and the time they may take; they stop early once enough
+/// logins fell on each side of a ban.
+const RACE_ROUNDS: usize = 40;
+const RACE_LIMIT: Duration = Duration::from_secs(4);
+const RACE_ENOUGH: usize = 6;
 
 /// One login racing the ban: when it was sent and answered, and the token.
 struct Raced {
@@ -88,9 +90,18 @@ struct Raced {
     token: String,
 }
 
-/// Logins of `user` sent before, during and after bans of the same user; returns what broke the
-/// rule and how many logins the rule decided (answered before the ban, or sent after its ack).
-async fn logins_racing_bans(s: &TestServer, user: &str) -> (Vec<String>, usize) {
+/// What the rule decided about the logins racing bans on one server.
+#[derive(Debug, Default)]
+struct Verdicts {
+    /// Logins answered before a ban was sent (the ban must end their tokens).
+    before: usize,
+    /// Logins sent after a ban was acknowledged (their tokens must work).
+    after: usize,
+    broken: Vec<String>,
+}
+
+/// Logins of `user` sent before, during and after bans of the same user.
+async fn logins_racing_bans(s: &TestServer, user: &str) -> Verdicts {
     let login = || async {
         let sent = Instant::now();
         let token = s.login(user).await;
@@ -103,14 +114,15 @@ async fn logins_racing_bans(s: &TestServer, user: &str) -> (Vec<String>, usize) 
         (sent, Instant::now())
     };
     let started = Instant::now();
-    let (mut broken, mut decided) = (Vec::new(), 0);
+    let mut verdicts = Verdicts::default();
     for round in 0..RACE_ROUNDS {
-        if started.elapsed() > RACE_LIMIT {
+        let enough = verdicts.before >= RACE_ENOUGH && verdicts.after >= RACE_ENOUGH;
+        if enough || started.elapsed() > RACE_LIMIT {
             break;
         }
         // The ban is sent a little later each round (a login takes tens of milliseconds of
         // argon2), so that it lands before, inside and after the logins' own Redis calls.
-        let delay = Duration::from_millis(4 * (round as u64 % 12));
+        let delay = Duration::from_millis(8 * (round as u64 % 12));
         let late_ban = async {
             tokio::time::sleep(delay).await;
             ban().await
@@ -118,35 +130,37 @@ async fn logins_racing_bans(s: &TestServer, user: &str) -> (Vec<String>, usize) 
         let (a, b, (ban_sent, ban_acked)) = tokio::join!(login(), login(), late_ban);
         let after = login().await;
         for raced in [a, b, after] {
-            let (status, body) = s.me(&raced.token).await;
             let want = if raced.answered < ban_sent {
-                Some(StatusCode::UNAUTHORIZED)
+                verdicts.before += 1;
+                StatusCode::UNAUTHORIZED
             } else if raced.sent > ban_acked {
-                Some(StatusCode::OK)
+                verdicts.after += 1;
+                StatusCode::OK
             } else {
-                None
+                continue;
             };
-            if let Some(want) = want {
-                decided += 1;
-                if status != want {
-                    broken.push(format!(
-                        "{}: round {round}: wanted {want}, got {status} {body}",
-                        s.capabilities.strategy
-                    ));
-                }
+            let (status, body) = s.me(&raced.token).await;
+            if status != want {
+                let strategy = &s.capabilities.strategy;
+                verdicts.broken.push(format!("{strategy}: round {round}: wanted {want}, got {status} {body}"));
             }
         }
     }
-    (broken, decided)
+    verdicts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_racing_a_ban_neither_survives_it_nor_is_born_revoked() {
     let (hybrid, pushed) = servers().await;
-    let ((on_hybrid, decided_hybrid), (on_pushed, decided_pushed)) =
+    let (on_hybrid, on_pushed) =
         tokio::join!(logins_racing_bans(&hybrid, "user3"), logins_racing_bans(&pushed, "user3"));
-    eprintln!("logins the rule decided: hybrid {decided_hybrid}, pushed {decided_pushed}");
-    assert!(decided_hybrid >= 10 && decided_pushed >= 10, "too few decided logins to say anything");
-    let broken: Vec<String> = on_hybrid.into_iter().chain(on_pushed).collect();
+    eprintln!(
+        "logins answered before a ban / sent after its ack: hybrid {} / {}, pushed {} / {}",
+        on_hybrid.before, on_hybrid.after, on_pushed.before, on_pushed.after
+    );
+    for v in [&on_hybrid, &on_pushed] {
+        assert!(v.before >= 1 && v.after >= 1, "no login fell on one side of a ban: {v:?}");
+    }
+    let broken: Vec<String> = on_hybrid.broken.into_iter().chain(on_pushed.broken).collect();
     assert_eq!(broken, Vec::<String>::new(), "a login on the wrong side of a ban");
 }
