@@ -144,13 +144,14 @@ pub async fn revoked_jtis(
         Ok(())
     })
     .await?;
-    let issued = revocation_time_us(conn).await?;
+    // No mark is seeded, so any time of the revocation clock will do.
+    let issued = redis_time_us(conn).await?;
     fresh_tokens(keys, users, ttl, issued, sample)
 }
 
-/// Redis's `TIME` in microseconds: the clock the hybrid denylist's and `pushed`'s tokens carry
-/// their issue time in ([`marks`]). No mark is seeded, so any time of that clock will do.
-async fn revocation_time_us(conn: &mut impl ConnectionLike) -> redis::RedisResult<u64> {
+/// Redis's `TIME` in microseconds: the clock of the hybrid denylist's and `pushed`'s token
+/// issue times ([`marks`]) and of `versioned`'s versions.
+async fn redis_time_us(conn: &mut impl ConnectionLike) -> redis::RedisResult<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs * 1_000_000 + micros)
 }
@@ -213,9 +214,11 @@ pub async fn user_versions(
     age: Duration,
     sample: usize,
 ) -> redis::RedisResult<Vec<String>> {
-    // What a few revocations leave behind: small, unequal counters.
-    let version = |i: usize| 1 + (i % 4) as u64;
-    let global = 1;
+    // What a few revocations leave behind: the times of the last ones, on Redis's clock, a
+    // few seconds before the tokens were issued; the global version from an hour before.
+    let issued_us = redis_time_us(conn).await?.saturating_sub(age.as_micros() as u64);
+    let version = |i: usize| issued_us.saturating_sub((1 + (i % 4) as u64) * 1_000_000);
+    let global = issued_us.saturating_sub(3_600_000_000);
     redis::cmd("SET").arg(versioned::GLOBAL_VERSION).arg(global).query_async::<()>(conn).await?;
     let iat = now_secs().saturating_sub(age.as_secs());
     let mut tokens = Vec::new();
@@ -254,7 +257,7 @@ pub async fn jti_events(
     sample: usize,
 ) -> redis::RedisResult<JtiEventTokens> {
     let mut tokens = JtiEventTokens::default();
-    let issued = revocation_time_us(conn).await?;
+    let issued = redis_time_us(conn).await?;
     write_batched(conn, count, |i, pipe| {
         let user = user_of(i, users);
         let claims = marks::stamped_claims(&user, &roles(), ttl, issued, None).map_err(err)?;

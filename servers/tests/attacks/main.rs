@@ -5,4 +5,5 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod forgotten_versions;
 mod pumped_marks;
