@@ -75,7 +75,7 @@ pub struct AccessClaims {
 
 impl AccessClaims {
     /// Claims for a token issued now to `username`, valid for `ttl`, with `iat` set to `iat`
-    /// (the hybrid denylist raises it to the user's revocation mark; everyone else passes now).
+    /// (now, except for seeded tokens and for the designs that take it from Redis's clock).
     pub fn new(username: &str, roles: &[String], ttl: std::time::Duration, iat: u64) -> Result<Self, getrandom::Error> {
         let now = now_secs();
         Ok(Self {
