@@ -67,11 +67,15 @@ pub struct AccessClaims {
     /// family's secret), so a logout can end the family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// hybrid denylist and `pushed`: when the token was issued, in microseconds of the
+    /// revocation clock in Redis, the unit and clock its revocation marks are compared in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_us: Option<u64>,
 }
 
 impl AccessClaims {
     /// Claims for a token issued now to `username`, valid for `ttl`, with `iat` set to `iat`
-    /// (the hybrid denylist raises it to the user's revocation mark; everyone else passes now).
+    /// (now, except for seeded tokens and for the designs that take it from Redis's clock).
     pub fn new(username: &str, roles: &[String], ttl: std::time::Duration, iat: u64) -> Result<Self, getrandom::Error> {
         let now = now_secs();
         Ok(Self {
@@ -87,6 +91,7 @@ impl AccessClaims {
             ver: None,
             gver: None,
             fam: None,
+            iat_us: None,
         })
     }
 }
@@ -465,6 +470,7 @@ mod tests {
             ver: None,
             gver: None,
             fam: None,
+            iat_us: None,
         }
     }
 

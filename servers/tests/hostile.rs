@@ -33,6 +33,7 @@ fn claims(sub: &str) -> AccessClaims {
         ver: None,
         gver: None,
         fam: None,
+        iat_us: None,
     }
 }
 

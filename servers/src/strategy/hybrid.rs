@@ -3,14 +3,11 @@
 //!
 //! - allowlist: a key per live jti (TTL to `exp`) and a per-user index, as sessions have; a
 //!   token whose jti is absent is revoked. One `EXISTS` per request.
-//! - denylist: revoked jtis until their `exp`, plus revocation marks per user and for everyone.
-//!   A mark `M` revokes every token with `iat < M`; tokens issued afterwards carry `iat >= M`, so a
-//!   user can log in again in the same second. One `MGET` of three keys per request.
-//!
-//! Marks have one-second resolution (they compare with `iat`), so a mark is always set one above
-//! the highest `iat` already issued: under the single-device policy every login raises the
-//! user's mark, which can run a little ahead of the clock, and revoke-all therefore raises the
-//! global mark above the highest user mark as well as above the clock.
+//! - denylist: revoked jtis until their `exp`, plus revocation marks per user and for everyone
+//!   ([`super::marks`]): a mark ends every token issued before it, both times drawn from one
+//!   clock in Redis, so a user can log in again right after a revoke. One `MGET` of three keys
+//!   per request; a login draws its token's issue time (one script), and under the
+//!   single-device policy raises the user's mark instead, which ends every older token.
 //!
 //! When Redis fails, `fail_mode` decides: closed answers 503, open accepts the signature-valid
 //! token (and counts it, because a revoked token may be among them).
@@ -23,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::index::TokenIndex;
 use super::jwt::{new_claims, padding, principal_of};
+use super::marks::{self, Mark, MarkKeys};
 use super::{AuthStrategy, Capabilities, Issued, Principal, RevocationSupport, UserRevocation};
 use crate::error::AuthError;
 use crate::jwt::{AccessClaims, JwtKeys, LEEWAY_SECS, now_secs};
@@ -91,34 +89,9 @@ pub(crate) const LIVE: &str = "ab:ja:";
 pub(crate) const LIVE_USERS: &str = "ab:jau:";
 /// Denylist key prefix of a revoked jti.
 pub(crate) const DENIED: &str = "ab:jd:";
-/// Denylist revocation mark of one user. The marks share the hash tag `{abj}`: the scripts that
-/// raise them read and write several at once, which a Redis Cluster allows within one slot.
-const USER_MARK: &str = "ab:{abj}:m:";
-/// Denylist revocation mark of everyone.
-const GLOBAL_MARK: &str = "ab:{abj}:m-all";
-
-/// The highest user mark ever set (within a token lifetime); revoke-all must exceed it.
-const HIGHEST_USER_MARK: &str = "ab:{abj}:m-top";
-
-/// Raises a user's mark to `max(user, global, now) + 1` and records it as the highest user
-/// mark if it is. KEYS: user mark, global mark, highest user mark; ARGV: now, ttl (seconds).
-const RAISE_USER_MARK: &str = r"
-local function num(k) return tonumber(redis.call('GET', k) or '0') end
-local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
-redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
-return n
-";
-
-/// Raises the global mark to `max(global, highest user mark, now) + 1`, so that it also ends
-/// tokens whose `iat` a user mark pushed ahead of the clock. KEYS: global mark, highest user
-/// mark; ARGV: now, ttl (seconds).
-const RAISE_GLOBAL_MARK: &str = r"
-local function num(k) return tonumber(redis.call('GET', k) or '0') end
-local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
-redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-return n
-";
+/// Denylist revocation clock and marks. They share the hash tag `{abj}`: the scripts that
+/// draw from the clock also read or raise a mark, which a Redis Cluster allows within one slot.
+const MARKS: MarkKeys = MarkKeys { clock: "ab:{abj}:clock", user: "ab:{abj}:m:", global: "ab:{abj}:m-all" };
 
 #[derive(Debug)]
 pub struct HybridStrategy {
@@ -150,22 +123,9 @@ impl HybridStrategy {
         }
     }
 
-    /// How long a revocation mark must outlive the revoke: every token older than it has
-    /// expired by then.
-    fn mark_ttl_secs(&self) -> u64 {
-        self.ttl.as_secs() + LEEWAY_SECS + 1
-    }
-
-    /// Runs a mark-raising script and returns the new mark.
-    async fn raise(&self, script: &str, keys: &[&str]) -> Result<u64, AuthError> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(script).arg(keys.len()).arg(keys).arg(now_secs()).arg(self.mark_ttl_secs());
-        Ok(self.store.cmd(&cmd).await?)
-    }
-
-    /// Ends every token of `username` issued so far; returns the new mark.
-    async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
-        self.raise(RAISE_USER_MARK, &[&format!("{USER_MARK}{username}"), GLOBAL_MARK, HIGHEST_USER_MARK]).await
+    /// Ends every token issued before now that `mark` covers; returns the new mark.
+    async fn raise(&self, mark: Mark<'_>) -> Result<u64, AuthError> {
+        Ok(self.store.cmd(&MARKS.raise(mark, marks::life_secs(self.ttl), None)).await?)
     }
 
     /// Checks the jti table for a token whose signature and claims are already valid.
@@ -176,15 +136,15 @@ impl HybridStrategy {
                 Ok(live)
             }
             JtiMode::Denylist => {
+                let issued = marks::issued_us(claims)?;
                 let cmd = redis::cmd("MGET")
                     .arg(format!("{DENIED}{}", claims.jti))
-                    .arg(format!("{USER_MARK}{}", claims.sub))
-                    .arg(GLOBAL_MARK)
+                    .arg(MARKS.user_key(&claims.sub))
+                    .arg(MARKS.global)
                     .to_owned();
                 let (denied, user_mark, global_mark): (Option<String>, Option<u64>, Option<u64>) =
                     self.store.cmd(&cmd).await?;
-                let below = |mark: Option<u64>| mark.is_some_and(|m| claims.iat < m);
-                Ok(denied.is_none() && !below(user_mark) && !below(global_mark))
+                Ok(denied.is_none() && !marks::ends(user_mark, issued) && !marks::ends(global_mark, issued))
             }
         }
     }
@@ -209,17 +169,14 @@ impl AuthStrategy for HybridStrategy {
                 (claims, token)
             }
             JtiMode::Denylist => {
-                let user_mark = format!("{USER_MARK}{username}");
-                // A new token must not be born revoked: its iat is at least every mark.
-                let iat = if self.single_device {
+                let issued = if self.single_device {
                     // Raising the user's mark ends every older token: the single-device policy.
-                    self.raise_user_mark(username).await?
+                    // The new token is issued at the mark, which does not end it.
+                    self.raise(Mark::User(username)).await?
                 } else {
-                    let marks: (Option<u64>, Option<u64>) =
-                        self.store.cmd(redis::cmd("MGET").arg(&user_mark).arg(GLOBAL_MARK)).await?;
-                    now_secs().max(marks.0.unwrap_or(0)).max(marks.1.unwrap_or(0))
+                    self.store.cmd(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
                 };
-                let claims = new_claims(username, roles, self.ttl, iat, self.pad.as_ref())?;
+                let claims = marks::stamped_claims(username, roles, self.ttl, issued, self.pad.as_ref())?;
                 let token = self.keys.sign(&claims)?;
                 (claims, token)
             }
@@ -265,7 +222,7 @@ impl AuthStrategy for HybridStrategy {
         match self.mode {
             JtiMode::Allowlist => Ok(self.index.clear_user(&self.store, username).await?),
             JtiMode::Denylist => {
-                self.raise_user_mark(username).await?;
+                self.raise(Mark::User(username)).await?;
                 Ok(())
             }
         }
@@ -280,7 +237,7 @@ impl AuthStrategy for HybridStrategy {
         match self.mode {
             JtiMode::Allowlist => Ok(self.index.clear_all(&self.store).await?),
             JtiMode::Denylist => {
-                self.raise(RAISE_GLOBAL_MARK, &[GLOBAL_MARK, HIGHEST_USER_MARK]).await?;
+                self.raise(Mark::Global).await?;
                 Ok(())
             }
         }

@@ -11,6 +11,7 @@ mod baseline;
 mod hybrid;
 mod index;
 mod jwt;
+mod marks;
 mod pushed;
 mod refresh;
 pub mod seed;

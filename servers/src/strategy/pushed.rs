@@ -1,14 +1,17 @@
 //! `pushed`: a signed JWT checked against an in-process denylist, so a request costs no Redis
 //! command. Revocations are events in a Redis Stream (the durable log every instance reads): a
 //! revoked jti until its `exp`, a per-user mark and a global mark ("tokens issued before this
-//! second are revoked", as hybrid's denylist has them). The instance that revokes applies the
-//! event at once; every instance follows the stream with a blocking `XREAD` on a connection of
-//! its own, which wakes as soon as an event is appended and, after a reconnect, resumes from
-//! the last id it applied, so nothing published while it was cut off is lost.
+//! time are revoked", drawn from the revocation clock in Redis exactly as hybrid's denylist
+//! draws them, [`super::marks`]). The instance that revokes applies the event at once; every
+//! instance follows the stream with a blocking `XREAD` on a connection of its own, which wakes
+//! as soon as an event is appended and, after a reconnect, resumes from the last id it applied,
+//! so nothing published while it was cut off is lost. In memory, marks only rise and are
+//! forgotten when Redis forgets them, once every token they end has expired.
 //!
 //! While Redis is unreachable the instance keeps serving with the state it has and reports how
 //! stale it is (`/capabilities` `push`, and the `authbench_push_*` metrics); revoking needs
-//! Redis (the event must reach the others) and answers 503 meanwhile.
+//! Redis (the event must reach the others) and answers 503 meanwhile, and so does logging in:
+//! a token's issue time must come from the clock its marks come from.
 //!
 //! The log keeps every event for as long as the token it concerns can live (trimmed by age,
 //! `MINID`, with the time taken from Redis): an instance started later replays every
@@ -26,7 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::jwt::{new_claims, padding, principal_of};
+use super::jwt::{padding, principal_of};
+use super::marks::{self, EventLog, Mark, MarkKeys};
 use super::{AuthStrategy, Capabilities, Issued, Principal, PushReport, RevocationSupport, UserRevocation};
 use crate::error::AuthError;
 use crate::jwt::{JwtKeys, LEEWAY_SECS, now_secs};
@@ -36,17 +40,17 @@ use crate::token::TokenRejection;
 
 /// The revocation log.
 pub(crate) const STREAM: &str = "ab:{abp}:log";
-const USER_MARK: &str = "ab:{abp}:m:";
-const GLOBAL_MARK: &str = "ab:{abp}:m-all";
-const HIGHEST_USER_MARK: &str = "ab:{abp}:m-top";
 /// The log's epoch: a random id created with the log, gone when Redis loses its data.
 pub(crate) const EPOCH: &str = "ab:{abp}:epoch";
+/// The revocation clock and marks.
+const MARKS: MarkKeys = MarkKeys { clock: "ab:{abp}:clock", user: "ab:{abp}:m:", global: "ab:{abp}:m-all" };
 /// How long one XREAD waits before asking again (it returns at once when an event arrives).
 const BLOCK: Duration = Duration::from_secs(1);
 /// Events read per XREAD.
 const BATCH: u64 = 1000;
 
-/// The start of every script that appends to the log. The log and its epoch are the last two
+/// The start of the script that appends a jti to the log (marks go through
+/// [`MarkKeys::raise`], which appends the same way). The log and its epoch are the last two
 /// KEYS; the retention (ms) and the epoch to create if there is none are the last two ARGV.
 /// `append` adds an event and trims, by age on Redis's clock, every event older than the
 /// longest a token can live: those concern only expired tokens. The trim is exact (no `~`), so
@@ -67,34 +71,6 @@ end
     };
 }
 
-/// Raises a user's mark to `max(user, global, now) + 1`, records it, appends the event.
-/// KEYS: user mark, global mark, highest user mark, log, epoch; ARGV: now, ttl, user,
-/// retention, epoch.
-const RAISE_USER_MARK: &str = concat!(
-    log_prelude!(),
-    r"
-local function num(k) return tonumber(redis.call('GET', k) or '0') end
-local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
-redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
-local id = append('user', ARGV[3], n)
-return {n, id}
-"
-);
-
-/// Raises the global mark above every user mark and the clock, appends the event.
-/// KEYS: global mark, highest user mark, log, epoch; ARGV: now, ttl, retention, epoch.
-const RAISE_GLOBAL_MARK: &str = concat!(
-    log_prelude!(),
-    r"
-local function num(k) return tonumber(redis.call('GET', k) or '0') end
-local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
-redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-local id = append('all', '', n)
-return {n, id}
-"
-);
-
 /// Appends a jti's revocation until its `exp`. KEYS: log, epoch; ARGV: jti, exp, retention,
 /// epoch.
 const APPEND_JTI: &str = concat!(log_prelude!(), "return append('jti', ARGV[1], ARGV[2])\n");
@@ -104,9 +80,11 @@ const APPEND_JTI: &str = concat!(log_prelude!(), "return append('jti', ARGV[1], 
 struct Denylist {
     /// Revoked jti → its `exp`.
     jtis: HashMap<String, u64>,
-    /// User → mark: tokens of the user with `iat` below it are revoked.
+    /// User → mark: tokens of the user issued before it (`iat_us`) are revoked.
     users: HashMap<String, u64>,
     global: u64,
+    /// How long a mark stands after its own second ([`marks::life_secs`]).
+    mark_life_secs: u64,
 }
 
 impl Denylist {
@@ -124,13 +102,17 @@ impl Denylist {
         }
     }
 
-    fn revoked(&self, jti: &str, sub: &str, iat: u64) -> bool {
-        iat < self.global || self.users.get(sub).is_some_and(|m| iat < *m) || self.jtis.contains_key(jti)
+    fn revoked(&self, jti: &str, sub: &str, issued_us: u64) -> bool {
+        marks::ends(Some(self.global), issued_us)
+            || marks::ends(self.users.get(sub).copied(), issued_us)
+            || self.jtis.contains_key(jti)
     }
 
-    /// Forgets jtis whose tokens have expired anyway.
+    /// Forgets jtis and user marks whose tokens have expired anyway, as Redis forgets them.
     fn prune(&mut self, now: u64) {
         self.jtis.retain(|_, exp| *exp + LEEWAY_SECS + 1 >= now);
+        let life = self.mark_life_secs;
+        self.users.retain(|_, mark| !marks::outlived(*mark, life, now));
     }
 }
 
@@ -189,7 +171,8 @@ impl PushedStrategy {
         store: RedisStore,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AuthError> {
-        let denylist = Arc::new(RwLock::new(Denylist::default()));
+        let mark_life_secs = marks::life_secs(settings.access_ttl);
+        let denylist = Arc::new(RwLock::new(Denylist { mark_life_secs, ..Denylist::default() }));
         let sync = Arc::new(SyncState { last_id: RwLock::new("0".to_owned()), ..SyncState::default() });
         let new_epoch = crate::token::new_opaque_id().map_err(|e| AuthError::Internal(e.to_string()))?;
         // The epoch of the log about to be replayed (made now if the log has none yet).
@@ -219,10 +202,6 @@ impl PushedStrategy {
         })
     }
 
-    fn mark_ttl_secs(&self) -> u64 {
-        self.ttl.as_secs() + LEEWAY_SECS + 1
-    }
-
     /// How long the log keeps an event: as long as the token it concerns can be accepted.
     fn retention_ms(&self) -> u64 {
         retention_ms(self.ttl)
@@ -232,24 +211,22 @@ impl PushedStrategy {
         self.denylist.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
-        let cmd = redis::cmd("EVAL")
-            .arg(RAISE_USER_MARK)
-            .arg(5)
-            .arg(format!("{USER_MARK}{username}"))
-            .arg(GLOBAL_MARK)
-            .arg(HIGHEST_USER_MARK)
-            .arg(STREAM)
-            .arg(EPOCH)
-            .arg(now_secs())
-            .arg(self.mark_ttl_secs())
-            .arg(username)
-            .arg(self.retention_ms())
-            .arg(&self.new_epoch)
-            .to_owned();
-        let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
-        self.local().apply("user", username, mark);
-        Ok(mark)
+    /// Raises `mark` to a time drawn now, publishes it and applies it here before answering;
+    /// returns the new mark.
+    async fn raise(&self, mark: Mark<'_>) -> Result<u64, AuthError> {
+        let log = EventLog {
+            stream: STREAM,
+            epoch_key: EPOCH,
+            new_epoch: &self.new_epoch,
+            retention_ms: self.retention_ms(),
+        };
+        let cmd = MARKS.raise(mark, marks::life_secs(self.ttl), Some(log));
+        let value: u64 = self.store.cmd(&cmd).await?;
+        match mark {
+            Mark::User(username) => self.local().apply("user", username, value),
+            Mark::Global => self.local().apply("all", "", value),
+        }
+        Ok(value)
     }
 
     /// How stale this instance may be, for `/capabilities`.
@@ -288,7 +265,7 @@ fn read_after(sync: &SyncState, block: Option<Duration>) -> redis::Cmd {
 /// How long the log keeps an event for tokens that live `ttl`: their lifetime, the leeway and
 /// a second of rounding.
 pub(crate) fn retention_ms(ttl: Duration) -> u64 {
-    (ttl.as_secs() + LEEWAY_SECS + 1) * 1000
+    marks::life_secs(ttl) * 1000
 }
 
 /// The event that revokes one token (`logout`): its jti until its `exp`, appended to the log,
@@ -452,30 +429,26 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn issue(&self, username: &str, roles: &Arc<[String]>, _device: Option<&str>) -> Result<Issued, AuthError> {
-        let iat = if self.single_device {
-            // Raising the user's mark ends every older token of the user, everywhere.
-            self.raise_user_mark(username).await?
+        let issued = if self.single_device {
+            // Raising the user's mark ends every older token of the user, everywhere; the new
+            // token is issued at the mark, which does not end it.
+            self.raise(Mark::User(username)).await?
         } else {
-            // A new token must not be born revoked: its iat is at least every mark known.
-            let known = {
-                let list = self.denylist.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                list.users.get(username).copied().unwrap_or(0).max(list.global)
-            };
-            let marks: Result<(Option<u64>, Option<u64>), _> =
-                self.store.cmd(redis::cmd("MGET").arg(format!("{USER_MARK}{username}")).arg(GLOBAL_MARK)).await;
-            let (user, global) = marks.unwrap_or((None, None));
-            now_secs().max(known).max(user.unwrap_or(0)).max(global.unwrap_or(0))
+            // Drawn after every mark already raised (so not born revoked) and before every
+            // mark raised later (so ended by it). Without Redis there is no such time: 503.
+            self.store.cmd(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
         };
-        let claims = new_claims(username, roles, self.ttl, iat, self.pad.as_ref())?;
+        let claims = marks::stamped_claims(username, roles, self.ttl, issued, self.pad.as_ref())?;
         let token = self.keys.sign(&claims)?;
         Ok(Issued { access_token: token, expires_in: claims.exp.saturating_sub(now_secs()), refresh_token: None })
     }
 
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.verify(token)?;
+        let issued = marks::issued_us(&claims)?;
         let revoked = {
             let list = self.denylist.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            list.revoked(&claims.jti, &claims.sub, claims.iat)
+            list.revoked(&claims.jti, &claims.sub, issued)
         };
         if revoked {
             return Err(TokenRejection::Revoked.into());
@@ -491,7 +464,7 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn revoke_user(&self, username: &str, _kind: UserRevocation) -> Result<(), AuthError> {
-        self.raise_user_mark(username).await.map(|_| ())
+        self.raise(Mark::User(username)).await.map(|_| ())
     }
 
     async fn roles_changed(&self, username: &str, _roles: &Arc<[String]>) -> Result<(), AuthError> {
@@ -500,21 +473,7 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn revoke_all(&self) -> Result<(), AuthError> {
-        let cmd = redis::cmd("EVAL")
-            .arg(RAISE_GLOBAL_MARK)
-            .arg(4)
-            .arg(GLOBAL_MARK)
-            .arg(HIGHEST_USER_MARK)
-            .arg(STREAM)
-            .arg(EPOCH)
-            .arg(now_secs())
-            .arg(self.mark_ttl_secs())
-            .arg(self.retention_ms())
-            .arg(&self.new_epoch)
-            .to_owned();
-        let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
-        self.local().apply("all", "", mark);
-        Ok(())
+        self.raise(Mark::Global).await.map(|_| ())
     }
 
     async fn health(&self) -> Result<(), AuthError> {
@@ -528,18 +487,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_only_rise_and_revoke_older_tokens() {
-        let mut d = Denylist::default();
-        d.apply("user", "u1", 100);
-        d.apply("user", "u1", 90);
-        assert!(d.revoked("j", "u1", 99));
-        assert!(!d.revoked("j", "u1", 100));
-        assert!(!d.revoked("j", "u2", 50));
-        d.apply("all", "", 200);
-        assert!(d.revoked("j", "u2", 199));
-        d.apply("jti", "abc", 500);
-        assert!(d.revoked("abc", "u3", 300));
-        d.prune(500 + LEEWAY_SECS + 2);
-        assert!(!d.jtis.contains_key("abc"));
+    fn marks_only_rise_end_older_tokens_and_are_forgotten_after_them() {
+        let mut d = Denylist { mark_life_secs: 63, ..Denylist::default() };
+        let second = 1_700_000_000;
+        let mark = second * 1_000_000 + 500;
+        d.apply("user", "u1", mark);
+        d.apply("user", "u1", mark - 10);
+        assert!(d.revoked("j", "u1", mark - 1));
+        assert!(!d.revoked("j", "u1", mark), "issued at the mark: after the revoke");
+        assert!(!d.revoked("j", "u2", mark - 1));
+        d.apply("all", "", mark + 100);
+        assert!(d.revoked("j", "u2", mark + 99));
+        d.apply("jti", "abc", second + 60);
+        assert!(d.revoked("abc", "u3", mark + 200));
+        // Both stand until the tokens they end have expired (exp 60 s after the mark's second
+        // at most, plus the leeway), and go after that, as their keys in Redis do.
+        d.prune(second + 63);
+        assert!(d.users.contains_key("u1") && d.jtis.contains_key("abc"));
+        d.prune(second + 64);
+        assert!(!d.users.contains_key("u1") && !d.jtis.contains_key("abc"));
     }
 }

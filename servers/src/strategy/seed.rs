@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::index::TokenIndex;
-use super::{hybrid, pushed, refresh, session, versioned};
+use super::{hybrid, marks, pushed, refresh, session, versioned};
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::token::{new_jti, new_opaque_id};
 
@@ -144,14 +144,30 @@ pub async fn revoked_jtis(
         Ok(())
     })
     .await?;
-    fresh_tokens(keys, users, ttl, sample)
+    // No mark is seeded, so any time of the revocation clock will do.
+    let issued = redis_time_us(conn).await?;
+    fresh_tokens(keys, users, ttl, issued, sample)
 }
 
-/// `sample` tokens of fresh jtis (revoked by nothing), for users `user0..` in turn.
-fn fresh_tokens(keys: &JwtKeys, users: u32, ttl: Duration, sample: usize) -> redis::RedisResult<Vec<String>> {
+/// Redis's `TIME` in microseconds: the clock of the hybrid denylist's and `pushed`'s token
+/// issue times ([`marks`]) and of `versioned`'s versions.
+async fn redis_time_us(conn: &mut impl ConnectionLike) -> redis::RedisResult<u64> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1_000_000 + micros)
+}
+
+/// `sample` tokens of fresh jtis (revoked by nothing), for users `user0..` in turn, issued at
+/// `issued_us` on the revocation clock.
+fn fresh_tokens(
+    keys: &JwtKeys,
+    users: u32,
+    ttl: Duration,
+    issued_us: u64,
+    sample: usize,
+) -> redis::RedisResult<Vec<String>> {
     (0..sample)
         .map(|i| {
-            let claims = AccessClaims::new(&user_of(i, users), &roles(), ttl, now_secs()).map_err(err)?;
+            let claims = marks::stamped_claims(&user_of(i, users), &roles(), ttl, issued_us, None).map_err(err)?;
             keys.sign(&claims).map_err(err)
         })
         .collect()
@@ -198,9 +214,11 @@ pub async fn user_versions(
     age: Duration,
     sample: usize,
 ) -> redis::RedisResult<Vec<String>> {
-    // What a few revocations leave behind: small, unequal counters.
-    let version = |i: usize| 1 + (i % 4) as u64;
-    let global = 1;
+    // What a few revocations leave behind: the times of the last ones, on Redis's clock, a
+    // few seconds before the tokens were issued; the global version from an hour before.
+    let issued_us = redis_time_us(conn).await?.saturating_sub(age.as_micros() as u64);
+    let version = |i: usize| issued_us.saturating_sub((1 + (i % 4) as u64) * 1_000_000);
+    let global = issued_us.saturating_sub(3_600_000_000);
     redis::cmd("SET").arg(versioned::GLOBAL_VERSION).arg(global).query_async::<()>(conn).await?;
     let iat = now_secs().saturating_sub(age.as_secs());
     let mut tokens = Vec::new();
@@ -241,9 +259,10 @@ pub async fn jti_events(
     let mut tokens = JtiEventTokens::default();
     let epoch = new_opaque_id().map_err(err)?;
     let retention = pushed::retention_ms(ttl);
+    let issued = redis_time_us(conn).await?;
     write_batched(conn, count, |i, pipe| {
         let user = user_of(i, users);
-        let claims = AccessClaims::new(&user, &roles(), ttl, now_secs()).map_err(err)?;
+        let claims = marks::stamped_claims(&user, &roles(), ttl, issued, None).map_err(err)?;
         pipe.add_command(pushed::jti_event(&claims.jti, claims.exp, retention, &epoch)).ignore();
         if sampled(i, count, sample) {
             tokens.revoked.push(keys.sign(&claims).map_err(err)?);
@@ -251,6 +270,6 @@ pub async fn jti_events(
         Ok(())
     })
     .await?;
-    tokens.valid = fresh_tokens(keys, users, ttl, sample)?;
+    tokens.valid = fresh_tokens(keys, users, ttl, issued, sample)?;
     Ok(tokens)
 }

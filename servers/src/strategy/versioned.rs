@@ -1,11 +1,21 @@
 //! `versioned`: a signed JWT that carries the user's token version (`ver`) and the global one
-//! (`gver`) from when it was issued. Password change, logout-all, ban and role change increment
-//! the user's version in Redis; revoke-all increments the global one. A token younger than the
+//! (`gver`) from when it was issued. Password change, logout-all, ban and role change raise
+//! the user's version in Redis; revoke-all raises the global one. A token younger than the
 //! grace window (30 s by default) is trusted on its signature alone, with no Redis command;
 //! an older one costs one `MGET` of the two versions, and when it passes, the answer carries a
 //! fresh token (`X-Refreshed-Token`) so that a busy client stays inside the window. A revoked
 //! token therefore keeps working until its `iat` is `grace` old: the window, and the Redis
 //! commands per request, both depend on the grace.
+//!
+//! A version is not a counter but the time of the last revocation, in microseconds of Redis's
+//! own clock (`TIME`), raised by a script to at least one above its old value. A counter starts
+//! again from zero when Redis loses data, and a token carrying `ver=3` would then survive the
+//! next three bans; a time is past every version handed out before, so the next ban ends every
+//! older token whatever Redis forgot. The global version is created (at the time then) by the
+//! first login and never expires, so its absence means Redis lost its data: every token is then
+//! refused, including tokens it had revoked, and live users log in again; the next login
+//! creates a global version above every token issued before. A ban Redis loses itself (an AOF
+//! `everysec` crash just after it) is lost with it; the ban after it still ends everything.
 //!
 //! One token cannot be revoked alone (there is no per-token state): logout answers 501. Version
 //! keys never expire: a version that lapsed could let an old token pass again.
@@ -23,6 +33,27 @@ use crate::token::TokenRejection;
 /// Key prefix of a user's token version, and the key of the global one.
 pub(crate) const USER_VERSION: &str = "ab:v:";
 pub(crate) const GLOBAL_VERSION: &str = "ab:v-all";
+
+/// Raises a version (KEYS[1]) to the time now on Redis's clock, in microseconds, and to at
+/// least one above what it was; returns it. Written with `%d`: Lua would print a double in
+/// exponent form.
+const RAISE: &str = r"
+local now = redis.call('TIME')
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+local v = math.max(tonumber(now[1]) * 1000000 + tonumber(now[2]), old + 1)
+redis.call('SET', KEYS[1], string.format('%d', v))
+return v
+";
+
+/// Creates the global version (KEYS[1]) at the time now if it is missing; returns it.
+const ENSURE_GLOBAL: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then return tonumber(v) end
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000000 + tonumber(now[2])
+redis.call('SET', KEYS[1], string.format('%d', t))
+return t
+";
 
 /// The key of a user's token version.
 pub(crate) fn user_version_key(username: &str) -> String {
@@ -81,15 +112,27 @@ impl VersionedStrategy {
         }
     }
 
-    /// The user's and the global version now (0 when never incremented).
-    async fn versions(&self, username: &str) -> Result<(u64, u64), AuthError> {
+    /// The user's version now (0 when never raised) and the global one, `None` when Redis has
+    /// lost it.
+    async fn versions(&self, username: &str) -> Result<(u64, Option<u64>), AuthError> {
         let cmd = redis::cmd("MGET").arg(user_version_key(username)).arg(GLOBAL_VERSION).to_owned();
         let (user, global): (Option<u64>, Option<u64>) = self.store.cmd(&cmd).await?;
-        Ok((user.unwrap_or(0), global.unwrap_or(0)))
+        Ok((user.unwrap_or(0), global))
     }
 
+    /// The versions a new token carries; creates the global version when it is missing.
+    async fn versions_to_issue(&self, username: &str) -> Result<(u64, u64), AuthError> {
+        let (user, global) = self.versions(username).await?;
+        let global = match global {
+            Some(global) => global,
+            None => self.store.cmd(redis::cmd("EVAL").arg(ENSURE_GLOBAL).arg(1).arg(GLOBAL_VERSION)).await?,
+        };
+        Ok((user, global))
+    }
+
+    /// Raises the version at `key`: every token carrying an older one is revoked.
     async fn bump(&self, key: &str) -> Result<u64, AuthError> {
-        Ok(self.store.cmd(redis::cmd("INCR").arg(key)).await?)
+        Ok(self.store.cmd(redis::cmd("EVAL").arg(RAISE).arg(1).arg(key)).await?)
     }
 
     fn sign(&self, username: &str, roles: &[String], ver: u64, gver: u64) -> Result<String, AuthError> {
@@ -118,10 +161,10 @@ impl AuthStrategy for VersionedStrategy {
         let (ver, gver) = if self.single_device {
             // A login ends the older devices' tokens (once they leave the grace window).
             let ver = self.bump(&user_version_key(username)).await?;
-            let (_, gver) = self.versions(username).await?;
+            let (_, gver) = self.versions_to_issue(username).await?;
             (ver, gver)
         } else {
-            self.versions(username).await?
+            self.versions_to_issue(username).await?
         };
         Ok(Issued {
             access_token: self.sign(username, roles, ver, gver)?,
@@ -139,6 +182,9 @@ impl AuthStrategy for VersionedStrategy {
             return Ok(super::jwt::principal_of(claims));
         }
         let (user, global) = self.versions(&claims.sub).await?;
+        // No global version: Redis lost its data, and with it the revocations this token may
+        // be subject to.
+        let Some(global) = global else { return Err(TokenRejection::Revoked.into()) };
         if ver < user || gver < global {
             return Err(TokenRejection::Revoked.into());
         }

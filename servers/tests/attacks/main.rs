@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod forgotten_versions;
 mod jwt_rotation;
+mod pumped_marks;
 mod push_log;
 mod refresh_retry;
