@@ -148,6 +148,22 @@ pub struct ServerOptions {
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub revocation_delay: Option<Duration>,
+    /// Open connections at once; further clients wait in the kernel's accept queue.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a whole request body once its head has arrived; a body that
+    /// does not arrive in time gets 408 and the connection is closed. Default 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; default: the number of cores.
+    #[arg(long)]
+    pub argon2_concurrency: Option<usize>,
+    /// How long a login or password change waits for a hashing slot before it gets 503 with
+    /// Retry-After, e.g. 1s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub argon2_wait: Option<Duration>,
 }
 
 /// A configuration problem, reported as one line with exit code 2.
@@ -190,6 +206,14 @@ pub struct ServerConfig {
     pub refresh_ttl: Duration,
     /// `versioned`: age below which a token is trusted without asking Redis.
     pub grace: Duration,
+    /// Open connections at once (each holds a permit until it closes).
+    pub max_connections: usize,
+    /// Deadline for a whole request body, counted from the end of its head.
+    pub body_read_timeout: Duration,
+    /// Password hashes computed at once: each holds 19 MiB of argon2 memory while it runs.
+    pub argon2_concurrency: usize,
+    /// How long a request waits for a hashing slot before it is turned away with 503.
+    pub argon2_wait: Duration,
 }
 
 /// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
@@ -223,6 +247,11 @@ impl ServerConfig {
             revocation_delay: None,
             refresh_ttl: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(30),
+            max_connections: 4096,
+            body_read_timeout: Duration::from_secs(10),
+            // One hash per core: more would only queue on the CPU while holding more memory.
+            argon2_concurrency: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            argon2_wait: Duration::from_secs(1),
         }
     }
 
@@ -252,6 +281,18 @@ impl ServerConfig {
         }
         if self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600) {
             return invalid("--refresh-ttl must be at least --access-ttl and at most 90days");
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return invalid("--max-connections must be between 1 and 1000000");
+        }
+        if self.body_read_timeout < Duration::from_millis(1) || self.body_read_timeout > Duration::from_secs(300) {
+            return invalid("--body-read-timeout must be between 1ms and 300s");
+        }
+        if self.argon2_concurrency == 0 || self.argon2_concurrency > 1024 {
+            return invalid("--argon2-concurrency must be between 1 and 1024");
+        }
+        if self.argon2_wait > Duration::from_secs(60) {
+            return invalid("--argon2-wait must be at most 60s");
         }
         if self.grace > MAX_ACCESS_TTL {
             return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
@@ -354,6 +395,10 @@ impl ServerOptions {
             revocation_delay: self.revocation_delay.or(file.revocation_delay),
             refresh_ttl: self.refresh_ttl.or(file.refresh_ttl).unwrap_or(d.refresh_ttl),
             grace: self.grace.or(file.grace).unwrap_or(d.grace),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            body_read_timeout: self.body_read_timeout.or(file.body_read_timeout).unwrap_or(d.body_read_timeout),
+            argon2_concurrency: self.argon2_concurrency.or(file.argon2_concurrency).unwrap_or(d.argon2_concurrency),
+            argon2_wait: self.argon2_wait.or(file.argon2_wait).unwrap_or(d.argon2_wait),
         };
         config.validate()?;
         Ok(config)

@@ -48,6 +48,8 @@ pub struct Server {
     capabilities: Capabilities,
     jwt_keys: Option<Arc<JwtKeys>>,
     metrics: Arc<Metrics>,
+    /// Open connections at once.
+    max_connections: usize,
 }
 
 impl Server {
@@ -128,7 +130,7 @@ impl Server {
             }
             (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
         };
-        Ok(Self { router, capabilities, jwt_keys, metrics })
+        Ok(Self { router, capabilities, jwt_keys, metrics, max_connections: config.max_connections })
     }
 
     /// The app, for in-process use (`tower::ServiceExt::oneshot`).
@@ -153,7 +155,7 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        serve::serve(listener, self.router, shutdown).await
+        serve::serve(listener, self.router, self.max_connections, shutdown).await
     }
 }
 
