@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::jwt::JwtAlg;
 use crate::store::{RedisClientKind, RedisTarget};
 use crate::strategy::{FailMode, JtiMode};
+use crate::users::HashingLimit;
 
 /// Which auth design the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
@@ -249,9 +250,8 @@ impl ServerConfig {
             grace: Duration::from_secs(30),
             max_connections: 4096,
             body_read_timeout: Duration::from_secs(10),
-            // One hash per core: more would only queue on the CPU while holding more memory.
-            argon2_concurrency: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            argon2_wait: Duration::from_secs(1),
+            argon2_concurrency: HashingLimit::default().concurrency,
+            argon2_wait: HashingLimit::default().wait,
         }
     }
 

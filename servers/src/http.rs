@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, AuthError, code_for_status};
 use crate::metrics::Metrics;
 use crate::strategy::{AuthStrategy, Issued, Principal, UserRevocation};
-use crate::users::{MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
+use crate::users::{HashError, MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
 
 /// Largest request body accepted; every protocol body is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -274,7 +274,7 @@ async fn login<S: AuthStrategy>(
     if !state.issues {
         return Err(AuthError::Unsupported.into());
     }
-    let user = state.users.verify(&body.username, &body.password).await.ok_or(ApiError::InvalidCredentials)?;
+    let user = state.users.verify(&body.username, &body.password).await?.ok_or(ApiError::InvalidCredentials)?;
     let minting = Instant::now();
     let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
     let mint = minting.elapsed();
@@ -341,14 +341,22 @@ async fn password<S: AuthStrategy>(
     if body.new_password.is_empty() || body.new_password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::BadRequest(format!("new_password must be 1 to {MAX_PASSWORD_BYTES} bytes")));
     }
-    state.users.verify(&principal.sub, &body.current_password).await.ok_or(ApiError::WrongPassword)?;
+    state.users.verify(&principal.sub, &body.current_password).await?.ok_or(ApiError::WrongPassword)?;
+    // Both hashes come before any change: a change turned away for want of a hashing slot
+    // (503) leaves the password and the tokens as they were.
+    let hash = state.users.hash_new_password(&body.new_password).await.map_err(|e| match e {
+        HashError::Busy(busy) => ApiError::Overloaded(busy),
+        HashError::Failed(message) => AuthError::Internal(message).into(),
+    })?;
     // Revoke first: if the store is down the password stays as it was and the client sees 503.
     let sub = principal.sub.clone();
     unsupported_is_ok(
         revoke(&state, move |st| async move { st.strategy.revoke_user(&sub, UserRevocation::PasswordChange).await })
             .await,
     )?;
-    state.users.set_password(&principal.sub, &body.new_password).await.map_err(AuthError::Internal)?;
+    if !state.users.install_password(&principal.sub, hash) {
+        return Err(ApiError::UnknownUser);
+    }
     Ok(no_content())
 }
 

@@ -39,7 +39,7 @@ use strategy::{
     PushedSettings, PushedStrategy, RefreshSettings, RefreshStrategy, SessionSettings, SessionStrategy,
     VersionedSettings, VersionedStrategy,
 };
-use users::UserDirectory;
+use users::{HashingLimit, UserDirectory};
 
 /// A server ready to serve: the router of its strategy, and handles tests need.
 #[derive(Debug)]
@@ -59,9 +59,10 @@ impl Server {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
         let (count, password) = (config.users, config.user_password.clone());
-        let users = tokio::task::spawn_blocking(move || UserDirectory::seed(count, &password))
+        let limit = HashingLimit { concurrency: config.argon2_concurrency, wait: config.argon2_wait };
+        let users = tokio::task::spawn_blocking(move || UserDirectory::seed_with_limit(count, &password, limit))
             .await?
-            .map_err(|e| anyhow::anyhow!("cannot hash the seeded password: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot seed the users: {e}"))?;
         let users = Arc::new(users);
         let jwt_keys = match config.strategy {
             s if s.uses_jwt() => {

@@ -74,6 +74,7 @@ fn overloaded_or(status: StatusCode, retry_after: Option<&str>, body: &str, ok: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_cannot_exhaust_memory() {
     const LOGINS: usize = 128;
+    const SEQUENTIAL: usize = 32;
     let server = tokio::task::spawn_blocking(|| {
         ServerChild::start(&[
             "--strategy",
@@ -116,13 +117,19 @@ async fn a_login_flood_cannot_exhaust_memory() {
         }
     }
     let elapsed = started.elapsed();
+    // Then a steady trickle: memory must not grow with the number of hashes either.
+    for i in 0..SEQUENTIAL {
+        let body = json!({"username": format!("user{}", i % 3), "password": "wrong password"});
+        let response = client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
     let peak = server.peak_rss();
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as u64;
-    // Each hash in flight holds 19 MiB; one per core, plus the allocator's slack.
+    // One 19 MiB argon2 workspace per hashing thread (one thread per core), plus slack.
     let bound = at_start + cores * 24 * MIB + 64 * MIB;
     eprintln!(
         "{LOGINS} concurrent wrong-password logins in {elapsed:.2?}: {refused} x 401, {overloaded} x 503; \
-         peak RSS {} MiB (at start {} MiB, bound {} MiB)",
+         then {SEQUENTIAL} one at a time; peak RSS {} MiB (at start {} MiB, bound {} MiB)",
         peak / MIB,
         at_start / MIB,
         bound / MIB
@@ -130,7 +137,8 @@ async fn a_login_flood_cannot_exhaust_memory() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
         peak <= bound,
-        "{LOGINS} concurrent wrong-password logins took the server to {} MiB peak RSS (at start {} MiB); \
+        "{LOGINS} concurrent wrong-password logins and {SEQUENTIAL} more took the server to {} MiB peak RSS \
+         (at start {} MiB); \
          hashing must hold at most {cores} x 19 MiB at once (bound {} MiB)",
         peak / MIB,
         at_start / MIB,
