@@ -1,13 +1,15 @@
 //! The protocol (version 1): routes, handlers, the authentication extractor and the middleware
-//! that counts every request and turns every non-JSON rejection into a JSON one.
+//! that counts every request and turns every non-JSON rejection into a JSON one, and the one
+//! that reads every request body within the body read timeout.
 //!
 //! Handlers are generic over the strategy and monomorphised once per strategy at start, so a
 //! request pays no dynamic dispatch and every strategy runs exactly the same plumbing.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::body::{Body, HttpBody};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
@@ -28,6 +30,8 @@ use crate::users::{HashError, MAX_PASSWORD_BYTES, UserDirectory, validate_roles}
 
 /// Largest request body accepted; every protocol body is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Time a client has to send a whole request body after its head, unless configured.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared state of one server: the strategy, the users, the admin key digest, the counters.
 #[derive(Debug)]
@@ -38,9 +42,12 @@ pub struct AppState<S> {
     /// SHA-256 of the admin key: comparing digests in constant time hides the key's length too.
     admin_key_digest: [u8; 32],
     /// Test instrument: acknowledge revocations at once, apply them this much later.
-    pub revocation_delay: Option<std::time::Duration>,
+    pub revocation_delay: Option<Duration>,
     /// False on a verify-only instance (public key alone): /login and /refresh answer 501.
     pub issues: bool,
+    /// Deadline for a whole request body, from the end of its head: hyper bounds only the head,
+    /// and a body that never comes would otherwise hold its connection (and permit) forever.
+    pub body_read_timeout: Duration,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -59,6 +66,7 @@ impl<S: AuthStrategy> AppState<S> {
             admin_key_digest: sha256(admin_key.as_bytes()),
             revocation_delay: None,
             issues: true,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 
@@ -107,6 +115,7 @@ pub fn router<S: AuthStrategy>(state: Arc<AppState<S>>) -> Router {
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), read_body::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -154,6 +163,35 @@ async fn observe<S: AuthStrategy>(
     }
     state.metrics.request(route, status.as_u16());
     response
+}
+
+/// Reads the whole request body within the body read timeout before any handler runs; a
+/// body that does not arrive in time gets 408 and the connection is closed, which frees its
+/// connection permit. Buffering costs nothing extra: every protocol body is read whole anyway,
+/// and bodies are capped at [`MAX_BODY_BYTES`]. Requests without a body pass straight through.
+async fn read_body<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    match tokio::time::timeout(state.body_read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::Http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").into_response()
+            } else {
+                // The client broke off or sent a malformed chunked body.
+                ApiError::BadRequest("the request body could not be read".to_owned()).into_response()
+            }
+        }
+        Err(_) => {
+            let mut response = ApiError::Http(StatusCode::REQUEST_TIMEOUT, "request_timeout").into_response();
+            // The unread rest of the body makes the connection unusable: say so, and hyper closes it.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 async fn not_found() -> ApiError {

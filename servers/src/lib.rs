@@ -104,6 +104,7 @@ impl Server {
             key: config.admin_key.clone(),
             revocation_delay: config.revocation_delay,
             issues: jwt_keys.as_ref().is_none_or(|k| k.can_sign()),
+            body_read_timeout: config.body_read_timeout,
         };
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
             (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
@@ -218,12 +219,14 @@ impl ServerConfig {
     }
 }
 
-/// Settings of the admin side: the key, and the test instrument's revocation delay.
+/// Settings of the app state beside the strategy: the admin key, the test instrument's
+/// revocation delay, whether this instance issues tokens, and the body read timeout.
 struct Admin {
     key: String,
     revocation_delay: Option<std::time::Duration>,
     /// False on a verify-only instance: it holds a public key and cannot issue tokens.
     issues: bool,
+    body_read_timeout: std::time::Duration,
 }
 
 fn assemble<S: AuthStrategy>(
@@ -236,6 +239,7 @@ fn assemble<S: AuthStrategy>(
     let mut state = AppState::new(strategy, users, metrics.clone(), &admin.key);
     state.revocation_delay = admin.revocation_delay;
     state.issues = admin.issues;
+    state.body_read_timeout = admin.body_read_timeout;
     let state = Arc::new(state);
     (http::router(state), capabilities)
 }
