@@ -176,15 +176,7 @@ async fn read_body<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>, reque
     }
     match tokio::time::timeout(state.body_read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::Http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").into_response()
-            } else {
-                // The client broke off or sent a malformed chunked body.
-                ApiError::BadRequest("the request body could not be read".to_owned()).into_response()
-            }
-        }
+        Ok(Err(e)) => body_error(&e).into_response(),
         Err(_) => {
             let mut response = ApiError::Http(StatusCode::REQUEST_TIMEOUT, "request_timeout").into_response();
             // The unread rest of the body makes the connection unusable: say so, and hyper closes it.
@@ -221,8 +213,9 @@ impl<S: AuthStrategy> FromRequestParts<Arc<AppState<S>>> for Authenticated {
     }
 }
 
-/// A JSON body whose rejections follow the protocol: 400 for anything malformed (syntax or
-/// shape), 413 when too large, 415 without `Content-Type: application/json`.
+/// A JSON object body whose rejections follow the protocol: 400 for anything malformed
+/// (syntax or shape, or a body that is not an object), 413 when too large, 415 without
+/// `Content-Type: application/json`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -230,10 +223,27 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &St) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
+        let (parts, body) = request.into_parts();
+        // Already in memory: `read_body` read it.
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| body_error(&e))?;
+        // serde reads a struct from a JSON array too (its sequence form: `["user1","pw"]` is a
+        // login), so the object is checked here, for every body of the protocol.
+        let is_object = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
+        match Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await {
+            Ok(_) if !is_object => Err(ApiError::BadRequest("the body must be a JSON object".to_owned())),
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(&rejection)),
         }
+    }
+}
+
+/// The answer to a body that could not be read: 413 past [`MAX_BODY_BYTES`], else 400 (the
+/// client broke off, or sent a malformed chunked body).
+fn body_error(e: &axum::Error) -> ApiError {
+    if std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+        ApiError::Http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    } else {
+        ApiError::BadRequest("the request body could not be read".to_owned())
     }
 }
 
