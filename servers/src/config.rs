@@ -86,7 +86,8 @@ pub struct ServerOptions {
     /// redis://127.0.0.1:7301,redis://127.0.0.1:7302 (scripts/redis-cluster.sh prints them).
     #[arg(long)]
     pub redis_cluster: Option<String>,
-    /// Key for the /admin endpoints, sent as X-Admin-Key.
+    /// Key for the /admin endpoints, sent as X-Admin-Key. Without it the public default
+    /// "authbench-admin" is used, on loopback only and with a warning.
     #[arg(long)]
     pub admin_key: Option<String>,
     /// Number of seeded users user0..user{N-1}.
@@ -217,6 +218,10 @@ pub struct ServerConfig {
     pub argon2_wait: Duration,
 }
 
+/// The admin key when none is given. It is in the source and the README, so anyone who can
+/// reach the server could use it: it is accepted on loopback only, with a warning.
+pub const DEFAULT_ADMIN_KEY: &str = "authbench-admin";
+
 /// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
 const MAX_CLAIMS_PADDING: usize = 8192;
 
@@ -230,7 +235,7 @@ impl ServerConfig {
             strategy,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis: RedisTarget::Single("redis://127.0.0.1:6379".to_owned()),
-            admin_key: "authbench-admin".to_owned(),
+            admin_key: DEFAULT_ADMIN_KEY.to_owned(),
             users: 1000,
             user_password: "authbench-password".to_owned(),
             jwt_alg: JwtAlg::HS256,
@@ -255,7 +260,13 @@ impl ServerConfig {
         }
     }
 
-    /// Rejects combinations that would make the server say something untrue about itself.
+    /// Whether the admin endpoints accept the public default key.
+    pub fn uses_default_admin_key(&self) -> bool {
+        self.admin_key == DEFAULT_ADMIN_KEY
+    }
+
+    /// Rejects combinations that would make the server say something untrue about itself,
+    /// and a public admin key on an address other hosts can reach.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.users == 0 {
@@ -266,6 +277,12 @@ impl ServerConfig {
         }
         if self.admin_key.len() < 8 {
             return invalid("--admin-key must be at least 8 bytes");
+        }
+        if self.uses_default_admin_key() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "the default admin key \"{DEFAULT_ADMIN_KEY}\" is public: give --admin-key to listen on {} (beyond loopback)",
+                self.listen
+            )));
         }
         if self.access_ttl < Duration::from_secs(1) || self.access_ttl > MAX_ACCESS_TTL {
             return invalid("--access-ttl must be between 1s and 7days");
@@ -279,7 +296,10 @@ impl ServerConfig {
         if self.redis_pool_size == 0 || self.redis_pool_size > 1024 {
             return invalid("--redis-pool-size must be between 1 and 1024");
         }
-        if self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600) {
+        // Only `refresh` issues refresh tokens; the others never read --refresh-ttl.
+        if self.strategy == StrategyName::Refresh
+            && (self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600))
+        {
             return invalid("--refresh-ttl must be at least --access-ttl and at most 90days");
         }
         if self.max_connections == 0 || self.max_connections > 1_000_000 {
