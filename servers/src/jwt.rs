@@ -9,7 +9,6 @@
 //! - Keys are generated at start from the system CSPRNG (aws-lc-rs); revoke-all rotates them.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -107,8 +106,9 @@ pub struct JwtKeys {
     alg: Algorithm,
     current: ArcSwap<KeyPairSet>,
     validation: Validation,
-    /// Touched only when a signature fails, never on the accepting path.
-    retired: Mutex<HashSet<String>>,
+    /// Read when a signature fails, never on the accepting path. Lock-free: every forged token
+    /// reaches this read, and with a lock a flood of them would queue behind one another.
+    retired: ArcSwap<HashSet<String>>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -152,7 +152,7 @@ impl JwtKeys {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
-            retired: Mutex::new(HashSet::new()),
+            retired: ArcSwap::from_pointee(HashSet::new()),
         })
     }
 
@@ -187,7 +187,7 @@ impl JwtKeys {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
-            retired: Mutex::new(HashSet::new()),
+            retired: ArcSwap::from_pointee(HashSet::new()),
         })
     }
 
@@ -244,17 +244,19 @@ impl JwtKeys {
         }
         let fresh = generate_key(self.alg).map_err(SignError::Failed)?;
         let old = self.current.swap(std::sync::Arc::new(fresh));
-        self.retired
-            .lock()
-            .map_err(|_| SignError::Failed("key ring lock poisoned".to_owned()))?
-            .insert(old.kid.clone());
+        // Copy on write: rotations are rare (one per revoke-all), reads are every failed signature.
+        self.retired.rcu(|retired| {
+            let mut retired = HashSet::clone(retired);
+            retired.insert(old.kid.clone());
+            retired
+        });
         Ok(())
     }
 
     fn signed_by_retired_key(&self, token: &str) -> bool {
         let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
         let Some(kid) = header.kid else { return false };
-        self.retired.lock().map(|r| r.contains(&kid)).unwrap_or(false)
+        self.retired.load().contains(&kid)
     }
 }
 
