@@ -15,10 +15,11 @@
 //! When Redis fails, `fail_mode` decides: closed answers 503, open accepts the signature-valid
 //! token (and counts it, because a revoked token may be among them).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use clap::ValueEnum;
+use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::index::TokenIndex;
@@ -109,6 +110,7 @@ redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
 if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
 return n
 ";
+static RAISE_USER_MARK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_USER_MARK));
 
 /// Raises the global mark to `max(global, highest user mark, now) + 1`, so that it also ends
 /// tokens whose `iat` a user mark pushed ahead of the clock. KEYS: global mark, highest user
@@ -119,6 +121,7 @@ local n = math.max(num(KEYS[1]), num(KEYS[2]), tonumber(ARGV[1])) + 1
 redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
 return n
 ";
+static RAISE_GLOBAL_MARK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_GLOBAL_MARK));
 
 #[derive(Debug)]
 pub struct HybridStrategy {
@@ -157,15 +160,18 @@ impl HybridStrategy {
     }
 
     /// Runs a mark-raising script and returns the new mark.
-    async fn raise(&self, script: &str, keys: &[&str]) -> Result<u64, AuthError> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(script).arg(keys.len()).arg(keys).arg(now_secs()).arg(self.mark_ttl_secs());
-        Ok(self.store.cmd(&cmd).await?)
+    async fn raise(&self, script: &Script, keys: &[&str]) -> Result<u64, AuthError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        invocation.arg(now_secs()).arg(self.mark_ttl_secs());
+        Ok(self.store.script(&invocation).await?)
     }
 
     /// Ends every token of `username` issued so far; returns the new mark.
     async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
-        self.raise(RAISE_USER_MARK, &[&format!("{USER_MARK}{username}"), GLOBAL_MARK, HIGHEST_USER_MARK]).await
+        self.raise(&RAISE_USER_MARK_SCRIPT, &[&format!("{USER_MARK}{username}"), GLOBAL_MARK, HIGHEST_USER_MARK]).await
     }
 
     /// Checks the jti table for a token whose signature and claims are already valid.
@@ -280,7 +286,7 @@ impl AuthStrategy for HybridStrategy {
         match self.mode {
             JtiMode::Allowlist => Ok(self.index.clear_all(&self.store).await?),
             JtiMode::Denylist => {
-                self.raise(RAISE_GLOBAL_MARK, &[GLOBAL_MARK, HIGHEST_USER_MARK]).await?;
+                self.raise(&RAISE_GLOBAL_MARK_SCRIPT, &[GLOBAL_MARK, HIGHEST_USER_MARK]).await?;
                 Ok(())
             }
         }

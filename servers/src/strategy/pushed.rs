@@ -14,8 +14,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
+
+use redis::Script;
 
 use super::jwt::{new_claims, padding, principal_of};
 use super::{AuthStrategy, Capabilities, Issued, Principal, PushReport, RevocationSupport, UserRevocation};
@@ -47,6 +49,7 @@ if n > num(KEYS[3]) then redis.call('SET', KEYS[3], n, 'EX', ARGV[2]) end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'k', 'user', 'v', ARGV[3], 'n', n)
 return {n, id}
 ";
+static RAISE_USER_MARK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_USER_MARK));
 
 /// Raises the global mark above every user mark and the clock, appends the event.
 /// KEYS: global mark, highest user mark, stream; ARGV: now, ttl, maxlen.
@@ -57,6 +60,7 @@ redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'k', 'all', 'v', '', 'n', n)
 return {n, id}
 ";
+static RAISE_GLOBAL_MARK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_GLOBAL_MARK));
 
 /// What this instance knows has been revoked.
 #[derive(Debug, Default)]
@@ -171,19 +175,17 @@ impl PushedStrategy {
     }
 
     async fn raise_user_mark(&self, username: &str) -> Result<u64, AuthError> {
-        let cmd = redis::cmd("EVAL")
-            .arg(RAISE_USER_MARK)
-            .arg(4)
-            .arg(format!("{USER_MARK}{username}"))
-            .arg(GLOBAL_MARK)
-            .arg(HIGHEST_USER_MARK)
-            .arg(STREAM)
+        let mut script = RAISE_USER_MARK_SCRIPT.prepare_invoke();
+        script
+            .key(format!("{USER_MARK}{username}"))
+            .key(GLOBAL_MARK)
+            .key(HIGHEST_USER_MARK)
+            .key(STREAM)
             .arg(now_secs())
             .arg(self.mark_ttl_secs())
             .arg(username)
-            .arg(STREAM_MAX)
-            .to_owned();
-        let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
+            .arg(STREAM_MAX);
+        let (mark, _id): (u64, String) = self.store.script(&script).await?;
         self.local().apply("user", username, mark);
         Ok(mark)
     }
@@ -357,17 +359,15 @@ impl AuthStrategy for PushedStrategy {
     }
 
     async fn revoke_all(&self) -> Result<(), AuthError> {
-        let cmd = redis::cmd("EVAL")
-            .arg(RAISE_GLOBAL_MARK)
-            .arg(3)
-            .arg(GLOBAL_MARK)
-            .arg(HIGHEST_USER_MARK)
-            .arg(STREAM)
+        let mut script = RAISE_GLOBAL_MARK_SCRIPT.prepare_invoke();
+        script
+            .key(GLOBAL_MARK)
+            .key(HIGHEST_USER_MARK)
+            .key(STREAM)
             .arg(now_secs())
             .arg(self.mark_ttl_secs())
-            .arg(STREAM_MAX)
-            .to_owned();
-        let (mark, _id): (u64, String) = self.store.cmd(&cmd).await?;
+            .arg(STREAM_MAX);
+        let (mark, _id): (u64, String) = self.store.script(&script).await?;
         self.local().apply("all", "", mark);
         Ok(())
     }

@@ -12,11 +12,12 @@
 //! ends its family. Families are indexed per user like sessions, for logout-all, password
 //! change, ban and role change, and the single-device policy ends older families at login.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::Script;
 
 use super::index::TokenIndex;
 use super::jwt::{new_claims, padding};
@@ -47,6 +48,7 @@ end
 redis.call('SET', KEYS[1], user .. ' ' .. ARGV[2], 'KEEPTTL')
 return {1, user}
 ";
+static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE));
 
 /// SHA-256 of `text`, base64url without padding: how families and secrets are stored.
 pub(crate) fn digest(text: &str) -> String {
@@ -172,14 +174,9 @@ impl AuthStrategy for RefreshStrategy {
         let (family, secret) = parse(refresh_token).ok_or(TokenRejection::Malformed)?;
         let family_digest = digest(family);
         let next = new_opaque_id().map_err(Self::internal)?;
-        let cmd = redis::cmd("EVAL")
-            .arg(ROTATE)
-            .arg(1)
-            .arg(self.families.record_key(&family_digest))
-            .arg(digest(secret))
-            .arg(digest(&next))
-            .to_owned();
-        let (outcome, username): (u8, String) = self.store.cmd(&cmd).await?;
+        let mut script = ROTATE_SCRIPT.prepare_invoke();
+        script.key(self.families.record_key(&family_digest)).arg(digest(secret)).arg(digest(&next));
+        let (outcome, username): (u8, String) = self.store.script(&script).await?;
         match outcome {
             1 => {
                 // The user may have been removed or given new roles since the login.
