@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+use crate::http::BODY_READ_TIMEOUT;
 use crate::jwt::JwtAlg;
 use crate::store::{RedisClientKind, RedisTarget};
 use crate::strategy::{FailMode, JtiMode};
@@ -254,7 +255,7 @@ impl ServerConfig {
             refresh_ttl: Duration::from_secs(24 * 3600),
             grace: Duration::from_secs(30),
             max_connections: 4096,
-            body_read_timeout: Duration::from_secs(10),
+            body_read_timeout: BODY_READ_TIMEOUT,
             argon2_concurrency: HashingLimit::default().concurrency,
             argon2_wait: HashingLimit::default().wait,
         }

@@ -22,7 +22,8 @@ use tokio::sync::Semaphore;
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
-/// Time a client has to send a complete request head (slow-loris guard).
+/// Time a client has to send a complete request head (slow-loris guard). The body has a
+/// deadline of its own (`--body-read-timeout`), kept by `http`'s `read_body`.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
