@@ -13,9 +13,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+use crate::http::BODY_READ_TIMEOUT;
 use crate::jwt::JwtAlg;
 use crate::store::{RedisClientKind, RedisTarget};
 use crate::strategy::{FailMode, JtiMode};
+use crate::users::HashingLimit;
 
 /// Which auth design the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, serde::Serialize)]
@@ -85,7 +87,8 @@ pub struct ServerOptions {
     /// redis://127.0.0.1:7301,redis://127.0.0.1:7302 (scripts/redis-cluster.sh prints them).
     #[arg(long)]
     pub redis_cluster: Option<String>,
-    /// Key for the /admin endpoints, sent as X-Admin-Key.
+    /// Key for the /admin endpoints, sent as X-Admin-Key. Without it the public default
+    /// "authbench-admin" is used, on loopback only and with a warning.
     #[arg(long)]
     pub admin_key: Option<String>,
     /// Number of seeded users user0..user{N-1}.
@@ -153,6 +156,22 @@ pub struct ServerOptions {
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub revocation_delay: Option<Duration>,
+    /// Open connections at once; further clients wait in the kernel's accept queue.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a whole request body once its head has arrived; a body that
+    /// does not arrive in time gets 408 and the connection is closed. Default 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; default: the number of cores.
+    #[arg(long)]
+    pub argon2_concurrency: Option<usize>,
+    /// How long a login or password change waits for a hashing slot before it gets 503 with
+    /// Retry-After, e.g. 1s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub argon2_wait: Option<Duration>,
 }
 
 /// A configuration problem, reported as one line with exit code 2.
@@ -198,6 +217,14 @@ pub struct ServerConfig {
     pub refresh_reuse_interval: Duration,
     /// `versioned`: age below which a token is trusted without asking Redis.
     pub grace: Duration,
+    /// Open connections at once (each holds a permit until it closes).
+    pub max_connections: usize,
+    /// Deadline for a whole request body, counted from the end of its head.
+    pub body_read_timeout: Duration,
+    /// Password hashes computed at once: each holds 19 MiB of argon2 memory while it runs.
+    pub argon2_concurrency: usize,
+    /// How long a request waits for a hashing slot before it is turned away with 503.
+    pub argon2_wait: Duration,
 }
 
 /// How long a rotated-away refresh secret answers a retry by default: long enough for a client
@@ -206,6 +233,10 @@ pub struct ServerConfig {
 pub const DEFAULT_REUSE_INTERVAL: Duration = Duration::from_secs(5);
 /// A longer interval would let a replay pass unnoticed for too long.
 const MAX_REUSE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The admin key when none is given. It is in the source and the README, so anyone who can
+/// reach the server could use it: it is accepted on loopback only, with a warning.
+pub const DEFAULT_ADMIN_KEY: &str = "authbench-admin";
 
 /// Most padding a token may carry: base64 turns 8 KiB into 11 KiB, under the 12 KiB token cap.
 const MAX_CLAIMS_PADDING: usize = 8192;
@@ -220,7 +251,7 @@ impl ServerConfig {
             strategy,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis: RedisTarget::Single("redis://127.0.0.1:6379".to_owned()),
-            admin_key: "authbench-admin".to_owned(),
+            admin_key: DEFAULT_ADMIN_KEY.to_owned(),
             users: 1000,
             user_password: "authbench-password".to_owned(),
             jwt_alg: JwtAlg::HS256,
@@ -239,10 +270,20 @@ impl ServerConfig {
             refresh_ttl: Duration::from_secs(24 * 3600),
             refresh_reuse_interval: DEFAULT_REUSE_INTERVAL,
             grace: Duration::from_secs(30),
+            max_connections: 4096,
+            body_read_timeout: BODY_READ_TIMEOUT,
+            argon2_concurrency: HashingLimit::default().concurrency,
+            argon2_wait: HashingLimit::default().wait,
         }
     }
 
-    /// Rejects combinations that would make the server say something untrue about itself.
+    /// Whether the admin endpoints accept the public default key.
+    pub fn uses_default_admin_key(&self) -> bool {
+        self.admin_key == DEFAULT_ADMIN_KEY
+    }
+
+    /// Rejects combinations that would make the server say something untrue about itself,
+    /// and a public admin key on an address other hosts can reach.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.users == 0 {
@@ -253,6 +294,12 @@ impl ServerConfig {
         }
         if self.admin_key.len() < 8 {
             return invalid("--admin-key must be at least 8 bytes");
+        }
+        if self.uses_default_admin_key() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "the default admin key \"{DEFAULT_ADMIN_KEY}\" is public: give --admin-key to listen on {} (beyond loopback)",
+                self.listen
+            )));
         }
         if self.access_ttl < Duration::from_secs(1) || self.access_ttl > MAX_ACCESS_TTL {
             return invalid("--access-ttl must be between 1s and 7days");
@@ -266,11 +313,26 @@ impl ServerConfig {
         if self.redis_pool_size == 0 || self.redis_pool_size > 1024 {
             return invalid("--redis-pool-size must be between 1 and 1024");
         }
-        if self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600) {
+        // Only `refresh` issues refresh tokens; the others never read --refresh-ttl.
+        if self.strategy == StrategyName::Refresh
+            && (self.refresh_ttl < self.access_ttl || self.refresh_ttl > Duration::from_secs(90 * 24 * 3600))
+        {
             return invalid("--refresh-ttl must be at least --access-ttl and at most 90days");
         }
         if self.refresh_reuse_interval > MAX_REUSE_INTERVAL {
             return invalid("--refresh-reuse-interval must be at most 60s (a replay inside it is not caught)");
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return invalid("--max-connections must be between 1 and 1000000");
+        }
+        if self.body_read_timeout < Duration::from_millis(1) || self.body_read_timeout > Duration::from_secs(300) {
+            return invalid("--body-read-timeout must be between 1ms and 300s");
+        }
+        if self.argon2_concurrency == 0 || self.argon2_concurrency > 1024 {
+            return invalid("--argon2-concurrency must be between 1 and 1024");
+        }
+        if self.argon2_wait > Duration::from_secs(60) {
+            return invalid("--argon2-wait must be at most 60s");
         }
         if self.grace > MAX_ACCESS_TTL {
             return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
@@ -377,6 +439,10 @@ impl ServerOptions {
                 .or(file.refresh_reuse_interval)
                 .unwrap_or(d.refresh_reuse_interval),
             grace: self.grace.or(file.grace).unwrap_or(d.grace),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            body_read_timeout: self.body_read_timeout.or(file.body_read_timeout).unwrap_or(d.body_read_timeout),
+            argon2_concurrency: self.argon2_concurrency.or(file.argon2_concurrency).unwrap_or(d.argon2_concurrency),
+            argon2_wait: self.argon2_wait.or(file.argon2_wait).unwrap_or(d.argon2_wait),
         };
         config.validate()?;
         Ok(config)

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::jwt::SignError;
 use crate::store::StoreError;
 use crate::token::TokenRejection;
+use crate::users::HashingBusy;
 
 /// What a strategy operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,9 @@ pub enum ApiError {
     UnknownUser,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Every password hashing slot stayed busy: the request did nothing and may be retried.
+    #[error("overloaded: {0}")]
+    Overloaded(#[from] HashingBusy),
     /// A rejection that axum or hyper produced (404, 405, 413, 415, ...), re-expressed as JSON.
     #[error("{1}")]
     Http(StatusCode, &'static str),
@@ -74,6 +78,9 @@ impl From<TokenRejection> for ApiError {
 const BEARER_INVALID: &str = "Bearer realm=\"authbench\", error=\"invalid_token\"";
 /// The `WWW-Authenticate` value when no credentials were sent: no error code (RFC 6750 3.1).
 const BEARER_PLAIN: &str = "Bearer realm=\"authbench\"";
+/// Seconds an overloaded client is told to wait (`Retry-After`): a hash takes tens of
+/// milliseconds, so a slot is usually free well within it.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -105,11 +112,15 @@ impl IntoResponse for ApiError {
             Self::BadRequest(message) => {
                 (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": message}), None)
             }
+            Self::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "overloaded"}), None),
             Self::Http(status, code) => (*status, json!({"error": code}), None),
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(challenge) = challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if matches!(self, Self::Overloaded(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
     }

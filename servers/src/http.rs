@@ -1,13 +1,15 @@
 //! The protocol (version 1): routes, handlers, the authentication extractor and the middleware
-//! that counts every request and turns every non-JSON rejection into a JSON one.
+//! that counts every request and turns every non-JSON rejection into a JSON one, and the one
+//! that reads every request body within the body read timeout.
 //!
 //! Handlers are generic over the strategy and monomorphised once per strategy at start, so a
 //! request pays no dynamic dispatch and every strategy runs exactly the same plumbing.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::body::{Body, HttpBody};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
@@ -24,10 +26,12 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, AuthError, code_for_status};
 use crate::metrics::Metrics;
 use crate::strategy::{AuthStrategy, Issued, Principal, UserRevocation};
-use crate::users::{MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
+use crate::users::{HashError, MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
 
 /// Largest request body accepted; every protocol body is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Time a client has to send a whole request body after its head, unless configured.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared state of one server: the strategy, the users, the admin key digest, the counters.
 #[derive(Debug)]
@@ -38,9 +42,12 @@ pub struct AppState<S> {
     /// SHA-256 of the admin key: comparing digests in constant time hides the key's length too.
     admin_key_digest: [u8; 32],
     /// Test instrument: acknowledge revocations at once, apply them this much later.
-    pub revocation_delay: Option<std::time::Duration>,
+    pub revocation_delay: Option<Duration>,
     /// False on a verify-only instance (public key alone): /login and /refresh answer 501.
     pub issues: bool,
+    /// Deadline for a whole request body, from the end of its head: hyper bounds only the head,
+    /// and a body that never comes would otherwise hold its connection (and permit) forever.
+    pub body_read_timeout: Duration,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -59,6 +66,7 @@ impl<S: AuthStrategy> AppState<S> {
             admin_key_digest: sha256(admin_key.as_bytes()),
             revocation_delay: None,
             issues: true,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 
@@ -107,6 +115,7 @@ pub fn router<S: AuthStrategy>(state: Arc<AppState<S>>) -> Router {
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), read_body::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -156,6 +165,27 @@ async fn observe<S: AuthStrategy>(
     response
 }
 
+/// Reads the whole request body within the body read timeout before any handler runs; a
+/// body that does not arrive in time gets 408 and the connection is closed, which frees its
+/// connection permit. Buffering costs nothing extra: every protocol body is read whole anyway,
+/// and bodies are capped at [`MAX_BODY_BYTES`]. Requests without a body pass straight through.
+async fn read_body<S: AuthStrategy>(State(state): State<Arc<AppState<S>>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    match tokio::time::timeout(state.body_read_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(e)) => body_error(&e).into_response(),
+        Err(_) => {
+            let mut response = ApiError::Http(StatusCode::REQUEST_TIMEOUT, "request_timeout").into_response();
+            // The unread rest of the body makes the connection unusable: say so, and hyper closes it.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::Http(StatusCode::NOT_FOUND, "not_found")
 }
@@ -183,8 +213,9 @@ impl<S: AuthStrategy> FromRequestParts<Arc<AppState<S>>> for Authenticated {
     }
 }
 
-/// A JSON body whose rejections follow the protocol: 400 for anything malformed (syntax or
-/// shape), 413 when too large, 415 without `Content-Type: application/json`.
+/// A JSON object body whose rejections follow the protocol: 400 for anything malformed
+/// (syntax or shape, or a body that is not an object), 413 when too large, 415 without
+/// `Content-Type: application/json`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -192,10 +223,27 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &St) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
+        let (parts, body) = request.into_parts();
+        // Already in memory: `read_body` read it.
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| body_error(&e))?;
+        // serde reads a struct from a JSON array too (its sequence form: `["user1","pw"]` is a
+        // login), so the object is checked here, for every body of the protocol.
+        let is_object = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
+        match Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await {
+            Ok(_) if !is_object => Err(ApiError::BadRequest("the body must be a JSON object".to_owned())),
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(&rejection)),
         }
+    }
+}
+
+/// The answer to a body that could not be read: 413 past [`MAX_BODY_BYTES`], else 400 (the
+/// client broke off, or sent a malformed chunked body).
+fn body_error(e: &axum::Error) -> ApiError {
+    if std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+        ApiError::Http(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    } else {
+        ApiError::BadRequest("the request body could not be read".to_owned())
     }
 }
 
@@ -274,7 +322,7 @@ async fn login<S: AuthStrategy>(
     if !state.issues {
         return Err(AuthError::Unsupported.into());
     }
-    let user = state.users.verify(&body.username, &body.password).await.ok_or(ApiError::InvalidCredentials)?;
+    let user = state.users.verify(&body.username, &body.password).await?.ok_or(ApiError::InvalidCredentials)?;
     let minting = Instant::now();
     let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
     let mint = minting.elapsed();
@@ -341,14 +389,22 @@ async fn password<S: AuthStrategy>(
     if body.new_password.is_empty() || body.new_password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::BadRequest(format!("new_password must be 1 to {MAX_PASSWORD_BYTES} bytes")));
     }
-    state.users.verify(&principal.sub, &body.current_password).await.ok_or(ApiError::WrongPassword)?;
+    state.users.verify(&principal.sub, &body.current_password).await?.ok_or(ApiError::WrongPassword)?;
+    // Both hashes come before any change: a change turned away for want of a hashing slot
+    // (503) leaves the password and the tokens as they were.
+    let hash = state.users.hash_new_password(&body.new_password).await.map_err(|e| match e {
+        HashError::Busy(busy) => ApiError::Overloaded(busy),
+        HashError::Failed(message) => AuthError::Internal(message).into(),
+    })?;
     // Revoke first: if the store is down the password stays as it was and the client sees 503.
     let sub = principal.sub.clone();
     unsupported_is_ok(
         revoke(&state, move |st| async move { st.strategy.revoke_user(&sub, UserRevocation::PasswordChange).await })
             .await,
     )?;
-    state.users.set_password(&principal.sub, &body.new_password).await.map_err(AuthError::Internal)?;
+    if !state.users.install_password(&principal.sub, hash) {
+        return Err(ApiError::UnknownUser);
+    }
     Ok(no_content())
 }
 

@@ -112,8 +112,9 @@ pub struct JwtKeys {
     alg: Algorithm,
     current: ArcSwap<KeyPairSet>,
     validation: Validation,
-    /// Touched only when a signature fails, never on the accepting path.
-    retired: Mutex<HashSet<String>>,
+    /// Read when a signature fails, never on the accepting path. Lock-free: every forged token
+    /// reaches this read, and with a lock a flood of them would queue behind one another.
+    retired: ArcSwap<HashSet<String>>,
     /// Where the key lives, when instances share it: a rotation is written there (and to
     /// `<file>.pub`) before it takes effect, so a restart or a later instance cannot bring the
     /// retired key back.
@@ -158,7 +159,7 @@ impl JwtKeys {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
-            retired: Mutex::new(HashSet::new()),
+            retired: ArcSwap::from_pointee(HashSet::new()),
             key_file: key_file.map(std::path::Path::to_path_buf),
             rotation: Mutex::new(()),
         })
@@ -195,7 +196,7 @@ impl JwtKeys {
             alg: algorithm,
             current: ArcSwap::from_pointee(keys),
             validation: validation_for(algorithm),
-            retired: Mutex::new(HashSet::new()),
+            retired: ArcSwap::from_pointee(HashSet::new()),
             key_file: None,
             rotation: Mutex::new(()),
         })
@@ -268,17 +269,19 @@ impl JwtKeys {
             write_atomically(path, text.as_bytes(), 0o600).map_err(SignError::Failed)?;
         }
         let old = self.current.swap(std::sync::Arc::new(fresh));
-        self.retired
-            .lock()
-            .map_err(|_| SignError::Failed("key ring lock poisoned".to_owned()))?
-            .insert(old.kid.clone());
+        // Copy on write: rotations are rare (one per revoke-all), reads are every failed signature.
+        self.retired.rcu(|retired| {
+            let mut retired = HashSet::clone(retired);
+            retired.insert(old.kid.clone());
+            retired
+        });
         Ok(())
     }
 
     fn signed_by_retired_key(&self, token: &str) -> bool {
         let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
         let Some(kid) = header.kid else { return false };
-        self.retired.lock().map(|r| r.contains(&kid)).unwrap_or(false)
+        self.retired.load().contains(&kid)
     }
 }
 

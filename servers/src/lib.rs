@@ -39,7 +39,7 @@ use strategy::{
     PushedSettings, PushedStrategy, RefreshSettings, RefreshStrategy, SessionSettings, SessionStrategy,
     VersionedSettings, VersionedStrategy,
 };
-use users::UserDirectory;
+use users::{HashingLimit, UserDirectory};
 
 /// A server ready to serve: the router of its strategy, and handles tests need.
 #[derive(Debug)]
@@ -48,6 +48,8 @@ pub struct Server {
     capabilities: Capabilities,
     jwt_keys: Option<Arc<JwtKeys>>,
     metrics: Arc<Metrics>,
+    /// Open connections at once.
+    max_connections: usize,
 }
 
 impl Server {
@@ -57,9 +59,10 @@ impl Server {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
         let (count, password) = (config.users, config.user_password.clone());
-        let users = tokio::task::spawn_blocking(move || UserDirectory::seed(count, &password))
+        let limit = HashingLimit { concurrency: config.argon2_concurrency, wait: config.argon2_wait };
+        let users = tokio::task::spawn_blocking(move || UserDirectory::seed_with_limit(count, &password, limit))
             .await?
-            .map_err(|e| anyhow::anyhow!("cannot hash the seeded password: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot seed the users: {e}"))?;
         let users = Arc::new(users);
         let jwt_keys = match config.strategy {
             s if s.uses_jwt() => {
@@ -101,6 +104,7 @@ impl Server {
             key: config.admin_key.clone(),
             revocation_delay: config.revocation_delay,
             issues: jwt_keys.as_ref().is_none_or(|k| k.can_sign()),
+            body_read_timeout: config.body_read_timeout,
         };
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
             (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
@@ -128,7 +132,7 @@ impl Server {
             }
             (strategy, _, _) => anyhow::bail!("internal: {strategy:?} was built without its dependencies"),
         };
-        Ok(Self { router, capabilities, jwt_keys, metrics })
+        Ok(Self { router, capabilities, jwt_keys, metrics, max_connections: config.max_connections })
     }
 
     /// The app, for in-process use (`tower::ServiceExt::oneshot`).
@@ -153,7 +157,7 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        serve::serve(listener, self.router, shutdown).await
+        serve::serve(listener, self.router, self.max_connections, shutdown).await
     }
 }
 
@@ -216,12 +220,14 @@ impl ServerConfig {
     }
 }
 
-/// Settings of the admin side: the key, and the test instrument's revocation delay.
+/// Settings of the app state beside the strategy: the admin key, the test instrument's
+/// revocation delay, whether this instance issues tokens, and the body read timeout.
 struct Admin {
     key: String,
     revocation_delay: Option<std::time::Duration>,
     /// False on a verify-only instance: it holds a public key and cannot issue tokens.
     issues: bool,
+    body_read_timeout: std::time::Duration,
 }
 
 fn assemble<S: AuthStrategy>(
@@ -234,6 +240,7 @@ fn assemble<S: AuthStrategy>(
     let mut state = AppState::new(strategy, users, metrics.clone(), &admin.key);
     state.revocation_delay = admin.revocation_delay;
     state.issues = admin.issues;
+    state.body_read_timeout = admin.body_read_timeout;
     let state = Arc::new(state);
     (http::router(state), capabilities)
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use authbench_server::config::DEFAULT_ADMIN_KEY;
 use authbench_server::{Server, ServerOptions};
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -56,6 +57,12 @@ fn main() -> ExitCode {
 async fn run(config: authbench_server::ServerConfig) -> anyhow::Result<()> {
     let listen = config.listen;
     let strategy = config.strategy;
+    if config.uses_default_admin_key() {
+        tracing::warn!(
+            "the admin endpoints accept the public default admin key \"{DEFAULT_ADMIN_KEY}\": \
+             give --admin-key unless this server is for local benchmarking only"
+        );
+    }
     let server = Server::build(config).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;

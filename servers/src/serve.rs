@@ -22,15 +22,20 @@ use tokio::sync::Semaphore;
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
-/// Time a client has to send a complete request head (slow-loris guard).
+/// Time a client has to send a complete request head (slow-loris guard). The body has a
+/// deadline of its own (`--body-read-timeout`), kept by `http`'s `read_body`.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections at once; further clients wait in the kernel's accept queue.
-const MAX_CONNECTIONS: usize = 4096;
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// At most `max_connections` are open at once; further clients wait in the kernel's accept queue.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -38,7 +43,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -3,8 +3,8 @@
 //!
 //! Redis is either one server or a Redis Cluster ([`RedisTarget`]). Against a cluster every
 //! command is routed by its key's slot: single-key commands and the multi-key reads and deletes
-//! the redis crate splits by slot (`MGET`, `EXISTS`, `UNLINK`) work as they are; scripts and
-//! pipelines must stay inside one slot, so the strategies either keep related keys under one
+//! the redis crate splits by slot (`MGET`, `EXISTS`, `UNLINK`) work as they are; scripts (sent
+//! by digest, [`RedisStore::script`]) and pipelines must stay inside one slot, so the strategies either keep related keys under one
 //! hash tag or send one command per key ([`RedisStore::all`]).
 //!
 //! Two clients exist because their cost differs and the report shows it:
@@ -25,7 +25,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
@@ -281,6 +281,19 @@ impl RedisStore {
         self.metrics.redis_commands.inc();
         let result = tokio::time::timeout(self.timeout, async {
             with_connection!(&self.backend, |conn| Ok(cmd.query_async(&mut conn).await?))
+        })
+        .await;
+        self.finish(result)
+    }
+
+    /// Runs a Lua script by its digest (`EVALSHA`), loading it first where Redis does not know
+    /// it yet (the first call, or a Redis restarted empty; on a cluster, `SCRIPT LOAD` goes to
+    /// every master). Each call sends 40 bytes of digest rather than the script's text, which
+    /// `EVAL` would send, and Redis would parse, every time.
+    pub async fn script<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+        self.metrics.redis_commands.inc();
+        let result = tokio::time::timeout(self.timeout, async {
+            with_connection!(&self.backend, |conn| Ok(invocation.invoke_async(&mut conn).await?))
         })
         .await;
         self.finish(result)

@@ -125,7 +125,7 @@ impl HybridStrategy {
 
     /// Ends every token issued before now that `mark` covers; returns the new mark.
     async fn raise(&self, mark: Mark<'_>) -> Result<u64, AuthError> {
-        Ok(self.store.cmd(&MARKS.raise(mark, marks::life_secs(self.ttl), None)).await?)
+        Ok(self.store.script(&MARKS.raise(mark, marks::life_secs(self.ttl), None)).await?)
     }
 
     /// Checks the jti table for a token whose signature and claims are already valid.
@@ -174,7 +174,7 @@ impl AuthStrategy for HybridStrategy {
                     // The new token is issued at the mark, which does not end it.
                     self.raise(Mark::User(username)).await?
                 } else {
-                    self.store.cmd(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
+                    self.store.script(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
                 };
                 let claims = marks::stamped_claims(username, roles, self.ttl, issued, self.pad.as_ref())?;
                 let token = self.keys.sign(&claims)?;

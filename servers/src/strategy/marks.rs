@@ -24,7 +24,9 @@
 
 use std::time::Duration;
 
-use redis::Cmd;
+use std::sync::LazyLock;
+
+use redis::{Script, ScriptInvocation};
 
 use super::jwt::new_claims;
 use crate::error::AuthError;
@@ -58,6 +60,8 @@ redis.call('SET', KEYS[1], v, 'EXAT', exat)
 /// The issue time of a token. KEYS: clock, user mark, global mark; ARGV: life (s). Never below
 /// a standing mark, so a token is not born ended even if the clock key was lost.
 const ISSUE: &str = concat!(draw!(), "t = math.max(t, num(KEYS[2]), num(KEYS[3]))\n", store!(), "return t\n");
+/// Sent by digest (`EVALSHA`), not text.
+static ISSUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ISSUE));
 
 /// Raises a mark to a time drawn now, and with a log key appends the event to it, trimming the
 /// events older than the retention by age (on the time just drawn) and naming the log with a
@@ -78,6 +82,7 @@ end
 return t
 "
 );
+static RAISE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE));
 
 /// The revocation log a raised mark is appended to (`pushed`).
 #[derive(Debug, Clone, Copy)]
@@ -114,31 +119,31 @@ impl MarkKeys {
     }
 
     /// The script that draws the issue time of a token of `username` (one round trip).
-    pub(crate) fn issue(&self, username: &str, life_secs: u64) -> Cmd {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(ISSUE).arg(3).arg(self.clock).arg(self.user_key(username)).arg(self.global).arg(life_secs);
-        cmd
+    pub(crate) fn issue(&self, username: &str, life_secs: u64) -> ScriptInvocation<'static> {
+        let mut invocation = ISSUE_SCRIPT.prepare_invoke();
+        invocation.key(self.clock).key(self.user_key(username)).key(self.global).arg(life_secs);
+        invocation
     }
 
     /// The script that raises `mark` to a time drawn now and returns that time; with `log`, it
     /// also appends the event `k` = `user` or `all`, `v` = the username, `n` = the mark.
-    pub(crate) fn raise(&self, mark: Mark<'_>, life_secs: u64, log: Option<EventLog<'_>>) -> Cmd {
+    pub(crate) fn raise(&self, mark: Mark<'_>, life_secs: u64, log: Option<EventLog<'_>>) -> ScriptInvocation<'static> {
         let (key, kind, value) = match mark {
             Mark::User(username) => (self.user_key(username), "user", username),
             Mark::Global => (self.global.to_owned(), "all", ""),
         };
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RAISE);
+        let mut invocation = RAISE_SCRIPT.prepare_invoke();
+        invocation.key(self.clock).key(key);
         match log {
             Some(log) => {
-                cmd.arg(4).arg(self.clock).arg(key).arg(log.stream).arg(log.epoch_key);
-                cmd.arg(life_secs).arg(kind).arg(value).arg(log.retention_ms).arg(log.new_epoch);
+                invocation.key(log.stream).key(log.epoch_key);
+                invocation.arg(life_secs).arg(kind).arg(value).arg(log.retention_ms).arg(log.new_epoch);
             }
             None => {
-                cmd.arg(2).arg(self.clock).arg(key).arg(life_secs);
+                invocation.arg(life_secs);
             }
         }
-        cmd
+        invocation
     }
 }
 

@@ -26,8 +26,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
+
+use redis::{Script, ScriptInvocation};
 
 use super::jwt::{padding, principal_of};
 use super::marks::{self, EventLog, Mark, MarkKeys};
@@ -74,6 +76,7 @@ end
 /// Appends a jti's revocation until its `exp`. KEYS: log, epoch; ARGV: jti, exp, retention,
 /// epoch.
 const APPEND_JTI: &str = concat!(log_prelude!(), "return append('jti', ARGV[1], ARGV[2])\n");
+static APPEND_JTI_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_JTI));
 
 /// What this instance knows has been revoked.
 #[derive(Debug, Default)]
@@ -221,7 +224,7 @@ impl PushedStrategy {
             retention_ms: self.retention_ms(),
         };
         let cmd = MARKS.raise(mark, marks::life_secs(self.ttl), Some(log));
-        let value: u64 = self.store.cmd(&cmd).await?;
+        let value: u64 = self.store.script(&cmd).await?;
         match mark {
             Mark::User(username) => self.local().apply("user", username, value),
             Mark::Global => self.local().apply("all", "", value),
@@ -269,18 +272,21 @@ pub(crate) fn retention_ms(ttl: Duration) -> u64 {
 }
 
 /// The event that revokes one token (`logout`): its jti until its `exp`, appended to the log,
-/// which keeps it for `retention_ms`; `new_epoch` names the log if this append starts it.
-pub(crate) fn jti_event(jti: &str, exp: u64, retention_ms: u64, new_epoch: &str) -> redis::Cmd {
-    redis::cmd("EVAL")
-        .arg(APPEND_JTI)
-        .arg(2)
-        .arg(STREAM)
-        .arg(EPOCH)
-        .arg(jti)
-        .arg(exp)
-        .arg(retention_ms)
-        .arg(new_epoch)
-        .to_owned()
+/// which keeps it for `retention_ms`; `new_epoch` names the log if this append starts it. Sent
+/// by digest.
+pub(crate) fn jti_event(jti: &str, exp: u64, retention_ms: u64, new_epoch: &str) -> ScriptInvocation<'static> {
+    let mut invocation = APPEND_JTI_SCRIPT.prepare_invoke();
+    invocation.key(STREAM).key(EPOCH).arg(jti).arg(exp).arg(retention_ms).arg(new_epoch);
+    invocation
+}
+
+/// The same event as one `EVAL` command, for the seeding pipelines (which cannot carry an
+/// invocation); seeding is not measured, so the script's text on each call costs nothing that
+/// counts.
+pub(crate) fn jti_event_command(jti: &str, exp: u64, retention_ms: u64, new_epoch: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(APPEND_JTI).arg(2).arg(STREAM).arg(EPOCH).arg(jti).arg(exp).arg(retention_ms).arg(new_epoch);
+    cmd
 }
 
 /// A stream id as `(ms, seq)`, for ordering; `None` for anything else.
@@ -436,7 +442,7 @@ impl AuthStrategy for PushedStrategy {
         } else {
             // Drawn after every mark already raised (so not born revoked) and before every
             // mark raised later (so ended by it). Without Redis there is no such time: 503.
-            self.store.cmd(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
+            self.store.script(&MARKS.issue(username, marks::life_secs(self.ttl))).await?
         };
         let claims = marks::stamped_claims(username, roles, self.ttl, issued, self.pad.as_ref())?;
         let token = self.keys.sign(&claims)?;
@@ -458,7 +464,7 @@ impl AuthStrategy for PushedStrategy {
 
     async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
         let event = jti_event(&principal.token_id, principal.exp, self.retention_ms(), &self.new_epoch);
-        self.store.cmd::<String>(&event).await?;
+        self.store.script::<String>(&event).await?;
         self.local().apply("jti", &principal.token_id, principal.exp);
         Ok(())
     }

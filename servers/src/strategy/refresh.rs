@@ -12,11 +12,12 @@
 //! ends its family. Families are indexed per user like sessions, for logout-all, password
 //! change, ban and role change, and the single-device policy ends older families at login.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::Script;
 
 use super::index::TokenIndex;
 use super::jwt::{new_claims, padding};
@@ -69,6 +70,7 @@ end
 redis.call('DEL', KEYS[1])
 return {2, user}
 ";
+static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE));
 
 /// SHA-256 of `text`, base64url without padding: how families and secrets are stored.
 pub(crate) fn digest(text: &str) -> String {
@@ -199,15 +201,13 @@ impl AuthStrategy for RefreshStrategy {
         let (family, secret) = parse(refresh_token).ok_or(TokenRejection::Malformed)?;
         let family_digest = digest(family);
         let next = new_opaque_id().map_err(Self::internal)?;
-        let cmd = redis::cmd("EVAL")
-            .arg(ROTATE)
-            .arg(1)
-            .arg(self.families.record_key(&family_digest))
+        let mut script = ROTATE_SCRIPT.prepare_invoke();
+        script
+            .key(self.families.record_key(&family_digest))
             .arg(digest(secret))
             .arg(digest(&next))
-            .arg(u64::try_from(self.reuse_interval.as_millis()).unwrap_or(u64::MAX))
-            .to_owned();
-        let (outcome, username): (u8, String) = self.store.cmd(&cmd).await?;
+            .arg(u64::try_from(self.reuse_interval.as_millis()).unwrap_or(u64::MAX));
+        let (outcome, username): (u8, String) = self.store.script(&script).await?;
         match outcome {
             1 | 3 => {
                 if outcome == 3 {

@@ -263,7 +263,7 @@ pub async fn jti_events(
     write_batched(conn, count, |i, pipe| {
         let user = user_of(i, users);
         let claims = marks::stamped_claims(&user, &roles(), ttl, issued, None).map_err(err)?;
-        pipe.add_command(pushed::jti_event(&claims.jti, claims.exp, retention, &epoch)).ignore();
+        pipe.add_command(pushed::jti_event_command(&claims.jti, claims.exp, retention, &epoch)).ignore();
         if sampled(i, count, sample) {
             tokens.revoked.push(keys.sign(&claims).map_err(err)?);
         }

@@ -6,7 +6,11 @@
 mod support;
 
 mod forgotten_versions;
+mod json_array;
 mod jwt_rotation;
+mod login_flood;
 mod pumped_marks;
 mod push_log;
 mod refresh_retry;
+mod silent_body;
+mod small_openings;
