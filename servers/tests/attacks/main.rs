@@ -5,5 +5,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acknowledged_revocation;
 mod index_race;
 mod password_race;
