@@ -316,3 +316,34 @@ async fn a_login_in_flight_during_a_role_change_keeps_the_old_roles() {
     }
     assert_no_findings(&findings, in_flight_total);
 }
+
+/// The password is stored before the revocation runs; when the revocation cannot run (Redis
+/// hangs) the victim is told 503, which must still mean "nothing changed": the old password
+/// stays, so the victim can log in again (the revocation may have landed after its deadline)
+/// and retry the same change, which then ends the attacker's tokens. `pushed` authenticates
+/// without Redis, so the request gets as far as the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_during_a_password_change_locks_the_victim_out_of_retrying_it() {
+    let s = Design::Pushed.start(4).await;
+    let own = s.login("user1").await;
+    let attackers = login_attempt(&s, "user1", PASSWORD).await;
+    let change = password_body(PASSWORD, "after-the-outage");
+    let redis = s.redis.as_ref().unwrap();
+    redis.pause().unwrap();
+    let (status, error) = s.post_auth("/password", &own, Some(change.clone())).await;
+    redis.resume().unwrap();
+    assert_eq!((status, error), (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "store_unavailable"})));
+    let back = Instant::now() + Duration::from_secs(5);
+    while s.get("/healthz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < back, "Redis did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(login_attempt(&s, "user1", "after-the-outage").await.status, StatusCode::UNAUTHORIZED);
+
+    let own = s.login("user1").await;
+    let (status, body) = s.post_auth("/password", &own, Some(change)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "the retry failed: {body}");
+    assert!(!still_works(&s, &attackers.body).await, "the attacker's token outlived the retried change");
+    assert_eq!(login_attempt(&s, "user1", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(login_attempt(&s, "user1", "after-the-outage").await.status, StatusCode::OK);
+}
