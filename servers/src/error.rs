@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::jwt::SignError;
 use crate::store::StoreError;
 use crate::token::TokenRejection;
-use crate::users::HashingBusy;
+use crate::users::{HashingBusy, LoginRaced};
 
 /// What a strategy operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,10 @@ pub enum ApiError {
     /// Unknown user or wrong password; deliberately indistinguishable.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A correct password, but the account changed (new roles, a ban, logout-all) while the
+    /// login ran, so its token was not handed out; logging in again works.
+    #[error("the account changed during the login")]
+    AccountChanged,
     /// A correct token but the wrong current password on /password.
     #[error("wrong current password")]
     WrongPassword,
@@ -66,6 +70,17 @@ pub enum ApiError {
     /// A rejection that axum or hyper produced (404, 405, 413, 415, ...), re-expressed as JSON.
     #[error("{1}")]
     Http(StatusCode, &'static str),
+}
+
+impl From<LoginRaced> for ApiError {
+    fn from(raced: LoginRaced) -> Self {
+        match raced {
+            // The password the login checked is no longer the user's: to the client it is a
+            // wrong password, and it must not be able to tell the two apart.
+            LoginRaced::PasswordChanged => Self::InvalidCredentials,
+            LoginRaced::AccountChanged => Self::AccountChanged,
+        }
+    }
 }
 
 impl From<TokenRejection> for ApiError {
@@ -106,6 +121,7 @@ impl IntoResponse for ApiError {
             Self::InvalidCredentials => {
                 (StatusCode::UNAUTHORIZED, json!({"error": "invalid_credentials"}), Some(BEARER_PLAIN))
             }
+            Self::AccountChanged => (StatusCode::CONFLICT, json!({"error": "account_changed"}), None),
             Self::WrongPassword => (StatusCode::FORBIDDEN, json!({"error": "wrong_password"}), None),
             Self::AdminKey => (StatusCode::FORBIDDEN, json!({"error": "forbidden"}), None),
             Self::UnknownUser => (StatusCode::NOT_FOUND, json!({"error": "unknown_user"}), None),

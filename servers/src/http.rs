@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, AuthError, code_for_status};
 use crate::metrics::Metrics;
 use crate::strategy::{AuthStrategy, Issued, Principal, UserRevocation};
-use crate::users::{HashError, MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
+use crate::users::{AccountChange, HashError, MAX_PASSWORD_BYTES, UserDirectory, validate_roles};
 
 /// Largest request body accepted; every protocol body is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -326,6 +326,10 @@ async fn login<S: AuthStrategy>(
     let minting = Instant::now();
     let issued = state.strategy.issue(&user.username, &user.roles, body.device.as_deref()).await?;
     let mint = minting.elapsed();
+    // Only now that the token is stored may it be handed out: a change of the user that began
+    // since the password check (or is still running) refuses it, and one that begins later
+    // revokes it (see `users`). A refused token never leaves the server; it expires unused.
+    state.users.confirm(&user)?;
     let mut response = token_response(issued);
     let headers = response.headers_mut();
     // Lets the login scenario report password hashing apart from token minting.
@@ -362,8 +366,13 @@ async fn logout_all<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    revoke(&state, move |st| async move { st.strategy.revoke_user(&principal.sub, UserRevocation::LogoutAll).await })
-        .await?;
+    // A token of a user the directory does not know (baseline's) has no logins to race.
+    let change = state.users.begin_change(&principal.sub, AccountChange::Tokens);
+    revoke(&state, move |st| async move {
+        let _change = change;
+        st.strategy.revoke_user(&principal.sub, UserRevocation::LogoutAll).await
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -389,22 +398,32 @@ async fn password<S: AuthStrategy>(
     if body.new_password.is_empty() || body.new_password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::BadRequest(format!("new_password must be 1 to {MAX_PASSWORD_BYTES} bytes")));
     }
-    state.users.verify(&principal.sub, &body.current_password).await?.ok_or(ApiError::WrongPassword)?;
-    // Both hashes come before any change: a change turned away for want of a hashing slot
+    let checked = state.users.verify(&principal.sub, &body.current_password).await?.ok_or(ApiError::WrongPassword)?;
+    // The new hash comes before any change: a change turned away for want of a hashing slot
     // (503) leaves the password and the tokens as they were.
     let hash = state.users.hash_new_password(&body.new_password).await.map_err(|e| match e {
         HashError::Busy(busy) => ApiError::Overloaded(busy),
         HashError::Failed(message) => AuthError::Internal(message).into(),
     })?;
-    // Revoke first: if the store is down the password stays as it was and the client sees 503.
+    // Store, then revoke. From the store on, a login with the old password fails its password
+    // check, or, if it was past it already, its confirm; the revocation then ends every token
+    // stored before. A change made meanwhile with the same current password makes this one's
+    // current password wrong.
+    let mut change = state.users.begin_password_change(&checked, hash).ok_or(ApiError::WrongPassword)?;
     let sub = principal.sub.clone();
     unsupported_is_ok(
-        revoke(&state, move |st| async move { st.strategy.revoke_user(&sub, UserRevocation::PasswordChange).await })
-            .await,
+        revoke(&state, move |st| async move {
+            let result = st.strategy.revoke_user(&sub, UserRevocation::PasswordChange).await;
+            if matches!(&result, Err(e) if !matches!(e, AuthError::Unsupported)) {
+                // The client sees an error (503): put the old password back, so that "nothing changed, try
+                // again" holds and the retry's current password is still right.
+                change.undo();
+            }
+            drop(change);
+            result
+        })
+        .await,
     )?;
-    if !state.users.install_password(&principal.sub, hash) {
-        return Err(ApiError::UnknownUser);
-    }
     Ok(no_content())
 }
 
@@ -414,11 +433,12 @@ async fn admin_revoke<S: AuthStrategy>(
     Path(username): Path<String>,
 ) -> Result<Response, ApiError> {
     state.require_admin(&headers)?;
-    if !state.users.contains(&username) {
-        return Err(ApiError::UnknownUser);
-    }
-    revoke(&state, move |st| async move { st.strategy.revoke_user(&username, UserRevocation::AdminRevoke).await })
-        .await?;
+    let change = state.users.begin_change(&username, AccountChange::Tokens).ok_or(ApiError::UnknownUser)?;
+    revoke(&state, move |st| async move {
+        let _change = change;
+        st.strategy.revoke_user(&username, UserRevocation::AdminRevoke).await
+    })
+    .await?;
     Ok(no_content())
 }
 
@@ -433,11 +453,14 @@ async fn admin_roles<S: AuthStrategy>(
         return Err(AuthError::Unsupported.into());
     }
     validate_roles(&body.roles).map_err(ApiError::BadRequest)?;
-    if !state.users.set_roles(&username, body.roles) {
-        return Err(ApiError::UnknownUser);
-    }
-    let roles = state.users.roles(&username).ok_or(ApiError::UnknownUser)?;
-    revoke(&state, move |st| async move { st.strategy.roles_changed(&username, &roles).await }).await?;
+    let roles: Arc<[String]> = Arc::from(body.roles);
+    let change =
+        state.users.begin_change(&username, AccountChange::Roles(roles.clone())).ok_or(ApiError::UnknownUser)?;
+    revoke(&state, move |st| async move {
+        let _change = change;
+        st.strategy.roles_changed(&username, &roles).await
+    })
+    .await?;
     Ok(no_content())
 }
 

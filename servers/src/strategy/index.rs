@@ -1,5 +1,6 @@
 //! Live-token records in Redis with a per-user index, shared by `session` (the record is the
-//! session) and the hybrid allowlist (the record is a live jti).
+//! session), the hybrid allowlist (the record is a live jti) and `refresh` (the record is a
+//! refresh-token family).
 //!
 //! Layout: `{records}{id}` holds the record with a TTL, so Redis expires it by itself;
 //! `{users}{username}` is a sorted set of the user's ids scored by expiry in milliseconds,
@@ -7,12 +8,26 @@
 //! Ids are checked for shape before they get here; the only patterns ever used (in
 //! [`TokenIndex::clear_all`]) are this module's own prefixes.
 //!
-//! A record and its user's index are in different hash slots (the request path has the id
-//! alone, and spreading records over a cluster is the point of one), so no command or pipeline
-//! here spans both: record and index are written by separate commands sent together. A login
-//! racing with a logout-all may therefore survive it, which is also what happens when the
-//! login lands just after; a failure between the two leaves at worst an index entry whose
-//! record is gone, which every reader already ignores.
+//! The invariant every revocation relies on: a record that lives is named by its user's index,
+//! so that [`TokenIndex::clear_user`] (logout-all, password change, ban, role change) finds it.
+//! Writes keep it as follows.
+//! - On one Redis, a login writes the record and its index entry in one `MULTI`/`EXEC`, and an
+//!   end of tokens unlinks records and index entries in another: no command of another client
+//!   (whatever connection of a pool it comes on) runs between them.
+//! - On a Redis Cluster the record and its user's index hash to different slots, and no
+//!   transaction spans two slots. Giving a user's records the index's hash tag would put them
+//!   in one slot, but the request path has the token alone (a session id, a refresh family) and
+//!   could not name the key, and it would pile a user's records onto one node. So the order of
+//!   the writes carries the invariant instead: a login writes the record, waits for Redis to
+//!   confirm it, and only then indexes it; an end of tokens unlinks the records, waits, and only
+//!   then drops their index entries. `clear_user` takes and deletes the index in one step, then
+//!   unlinks every record it named: every id it takes has its record stored already, so the
+//!   unlink ends it; an id indexed after the take lands in a fresh index that the next
+//!   revocation takes, and its login, which answers only once the id is indexed, overlapped
+//!   this revocation rather than preceding it (and within one instance is refused for it, see
+//!   `users`). A failure between the two writes leaves at worst a record that no index names
+//!   and that no client holds (the login answered 503), which expires with its TTL, or an index
+//!   entry whose record is gone, which every reader ignores.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,8 +65,10 @@ impl TokenIndex {
         format!("{}{username}", self.users)
     }
 
-    /// Stores a record for `ttl` and indexes it under the user; then, with a per-user limit,
-    /// ends the user's oldest tokens beyond it. One round trip, two when something is ended.
+    /// Stores a record for `ttl` and indexes it under the user (one `MULTI` on one Redis, the
+    /// record first and then the index on a cluster; see the module comment); then, with a
+    /// per-user limit, ends the user's oldest tokens beyond it. One round trip on one Redis,
+    /// two on a cluster, and one or two more when something is ended.
     pub(crate) async fn insert(
         &self,
         store: &RedisStore,
@@ -63,12 +80,23 @@ impl TokenIndex {
         let now = now_ms();
         let ttl_ms = ttl.as_millis() as u64;
         let user_key = self.user_key(username);
-        let set = redis::cmd("SET").arg(self.record_key(id)).arg(record).arg("PX").arg(ttl_ms).to_owned();
+        // The record expires at the very instant its index entry's score says (PXAT, not PX: one
+        // clock for both), so that no pruning of expired entries drops the entry of a record
+        // that still lives.
+        let expires = now + ttl_ms;
+        let set = redis::cmd("SET").arg(self.record_key(id)).arg(record).arg("PXAT").arg(expires).to_owned();
         let mut p = pipe();
-        p.atomic()
-            .cmd("ZADD")
+        p.atomic();
+        let mut commands = 3;
+        if store.is_cluster() {
+            store.cmd::<()>(&set).await?;
+        } else {
+            p.add_command(set).ignore();
+            commands += 1;
+        }
+        p.cmd("ZADD")
             .arg(&user_key)
-            .arg(now + ttl_ms)
+            .arg(expires)
             .arg(id)
             .ignore()
             .cmd("ZREMRANGEBYSCORE")
@@ -81,26 +109,37 @@ impl TokenIndex {
             .arg(ttl_ms)
             .ignore();
         let Some(max) = self.max_per_user else {
-            tokio::try_join!(store.cmd::<()>(&set), store.pipe::<()>(&p, 5))?;
-            return Ok(());
+            // MULTI and EXEC count as commands too.
+            return store.pipe::<()>(&p, commands + 2).await;
         };
         // Everything but the newest `max` members, oldest first.
         p.cmd("ZRANGE").arg(&user_key).arg(0).arg(-(i64::from(max)) - 1);
-        let ((), (older,)): ((), (Vec<String>,)) = tokio::try_join!(store.cmd(&set), store.pipe(&p, 6))?;
+        let (older,): (Vec<String>,) = store.pipe(&p, commands + 3).await?;
         if older.is_empty() {
             return Ok(());
         }
-        let zrem = redis::cmd("ZREM").arg(&user_key).arg(&older).to_owned();
-        store.all::<()>(&[self.unlink_records(&older), zrem]).await?;
-        Ok(())
+        self.end(store, username, &older).await
     }
 
     /// Removes one record and its index entry.
     pub(crate) async fn remove(&self, store: &RedisStore, username: &str, id: &str) -> Result<(), StoreError> {
-        let unlink = redis::cmd("UNLINK").arg(self.record_key(id)).to_owned();
-        let zrem = redis::cmd("ZREM").arg(self.user_key(username)).arg(id).to_owned();
-        store.all::<()>(&[unlink, zrem]).await?;
-        Ok(())
+        self.end(store, username, &[id.to_owned()]).await
+    }
+
+    /// Ends tokens of a user: unlinks their records, then drops their index entries (one
+    /// `MULTI` on one Redis, one after the other on a cluster), so that no failure in between
+    /// leaves a live record that no index names.
+    async fn end(&self, store: &RedisStore, username: &str, ids: &[String]) -> Result<(), StoreError> {
+        let unlink = self.unlink_records(ids);
+        let zrem = redis::cmd("ZREM").arg(self.user_key(username)).arg(ids).to_owned();
+        if store.is_cluster() {
+            // One UNLINK of many keys; the cluster client splits it by slot.
+            store.cmd::<()>(&unlink).await?;
+            return store.cmd::<()>(&zrem).await;
+        }
+        let mut p = pipe();
+        p.atomic().add_command(unlink).ignore().add_command(zrem).ignore();
+        store.pipe::<()>(&p, 4).await
     }
 
     /// The ids the user holds now (expired index entries excluded).
@@ -109,8 +148,9 @@ impl TokenIndex {
         store.cmd(&cmd).await
     }
 
-    /// Ends every token of a user: takes and deletes the index atomically (a login racing with
-    /// this lands in a fresh index and survives, as it should), then deletes the records.
+    /// Ends every token of a user: takes and deletes the index in one step, then unlinks the
+    /// records it named. A login that indexes its token after the take lands in a fresh index
+    /// and survives: it overlapped this revocation (see the module comment).
     pub(crate) async fn clear_user(&self, store: &RedisStore, username: &str) -> Result<(), StoreError> {
         let user_key = self.user_key(username);
         let mut p = pipe();

@@ -277,6 +277,22 @@ pub trait AuthStrategy: Send + Sync + 'static {
     fn logout(&self, principal: &Principal) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Ends every token of a user.
+    ///
+    /// The contract logins rely on (see `users`): a revocation ends every token whose
+    /// [`issue`](Self::issue) returned before the revocation began, and so does
+    /// [`roles_changed`](Self::roles_changed) where it revokes (or rewrites) tokens. A login
+    /// whose `issue` returns after a change of its user began is refused before the token leaves
+    /// the server, and one that starts after it reads the new record, so together no
+    /// interleaving of a login with a password change, role change, ban or logout-all hands out
+    /// a token the change should have ended. Why each design keeps it:
+    /// - `session`, hybrid allowlist, `refresh`: `issue` returns once the record and its index
+    ///   entry are stored (see `index`), and the revocation takes the index and deletes every
+    ///   record it names; `session`'s role change rewrites every record the index names.
+    /// - hybrid denylist and `pushed`: a token's `iat` is `max(now, marks read at issue)`; the
+    ///   revocation raises the user's mark to `max(marks, now) + 1`, with `now` read later from
+    ///   the same clock, so above the `iat` of every token issued before it.
+    /// - `versioned`: a token carries the version read at issue; the revocation increments it
+    ///   in Redis, so every such token is below it (once out of the grace window).
     fn revoke_user(&self, username: &str, kind: UserRevocation) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Makes a role change visible to existing tokens (the directory already holds the new

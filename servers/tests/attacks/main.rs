@@ -5,10 +5,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod acknowledged_revocation;
 mod forgotten_versions;
+mod index_race;
 mod json_array;
 mod jwt_rotation;
 mod login_flood;
+mod password_race;
 mod pumped_marks;
 mod push_log;
 mod refresh_retry;

@@ -1,53 +1,14 @@
-//! The seeded user directory: `user0` .. `user{N-1}`, argon2id password hashes, roles.
-//!
-//! All seeded users share one password, so they share one PHC hash computed at start: hashing
-//! 10^4 users one by one at ~20 ms each would delay start-up by minutes without changing any
-//! measurement (a verify costs the same whatever the salt). A changed password gets its own hash.
-//!
-//! Every hash a request asks for (a login's verify, a password change's verify and new hash)
-//! runs in one of a few hashing slots: argon2id holds 19 MiB for the whole of a hash, so
-//! unbounded concurrent logins were unbounded memory (128 wrong-password logins took a server
-//! to 2.3 GiB). A request that cannot get a slot within the wait is turned away
-//! ([`HashingBusy`]) before any work or any change. Each slot is a thread of its own whose
-//! argon2 memory is allocated once and reused, so hashing holds one 19 MiB block per slot
-//! whatever the traffic.
+//! Password hashing within a bound: argon2id holds 19 MiB for the whole of a hash, so every
+//! hash a request asks for runs in one of a few hashing slots, each a thread of its own whose
+//! argon2 memory is allocated once and reused. A request that cannot get a slot within the
+//! wait is turned away ([`HashingBusy`]) before any work.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
-
-/// Longest password accepted; argon2 takes any length, but a cap keeps a login's cost bounded.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Longest username accepted before any lookup.
-pub const MAX_USERNAME_BYTES: usize = 64;
-/// Most roles a user can hold, and the longest role name.
-pub const MAX_ROLES: usize = 16;
-pub const MAX_ROLE_BYTES: usize = 64;
-
-#[derive(Debug, Clone)]
-struct UserRecord {
-    /// PHC string (argon2id, salt and parameters included).
-    password_hash: Arc<str>,
-    roles: Arc<[String]>,
-}
-
-/// The users a server knows. Fixed membership; passwords and roles can change.
-///
-/// A std `RwLock` per user rather than a tokio one: it is held only to copy two `Arc`s out,
-/// never across an `.await`, so it is cheaper and cannot deadlock a task.
-#[derive(Debug)]
-pub struct UserDirectory {
-    users: HashMap<String, RwLock<UserRecord>>,
-    /// Verified against when the username is unknown, so that an unknown user costs the same
-    /// argon2 time as a wrong password and the two cannot be told apart.
-    decoy_hash: Arc<str>,
-    /// Bounds the hashes in flight, and so their memory.
-    slots: HashingSlots,
-}
 
 /// Every hashing slot stayed taken for longer than the wait: the request did no work and
 /// changed nothing, and the client should retry later (503 with `Retry-After`).
@@ -91,16 +52,16 @@ type HashJob = Box<dyn FnOnce(&mut Workspace) + Send>;
 /// and go: a workspace lives as long as its thread, so the threads must be few and lasting for
 /// the memory to be the slots' count of blocks.
 #[derive(Debug)]
-struct HashingSlots {
+pub(super) struct HashingSlots {
     /// One permit per hashing thread; a job is queued only with a permit, so it never waits
     /// for a thread.
-    permits: Arc<Semaphore>,
+    pub(super) permits: Arc<Semaphore>,
     wait: Duration,
     jobs: std::sync::mpsc::Sender<HashJob>,
 }
 
 impl HashingSlots {
-    fn new(limit: HashingLimit) -> Result<Self, String> {
+    pub(super) fn new(limit: HashingLimit) -> Result<Self, String> {
         let concurrency = limit.concurrency.max(1);
         let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
         let queue = Arc::new(std::sync::Mutex::new(queue));
@@ -131,7 +92,7 @@ impl HashingSlots {
     /// Runs `work` on a hashing thread once one is free, or fails after the wait. The permit
     /// moves into the job, so a request that is dropped meanwhile (its client gone) still holds
     /// its slot until the hash really ends: the bound is on work, not on requests.
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, HashError> {
@@ -151,18 +112,6 @@ impl HashingSlots {
     }
 }
 
-/// An argon2id hash of a new password, ready to install.
-#[derive(Debug, Clone)]
-pub struct NewPasswordHash(Arc<str>);
-
-/// A successful password check: who, with which roles, and how long argon2 took.
-#[derive(Debug, Clone)]
-pub struct VerifiedUser {
-    pub username: String,
-    pub roles: Arc<[String]>,
-    pub argon2_time: Duration,
-}
-
 /// Argon2 working memory of one hashing thread (19 MiB with the default parameters),
 /// allocated at its first hash and reused by every later one.
 ///
@@ -172,12 +121,12 @@ pub struct VerifiedUser {
 /// hashed two at a time took it to 779 MiB on the blocking pool, 399 MiB on two threads of its
 /// own). Allocated once per hashing thread, the memory is one block per thread whatever the traffic.
 #[derive(Debug, Default)]
-struct Workspace(Vec<Block>);
+pub(super) struct Workspace(pub(super) Vec<Block>);
 
 /// Largest memory a stored hash may ask for: four times the default. Every stored hash is one
 /// this server made with the default parameters; this only keeps a bad one from growing a
 /// workspace without bound.
-const MAX_BLOCKS: usize = 4 * Params::DEFAULT.block_count();
+pub(super) const MAX_BLOCKS: usize = 4 * Params::DEFAULT.block_count();
 
 impl Workspace {
     /// Hashes `password` under `salt` with `argon2` into `out`, in this workspace.
@@ -201,7 +150,7 @@ impl Workspace {
 
     /// A PHC string for `password`: argon2id, the crate's default (OWASP-recommended)
     /// parameters, a fresh 16-byte salt. The same string `Argon2::default().hash_password` makes.
-    fn hash(&mut self, password: &str) -> Result<Arc<str>, String> {
+    pub(super) fn hash(&mut self, password: &str) -> Result<Arc<str>, String> {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
@@ -225,7 +174,7 @@ impl Workspace {
 
     /// Whether `password` matches the PHC string `hash`, as `Argon2::verify_password` decides
     /// (algorithm, version and parameters from the string; outputs compared in constant time).
-    fn verify(&mut self, hash: &str, password: &str) -> bool {
+    pub(super) fn verify(&mut self, hash: &str, password: &str) -> bool {
         let Ok(parsed) = PasswordHash::new(hash) else { return false };
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
         let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
@@ -252,152 +201,9 @@ pub fn hash_password(password: &str) -> Result<Arc<str>, String> {
     Workspace::default().hash(password)
 }
 
-impl UserDirectory {
-    /// Seeds `count` users sharing `password`, with roles `["user"]`, hashing requests within
-    /// the default [`HashingLimit`].
-    pub fn seed(count: u32, password: &str) -> Result<Self, String> {
-        Self::seed_with_limit(count, password, HashingLimit::default())
-    }
-
-    /// Seeds `count` users sharing `password`, with roles `["user"]`; requests hash within `limit`.
-    pub fn seed_with_limit(count: u32, password: &str, limit: HashingLimit) -> Result<Self, String> {
-        let shared = hash_password(password)?;
-        let decoy_hash = hash_password("decoy password that nobody has")?;
-        let roles: Arc<[String]> = Arc::from(vec!["user".to_owned()]);
-        let users = (0..count)
-            .map(|i| {
-                let record = UserRecord { password_hash: shared.clone(), roles: roles.clone() };
-                (format!("user{i}"), RwLock::new(record))
-            })
-            .collect();
-        Ok(Self { users, decoy_hash, slots: HashingSlots::new(limit)? })
-    }
-
-    /// Whether the user exists.
-    pub fn contains(&self, username: &str) -> bool {
-        self.users.contains_key(username)
-    }
-
-    /// The user's current roles.
-    pub fn roles(&self, username: &str) -> Option<Arc<[String]>> {
-        self.users.get(username).map(|u| read(u).roles)
-    }
-
-    /// Checks a password in a hashing slot (argon2 takes milliseconds of CPU and 19 MiB).
-    /// Unknown users and wrong passwords both give `Ok(None)` after the same work; `Err` means
-    /// no slot came free in time, whoever the user.
-    pub async fn verify(self: &Arc<Self>, username: &str, password: &str) -> Result<Option<VerifiedUser>, HashingBusy> {
-        if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
-            return Ok(None);
-        }
-        let record = self.users.get(username).map(read);
-        let hash = record.as_ref().map_or_else(|| self.decoy_hash.clone(), |r| r.password_hash.clone());
-        let password = password.to_owned();
-        let checked = self
-            .slots
-            .run(move |workspace| {
-                // Timed inside the slot: the wait for one is not argon2's time.
-                let started = Instant::now();
-                (workspace.verify(&hash, &password), started.elapsed())
-            })
-            .await;
-        let (ok, argon2_time) = match checked {
-            Ok(checked) => checked,
-            Err(HashError::Busy(busy)) => return Err(busy),
-            Err(HashError::Failed(e)) => {
-                tracing::error!(error = %e, "password check failed");
-                (false, Duration::ZERO)
-            }
-        };
-        match (ok, record) {
-            (true, Some(record)) => {
-                Ok(Some(VerifiedUser { username: username.to_owned(), roles: record.roles, argon2_time }))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Hashes a new password in a hashing slot, for [`UserDirectory::install_password`]: a
-    /// password change hashes before it revokes anything, so a change turned away changes nothing.
-    pub async fn hash_new_password(&self, password: &str) -> Result<NewPasswordHash, HashError> {
-        let password = password.to_owned();
-        let hash = self.slots.run(move |workspace| workspace.hash(&password)).await?.map_err(HashError::Failed)?;
-        Ok(NewPasswordHash(hash))
-    }
-
-    /// Makes `hash` the user's password; false when the user does not exist.
-    pub fn install_password(&self, username: &str, hash: NewPasswordHash) -> bool {
-        match self.users.get(username) {
-            Some(user) => {
-                write(user, |r| r.password_hash = hash.0);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Replaces a user's password with a fresh argon2id hash.
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), HashError> {
-        let hash = self.hash_new_password(password).await?;
-        if self.install_password(username, hash) { Ok(()) } else { Err(HashError::Failed("unknown user".to_owned())) }
-    }
-
-    /// Replaces a user's roles; returns false when the user does not exist.
-    pub fn set_roles(&self, username: &str, roles: Vec<String>) -> bool {
-        match self.users.get(username) {
-            Some(user) => {
-                write(user, |r| r.roles = Arc::from(roles));
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Reads a record, recovering from a poisoned lock: a record is two `Arc`s, always consistent.
-fn read(lock: &RwLock<UserRecord>) -> UserRecord {
-    match lock.read() {
-        Ok(guard) => guard.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    }
-}
-
-fn write(lock: &RwLock<UserRecord>, f: impl FnOnce(&mut UserRecord)) {
-    match lock.write() {
-        Ok(mut guard) => f(&mut guard),
-        Err(poisoned) => f(&mut poisoned.into_inner()),
-    }
-}
-
-/// Checks a role list from an admin request: 1..=16 names of `[a-z0-9_:.-]`, at most 64 bytes.
-pub fn validate_roles(roles: &[String]) -> Result<(), String> {
-    if roles.is_empty() || roles.len() > MAX_ROLES {
-        return Err(format!("roles must hold 1 to {MAX_ROLES} names"));
-    }
-    for role in roles {
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_:.-".contains(c);
-        if role.is_empty() || role.len() > MAX_ROLE_BYTES || !role.chars().all(ok_char) {
-            return Err(format!("role names are 1 to {MAX_ROLE_BYTES} characters of [a-z0-9_:.-]"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn unknown_user_and_wrong_password_both_fail() {
-        let dir = Arc::new(UserDirectory::seed(3, "pw-secret").unwrap());
-        assert!(dir.verify("user1", "pw-secret").await.unwrap().is_some());
-        assert!(dir.verify("user1", "wrong").await.unwrap().is_none());
-        assert!(dir.verify("user9", "pw-secret").await.unwrap().is_none());
-        dir.set_password("user1", "new-secret").await.unwrap();
-        assert!(dir.verify("user1", "pw-secret").await.unwrap().is_none());
-        assert!(dir.verify("user1", "new-secret").await.unwrap().is_some());
-        assert!(dir.verify("user2", "pw-secret").await.unwrap().is_some());
-    }
 
     #[test]
     fn hashes_match_the_argon2_crates_own() {
@@ -420,25 +226,5 @@ mod tests {
         let greedy = weaker.replace("m=1024", "m=4000000");
         assert!(!workspace.verify(&greedy, "pw-secret"), "a hash asking for 4 GB is refused");
         assert!(workspace.0.len() <= MAX_BLOCKS);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_busy_slot_turns_requests_away_after_the_wait() {
-        let limit = HashingLimit { concurrency: 1, wait: Duration::ZERO };
-        let dir = Arc::new(UserDirectory::seed_with_limit(2, "pw-secret", limit).unwrap());
-        let held = dir.slots.permits.clone().try_acquire_owned().unwrap();
-        assert_eq!(dir.verify("user1", "pw-secret").await.unwrap_err(), HashingBusy);
-        assert!(dir.verify("nobody", "pw-secret").await.is_err(), "unknown users wait like known ones");
-        assert!(matches!(dir.hash_new_password("x").await, Err(HashError::Busy(_))));
-        drop(held);
-        assert!(dir.verify("user1", "pw-secret").await.unwrap().is_some());
-    }
-
-    #[test]
-    fn roles_are_validated() {
-        assert!(validate_roles(&["admin".into(), "user".into()]).is_ok());
-        assert!(validate_roles(&[]).is_err());
-        assert!(validate_roles(&["Admin".into()]).is_err());
-        assert!(validate_roles(&["a*".into()]).is_err());
     }
 }
