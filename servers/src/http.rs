@@ -366,6 +366,12 @@ async fn logout_all<S: AuthStrategy>(
     State(state): State<Arc<AppState<S>>>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
+    // A design that cannot end a user's tokens answers 501 before anything changes: opening a
+    // change would refuse the user's logins in flight (409) for nothing, and a thief holding
+    // such a token could keep the victim from logging in by repeating the call.
+    if !state.strategy.capabilities().revocation.logout_all {
+        return Err(AuthError::Unsupported.into());
+    }
     // A token of a user the directory does not know (baseline's) has no logins to race.
     let change = state.users.begin_change(&principal.sub, AccountChange::Tokens);
     revoke(&state, move |st| async move {
@@ -433,6 +439,13 @@ async fn admin_revoke<S: AuthStrategy>(
     Path(username): Path<String>,
 ) -> Result<Response, ApiError> {
     state.require_admin(&headers)?;
+    if !state.users.contains(&username) {
+        return Err(ApiError::UnknownUser);
+    }
+    // As for logout-all: no change opened for a revocation that cannot run.
+    if !state.strategy.capabilities().revocation.admin_revoke {
+        return Err(AuthError::Unsupported.into());
+    }
     let change = state.users.begin_change(&username, AccountChange::Tokens).ok_or(ApiError::UnknownUser)?;
     revoke(&state, move |st| async move {
         let _change = change;

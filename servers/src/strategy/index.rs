@@ -20,14 +20,16 @@
 //!   could not name the key, and it would pile a user's records onto one node. So the order of
 //!   the writes carries the invariant instead: a login writes the record, waits for Redis to
 //!   confirm it, and only then indexes it; an end of tokens unlinks the records, waits, and only
-//!   then drops their index entries. `clear_user` takes and deletes the index in one step, then
-//!   unlinks every record it named: every id it takes has its record stored already, so the
-//!   unlink ends it; an id indexed after the take lands in a fresh index that the next
-//!   revocation takes, and its login, which answers only once the id is indexed, overlapped
-//!   this revocation rather than preceding it (and within one instance is refused for it, see
-//!   `users`). A failure between the two writes leaves at worst a record that no index names
-//!   and that no client holds (the login answered 503), which expires with its TTL, or an index
-//!   entry whose record is gone, which every reader ignores.
+//!   then drops their index entries. `clear_user` reads the index, then ends what it named the
+//!   same way (records, then entries): every id it reads has its record stored already, so the
+//!   unlink ends it; an id indexed after the read stays indexed for the next revocation, and
+//!   its login, which answers only once the id is indexed, overlapped this revocation rather
+//!   than preceding it (and within one instance is refused for it, see `users`). A failure
+//!   part-way leaves every live record still indexed, so a retried revocation ends it (taking
+//!   the index first, as an earlier version did, could leave live records that no revocation
+//!   finds again), or leaves at worst a record that no index names and no client holds (a
+//!   login that answered 503), which expires with its TTL, or an index entry whose record is
+//!   gone, which every reader ignores.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -148,19 +150,20 @@ impl TokenIndex {
         store.cmd(&cmd).await
     }
 
-    /// Ends every token of a user: takes and deletes the index in one step, then unlinks the
-    /// records it named. A login that indexes its token after the take lands in a fresh index
-    /// and survives: it overlapped this revocation (see the module comment).
+    /// Ends every token of a user: reads the index, then ends what it names as [`end`] does,
+    /// records first and index entries after. A failure part-way (a store timeout, a client
+    /// gone) therefore leaves every live record still named by the index, so the retried
+    /// revocation finds and ends it; taking the index first would leave live records no later
+    /// revocation can find. A login that indexes its token after the read overlapped this
+    /// revocation, and its own re-check refuses it (see the module comment).
+    ///
+    /// [`end`]: Self::end
     pub(crate) async fn clear_user(&self, store: &RedisStore, username: &str) -> Result<(), StoreError> {
-        let user_key = self.user_key(username);
-        let mut p = pipe();
-        p.atomic().cmd("ZRANGE").arg(&user_key).arg(0).arg(-1).cmd("DEL").arg(&user_key).ignore();
-        let (ids,): (Vec<String>,) = store.pipe(&p, 4).await?;
+        let ids: Vec<String> = store.cmd(redis::cmd("ZRANGE").arg(self.user_key(username)).arg(0).arg(-1)).await?;
         if ids.is_empty() {
             return Ok(());
         }
-        // One UNLINK of many keys; on a cluster the client splits it by slot.
-        store.cmd::<()>(&self.unlink_records(&ids)).await
+        self.end(store, username, &ids).await
     }
 
     /// Ends every token of every user by walking this index's own key prefixes.

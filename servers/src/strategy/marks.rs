@@ -75,7 +75,7 @@ const RAISE: &str = concat!(
     r"
 redis.call('SET', KEYS[2], v, 'EXAT', exat)
 if KEYS[3] then
-  redis.call('SET', KEYS[4], ARGV[5], 'NX')
+  redis.call('SET', KEYS[4], ARGV[5] .. ':' .. string.format('%d', t), 'NX')
   local oldest = string.format('%d', math.floor(t / 1000) - tonumber(ARGV[4]))
   redis.call('XADD', KEYS[3], 'MINID', oldest, '*', 'k', ARGV[2], 'v', ARGV[3], 'n', v)
 end

@@ -65,7 +65,7 @@ local log, epoch_key = KEYS[#KEYS - 1], KEYS[#KEYS]
 local retention, new_epoch = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-redis.call('SET', epoch_key, new_epoch, 'NX')
+redis.call('SET', epoch_key, new_epoch .. ':' .. now_ms, 'NX')
 local function append(k, v, n)
   return redis.call('XADD', log, 'MINID', tostring(now_ms - retention), '*', 'k', k, 'v', v, 'n', n)
 end
@@ -179,7 +179,10 @@ impl PushedStrategy {
         let sync = Arc::new(SyncState { last_id: RwLock::new("0".to_owned()), ..SyncState::default() });
         let new_epoch = crate::token::new_opaque_id().map_err(|e| AuthError::Internal(e.to_string()))?;
         // The epoch of the log about to be replayed (made now if the log has none yet).
-        let _: Option<String> = store.cmd(redis::cmd("SET").arg(EPOCH).arg(&new_epoch).arg("NX")).await?;
+        // Every creation of the epoch is unique (the scripts append Redis's time to it as well):
+        // a log recreated by this same instance after Redis lost it must not look unchanged.
+        let start_epoch = format!("{new_epoch}:start:{}", now_ms());
+        let _: Option<String> = store.cmd(redis::cmd("SET").arg(EPOCH).arg(&start_epoch).arg("NX")).await?;
         let epoch: Option<String> = store.cmd(redis::cmd("GET").arg(EPOCH)).await?;
         if let Ok(mut known) = sync.epoch.write() {
             *known = epoch;

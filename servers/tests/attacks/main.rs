@@ -7,6 +7,7 @@ mod support;
 
 mod acknowledged_revocation;
 mod forgotten_versions;
+mod half_done_revocation;
 mod index_race;
 mod json_array;
 mod jwt_rotation;

@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::token::{MAX_TOKEN_BYTES, TokenRejection, new_jti};
 
+mod key_file;
+
+use key_file::{lock_key_file, material_from_file, write_atomically, write_public};
+
 /// Signature algorithm of the JWT strategies; one key per algorithm, pinned at verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
 pub enum JwtAlg {
@@ -147,6 +151,10 @@ impl JwtKeys {
         let algorithm = algorithm_of(alg);
         let keys = match key_file {
             Some(path) => {
+                // Read the key and write its public half under the file lock, so that a rotation
+                // in another process cannot land between the two and leave `.pub` holding the
+                // retired key.
+                let _locked = lock_key_file(path)?;
                 let keys = keys_from_material(algorithm, &material_from_file(algorithm, path)?)?;
                 if let Some(public) = &keys.public_der {
                     write_public(path, public)?;
@@ -258,6 +266,8 @@ impl JwtKeys {
         let material = new_material(self.alg).map_err(SignError::Failed)?;
         let fresh = keys_from_material(self.alg, &material).map_err(SignError::Failed)?;
         if let Some(path) = &self.key_file {
+            // Across processes too: another signer starting or rotating meanwhile waits.
+            let _locked = lock_key_file(path).map_err(SignError::Failed)?;
             // The public key first: a verify-only instance starting in between already refuses
             // the old tokens (a signer starting in between still signs with the old key until
             // the next line, and its tokens are refused too: failing closed). Each file is
@@ -385,73 +395,6 @@ fn keys_from_material(alg: Algorithm, material: &[u8]) -> Result<KeyPairSet, Str
 
 fn generate_key(alg: Algorithm) -> Result<KeyPairSet, String> {
     keys_from_material(alg, &new_material(alg)?)
-}
-
-/// Writes `public` (base64 of its DER) to `<key_file>.pub`, for verify-only instances.
-fn write_public(key_file: &std::path::Path, public: &[u8]) -> Result<(), String> {
-    let mut name = key_file.as_os_str().to_owned();
-    name.push(".pub");
-    let text = base64::engine::general_purpose::STANDARD.encode(public);
-    write_atomically(std::path::Path::new(&name), text.as_bytes(), 0o644)
-}
-
-/// Replaces `path` with `contents` whole: written to a temporary file beside it, synced, then
-/// renamed over it, so a reader sees the old file or the new one and a crash leaves one of them.
-fn write_atomically(path: &std::path::Path, contents: &[u8], mode: u32) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut tmp = path.as_os_str().to_owned();
-    let unique = new_jti().map_err(|e| format!("cannot write {}: no randomness: {e}", path.display()))?;
-    tmp.push(format!(".tmp-{}-{unique}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })
-}
-
-/// Reads the key material in `path` (base64 of the secret or PKCS#8 key), or, when the file
-/// does not exist, creates it with fresh material, readable by the owner only. Two servers
-/// given the same file therefore share one key, as two instances behind a load balancer do.
-fn material_from_file(alg: Algorithm, path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let decode = |text: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| format!("key file {}: not base64: {e}", path.display()))
-    };
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut file) => {
-            let material = new_material(alg)?;
-            let text = base64::engine::general_purpose::STANDARD.encode(&material);
-            file.write_all(text.as_bytes()).map_err(|e| format!("cannot write key file {}: {e}", path.display()))?;
-            Ok(material)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // Another instance may be writing it right now: wait briefly for content.
-            for _ in 0..50 {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-                if !text.trim().is_empty() {
-                    return decode(&text);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(format!("key file {} stayed empty", path.display()))
-        }
-        Err(e) => Err(format!("cannot create key file {}: {e}", path.display())),
-    }
 }
 
 #[cfg(test)]
