@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use super::progress::Progress;
 use crate::plan::SuitePlan;
 use crate::present::terminal;
-use crate::results::{Fault, ResultsWriter, Scenario};
-use crate::scenario::{Event, Sink};
+use crate::results::{Fault, Record, ResultsWriter, Scenario};
+use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject};
 
 /// One measurement of a run, named by the variant it measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +134,42 @@ pub fn subject_steps(plan: &SuitePlan, name: &str, measures_revocation: bool) ->
         steps.push(Step::Revocation(name.to_owned()));
     }
     steps
+}
+
+/// Steady, sweep or login on a subject whose servers run, the same for every fleet; `load` (the
+/// `/me` requests) is needed by steady and sweep only.
+pub fn subject_step(
+    step: &Step,
+    subject: &Subject,
+    load: Option<&MeLoad>,
+    knobs: &Knobs,
+    known: Known,
+    sink: Sink<'_>,
+) -> anyhow::Result<()> {
+    let load = || load.ok_or_else(|| anyhow::anyhow!("{step}: no tokens to load with"));
+    match step {
+        Step::Steady(_) => {
+            let record = scenario::steady(subject, knobs, load()?, Scenario::Steady)?;
+            sink(Event::Record(Record::Run(Box::new(record))))
+        }
+        Step::Sweep(name) => {
+            let max = match known.max_rps {
+                Some(max) => max,
+                None => {
+                    // No steady run: a short closed-loop probe finds the maximum.
+                    sink(Event::Status(format!("{name}: probing the maximum")))?;
+                    scenario::probe_max(subject, knobs, load()?)?
+                }
+            };
+            let summary = scenario::sweep(subject, knobs, load()?, max, sink)?;
+            sink(Event::Record(Record::Sweep(summary)))
+        }
+        Step::Login(_) => {
+            let record = knobs.runtime.block_on(scenario::login(subject, knobs))?;
+            sink(Event::Record(Record::Run(Box::new(record))))
+        }
+        other => anyhow::bail!("{other} is not a step on a running subject"),
+    }
 }
 
 /// What the orchestration works with: where results go, what the user sees, whether to stop.

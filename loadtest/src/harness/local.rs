@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use authbench_server::redis_process::{RedisOptions, RedisServer};
 
-use super::fleet::{Fleet, Known, Step};
+use super::fleet::{Fleet, Known, Step, subject_step};
 use crate::observe::cpus_allowed;
 use crate::plan::{CpuPlacement, GENERATOR_BOUND, Variant, variant};
 use crate::process::{Backing, Launcher, ServerProcess, further_instance_args, variant_args};
-use crate::results::{Record, Scenario, SweepSummary};
+use crate::results::Record;
 use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, outage, points, revocation, scale};
 
 /// A variant's servers while its steady, sweep and login run.
@@ -132,12 +132,6 @@ impl LocalFleet {
         Ok(())
     }
 
-    /// `v`'s servers, started if they do not run yet.
-    fn running(&mut self, v: &'static Variant, sink: Sink<'_>) -> anyhow::Result<&Running> {
-        self.start(v, sink)?;
-        self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{} did not start", v.name))
-    }
-
     fn release(&mut self) {
         if let Some(running) = self.running.take() {
             let key_file = running.key_file.clone();
@@ -151,31 +145,10 @@ impl Fleet for LocalFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
             Step::Calibration => self.calibrate(sink)?,
-            Step::Steady(name) => {
+            Step::Steady(name) | Step::Sweep(name) | Step::Login(name) => {
                 self.start(find(name)?, sink)?;
                 let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
-                let record = scenario::steady(&running.subject, &self.knobs, &running.load, Scenario::Steady)?;
-                sink(Event::Record(Record::Run(Box::new(record))))?;
-            }
-            Step::Sweep(name) => {
-                let running = self.running(find(name)?, sink)?;
-                let (subject, load) = (running.subject.clone(), running.load.clone());
-                let max = match known.max_rps {
-                    Some(max) => max,
-                    None => {
-                        // No steady run: a short closed-loop probe finds the maximum.
-                        sink(Event::Status(format!("{name}: probing the maximum")))?;
-                        scenario::probe_max(&subject, &self.knobs, &load)?
-                    }
-                };
-                let summary: SweepSummary = scenario::sweep(&subject, &self.knobs, &load, max, sink)?;
-                sink(Event::Record(Record::Sweep(summary)))?;
-            }
-            Step::Login(name) => {
-                self.start(find(name)?, sink)?;
-                let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
-                let record = self.knobs.runtime.block_on(scenario::login(&running.subject, &self.knobs))?;
-                sink(Event::Record(Record::Run(Box::new(record))))?;
+                subject_step(step, &running.subject, Some(&running.load), &self.knobs, known, sink)?;
             }
             Step::Release(_) => self.release(),
             Step::Revocation(name) => {

@@ -1,10 +1,10 @@
 //! The fleet of `authbench load`: one server someone else runs, in any language, reached on
 //! loopback. Only the scenarios that need no control over its processes run here.
 
-use super::fleet::{Fleet, Known, Step};
+use super::fleet::{Fleet, Known, Step, subject_step};
 use crate::plan::LoadConfig;
-use crate::results::{Capabilities, Record, Scenario};
-use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, revocation};
+use crate::results::Capabilities;
+use crate::scenario::{Knobs, MeLoad, Sink, Subject, revocation};
 
 /// Someone else's server and what `load` was told about it.
 #[derive(Debug)]
@@ -42,26 +42,10 @@ impl RemoteFleet {
 impl Fleet for RemoteFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
-            Step::Steady(_) => {
-                let load = self.load()?;
-                let record = scenario::steady(&self.subject, &self.knobs, &load, Scenario::Steady)?;
-                sink(Event::Record(Record::Run(Box::new(record))))
-            }
-            Step::Sweep(name) => {
-                let load = self.load()?;
-                let max = match known.max_rps {
-                    Some(max) => max,
-                    None => {
-                        sink(Event::Status(format!("{name}: probing the maximum")))?;
-                        scenario::probe_max(&self.subject, &self.knobs, &load)?
-                    }
-                };
-                let summary = scenario::sweep(&self.subject, &self.knobs, &load, max, sink)?;
-                sink(Event::Record(Record::Sweep(summary)))
-            }
-            Step::Login(_) => {
-                let record = self.knobs.runtime.block_on(scenario::login(&self.subject, &self.knobs))?;
-                sink(Event::Record(Record::Run(Box::new(record))))
+            Step::Steady(_) | Step::Sweep(_) | Step::Login(_) => {
+                // A login flow logs its own users in; steady and sweep need the `/me` tokens.
+                let load = if matches!(step, Step::Login(_)) { None } else { Some(self.load()?) };
+                subject_step(step, &self.subject, load.as_ref(), &self.knobs, known, sink)
             }
             Step::Release(_) => Ok(()),
             Step::Revocation(_) => revocation::run_remote(
