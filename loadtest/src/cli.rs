@@ -90,10 +90,18 @@ pub struct RunArgs {
     /// Connections of the closed-loop and open-loop engines.
     #[arg(long)]
     pub connections: Option<usize>,
-    /// Measured window of each steady repetition, e.g. 5s.
+    /// Measured window of each steady repetition (and of the rate scenario), e.g. 5s.
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub duration: Option<Duration>,
+    /// Open loop at this many requests per second for --duration (the rate scenario, as
+    /// wrk2's -R); alone, it selects the rate scenario.
+    #[arg(long, value_name = "RPS")]
+    pub rate: Option<f64>,
+    /// Most connections the open-loop generator may open at once (default: enough for the
+    /// rate times the 10 s request deadline, at most 8192); sends beyond are counted dropped.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Use a Redis Cluster on loopback instead of a redis-server of authbench's own: seed
     /// URLs, comma-separated; without a value, the cluster scripts/redis-cluster.sh starts.
     /// outage, scale, rtt and tokensize need a Redis authbench owns and are skipped.
@@ -129,9 +137,9 @@ pub struct LoadArgs {
     /// Base URL of the server, e.g. http://127.0.0.1:8080 (loopback only).
     #[arg(long)]
     pub target: String,
-    /// Scenarios, comma-separated.
-    #[arg(long = "scenario", value_delimiter = ',', value_enum, default_values_t = [Scenario::Steady])]
-    pub scenarios: Vec<Scenario>,
+    /// Scenarios, comma-separated (default: steady, or rate when --rate is given).
+    #[arg(long = "scenario", value_delimiter = ',', value_enum)]
+    pub scenarios: Option<Vec<Scenario>>,
     /// Durations and repetitions come from this suite.
     #[arg(long, value_enum, default_value_t = SuiteName::Default)]
     pub suite: SuiteName,
@@ -141,6 +149,14 @@ pub struct LoadArgs {
     pub connections: Option<usize>,
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Open loop at this many requests per second for --duration (the rate scenario, as
+    /// wrk2's -R); alone, it selects the rate scenario.
+    #[arg(long, value_name = "RPS")]
+    pub rate: Option<f64>,
+    /// Most connections the open-loop generator may open at once (default: enough for the
+    /// rate times the 10 s request deadline, at most 8192); sends beyond are counted dropped.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Password of the seeded users user0.. on the target.
     #[arg(long, default_value = "authbench-password")]
     pub user_password: String,
@@ -215,6 +231,36 @@ fn needs_own_redis(s: Scenario) -> bool {
     matches!(s, Scenario::Outage | Scenario::Scale | Scenario::Rtt | Scenario::Tokensize)
 }
 
+/// Applies `--rate` and `--max-connections`: the rate scenario needs a rate; a rate alone
+/// selects it; a rate with scenarios that leave it out is a mistake worth saying.
+fn fixed_rate(
+    plan: &mut SuitePlan,
+    rate: Option<f64>,
+    max_connections: Option<usize>,
+    scenarios_given: bool,
+) -> anyhow::Result<()> {
+    if let Some(r) = rate {
+        anyhow::ensure!(r.is_finite() && (1.0..=1_000_000.0).contains(&r), "--rate must be between 1 and 1000000");
+        if !scenarios_given {
+            plan.scenarios = vec![Scenario::Rate];
+        }
+        anyhow::ensure!(
+            plan.scenarios.contains(&Scenario::Rate),
+            "--rate applies to the rate scenario: add rate to the scenarios (e.g. --scenarios steady,rate)"
+        );
+    }
+    anyhow::ensure!(
+        rate.is_some() || !plan.scenarios.contains(&Scenario::Rate),
+        "the rate scenario needs --rate RPS (requests per second), e.g. --rate 1000"
+    );
+    if let Some(n) = max_connections {
+        anyhow::ensure!((1..=16_384).contains(&n), "--max-connections must be between 1 and 16384");
+    }
+    plan.rate = rate;
+    plan.rate_connection_limit = max_connections;
+    Ok(())
+}
+
 impl RunArgs {
     /// Fills unset fields from the TOML file named by `--config`.
     fn merge_file(mut self) -> anyhow::Result<Self> {
@@ -232,6 +278,8 @@ impl RunArgs {
         self.cpus = self.cpus.or(file.cpus);
         self.connections = self.connections.or(file.connections);
         self.duration = self.duration.or(file.duration);
+        self.rate = self.rate.or(file.rate);
+        self.max_connections = self.max_connections.or(file.max_connections);
         self.redis_cluster = self.redis_cluster.or(file.redis_cluster);
         self.instances = self.instances.or(file.instances);
         Ok(self)
@@ -264,6 +312,7 @@ impl RunArgs {
             anyhow::ensure!((1..=2).contains(&n), "--instances must be 1 or 2");
             plan.instances = n;
         }
+        fixed_rate(&mut plan, args.rate, args.max_connections, args.scenarios.is_some())?;
         let placement = match &args.cpus {
             Some(spec) => parse_cpus(spec).map_err(|e| anyhow::anyhow!(e))?,
             None => CpuPlacement::default(),
@@ -307,7 +356,7 @@ impl LoadArgs {
         let target = parse_target(&self.target)?;
         let mut plan = SuitePlan::new(self.suite);
         plan.variants.clear();
-        plan.scenarios = self.scenarios.clone();
+        plan.scenarios = self.scenarios.clone().unwrap_or_else(|| vec![Scenario::Steady]);
         if let Some(r) = self.repetitions {
             plan.repetitions = r.clamp(1, 100);
         }
@@ -317,12 +366,13 @@ impl LoadArgs {
         if let Some(d) = self.duration {
             plan.steady_duration = d.max(Duration::from_millis(100));
         }
+        fixed_rate(&mut plan, self.rate, self.max_connections, self.scenarios.is_some())?;
         plan.estimate = plan.estimated_time();
         for s in &plan.scenarios {
             anyhow::ensure!(
                 !needs_own_redis(*s),
                 "the {} scenario stops Redis, seeds it or restarts the server with other flags, which only \
-                 `authbench run` can do with the servers it owns; `load` runs steady, sweep, login and revocation",
+                 `authbench run` can do with the servers it owns; `load` runs steady, sweep, rate, login and revocation",
                 s.as_str()
             );
         }

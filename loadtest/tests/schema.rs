@@ -203,7 +203,10 @@ fn smoke_results_match_the_schema_and_the_suite() {
             assert_eq!(s.schedule, "open", "{variant} sweep");
             assert_eq!(s.latency_basis, "intended_send_time", "{variant} sweep");
             assert!(s.offered_rps.is_some_and(|r| r > 0.0), "{variant} sweep: offered_rps {:?}", s.offered_rps);
-            assert!(s.service_latency_us.is_some() && s.send_lag_us.is_some(), "{variant} sweep");
+            assert!(
+                s.service_latency_us.is_some() && s.pacer_lag_us.is_some() && s.connection_wait_us.is_some(),
+                "{variant} sweep"
+            );
         }
         assert!(results.sweeps.iter().any(|s| s.variant == variant), "{variant}: no sweep summary");
 
@@ -401,9 +404,14 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     for r in &mut results.runs {
         r.capabilities = None;
         r.offered_rps = None;
-        r.dropped_sends = None;
+        r.achieved_rps = None;
+        r.dropped = None;
+        r.peak_connections = None;
+        r.connection_limit = None;
         r.service_latency_us = None;
-        r.send_lag_us = None;
+        r.pacer_lag_us = None;
+        r.connection_wait_us = None;
+        r.generator_busy = None;
         r.redis_commands_per_request = None;
         r.redis_bytes_per_request = None;
         r.server_cpu_us_per_request = None;

@@ -4,21 +4,24 @@
 //! Two schedules:
 //! - closed loop: each connection sends its next request as soon as the previous answer is
 //!   read; latency is the service time.
-//! - open loop: a pacer thread emits intended send times at a constant rate into a shared
-//!   queue that every connection takes from; latency is measured from the *intended* send time
-//!   (as wrk2 does), so a slow server cannot hide its queueing (coordinated omission). Service
-//!   time and the pacer's own lateness are kept too, and intended sends that no connection could
-//!   start before the end are counted as dropped.
+//! - open loop: each generator thread paces its share of a constant arrival rate on its own
+//!   event loop (see `open.rs`), with connections opened on demand; latency is measured from
+//!   the *intended* send time (as wrk2 does), so a slow server cannot hide its queueing
+//!   (coordinated omission), and every intended send is accounted for, dropped ones included.
 //!
-//! The pacer sleeps with `std::thread::sleep` (tens of microseconds of jitter on Linux) rather
-//! than tokio's timer, whose millisecond wheel would add up to a millisecond to every latency.
+//! Each thread's CPU time and run-queue wait are read from the kernel (`cpu.rs`), so a figure
+//! the generator itself limited can be told apart from the server's.
 
 pub mod client;
 mod connection;
+mod cpu;
 pub mod http1;
+mod open;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +33,9 @@ use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 
 use crate::results::{Bucket, MAX_TRACKABLE_NS, new_histogram};
-use connection::{Connection, Rotation, watchdog};
+use connection::{Adopted, Connection, Inflight, Rotation, Watched, watchdog};
+pub use cpu::GeneratorUse;
+use cpu::ThreadClock;
 
 fn record(h: &mut Histogram<u64>, d: Duration) {
     let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).clamp(1, MAX_TRACKABLE_NS);
@@ -104,8 +109,13 @@ pub struct LoadSpec {
     pub warmup: Duration,
     pub duration: Duration,
     pub schedule: Schedule,
-    /// Per-request deadline; a request past it counts as an error (timeout).
+    /// Per-request deadline; a request past it counts as an error (timeout). Open loop: from
+    /// the intended send time, as a client that gives up counts it.
     pub timeout: Duration,
+    /// Open loop: most connections open at once; `None` for enough to keep `rate × timeout`
+    /// requests in flight (at most [`CONNECTION_CEILING`]). Sends that find every connection
+    /// busy at the limit are dropped.
+    pub max_connections: Option<usize>,
     /// CPUs the generator threads are pinned to, when set.
     pub cpus: Option<Vec<usize>>,
 }
@@ -123,16 +133,38 @@ impl LoadSpec {
     }
 }
 
+/// Most connections an open-loop run opens by default, over all its threads (the process may
+/// hold 20 000 descriptors; the servers accept 4 096 at once and queue the rest).
+pub const CONNECTION_CEILING: usize = 8192;
+
+impl LoadSpec {
+    /// Open loop: the connection limit this run uses.
+    pub fn connection_limit(&self) -> usize {
+        match (self.max_connections, self.schedule) {
+            (Some(n), _) => n.max(1),
+            (None, Schedule::Open { rate }) => {
+                let needed = (rate * self.timeout.as_secs_f64() * 1.1).ceil() as usize + self.threads;
+                needed.clamp(self.connections.max(1), CONNECTION_CEILING)
+            }
+            (None, Schedule::Closed) => self.connections,
+        }
+    }
+}
+
 /// What one load run measured (warm-up excluded).
 #[derive(Debug)]
 pub struct LoadOutcome {
-    /// Closed loop: service time. Open loop: from intended send time to the end of the answer.
+    /// Closed loop: service time of answered requests. Open loop: from the intended send time
+    /// to when the client learned the outcome, for every request sent (answered, failed, or
+    /// timed out at its deadline).
     pub latency: Histogram<u64>,
-    /// Open loop only: from actual send to the end of the answer.
+    /// Open loop only: from the actual send to the end of the answer, answered requests.
     pub service: Histogram<u64>,
-    /// Open loop only: how late the request left relative to its intended time.
-    pub send_lag: Histogram<u64>,
-    /// Answers received for requests started inside the window.
+    /// Open loop only: how late the pacer emitted each send (emit − intended).
+    pub pacer_lag: Histogram<u64>,
+    /// Open loop only: waiting for a free or new connection (start − emit).
+    pub connection_wait: Histogram<u64>,
+    /// Answers received for requests started (open loop: intended) inside the window.
     pub requests: u64,
     /// Status codes of those answers.
     pub statuses: BTreeMap<u16, u64>,
@@ -143,12 +175,17 @@ pub struct LoadOutcome {
     pub window: Duration,
     /// Open loop: intended sends inside the window.
     pub offered: u64,
-    /// Open loop: intended sends no connection started before the end.
+    /// Open loop: intended sends that found every connection busy at the limit.
     pub dropped: u64,
+    /// Open loop: most connections held at once, and the limit.
+    pub peak_connections: usize,
+    pub connection_limit: usize,
     /// Response header lines seen for `server-timing` (login scenario), when asked for.
     pub server_timings: Vec<String>,
-    /// Outcomes per bucket of intended send time, when asked for.
+    /// Outcomes per bucket of intended send time (open loop) or start (closed), when asked for.
     pub timeline: Vec<Bucket>,
+    /// What the generator threads themselves cost.
+    pub generator: GeneratorUse,
 }
 
 impl LoadOutcome {
@@ -156,7 +193,8 @@ impl LoadOutcome {
         Self {
             latency: new_histogram(),
             service: new_histogram(),
-            send_lag: new_histogram(),
+            pacer_lag: new_histogram(),
+            connection_wait: new_histogram(),
             requests: 0,
             statuses: BTreeMap::new(),
             errors: 0,
@@ -164,8 +202,11 @@ impl LoadOutcome {
             window,
             offered: 0,
             dropped: 0,
+            peak_connections: 0,
+            connection_limit: 0,
             server_timings: Vec::new(),
             timeline: Vec::new(),
+            generator: GeneratorUse::default(),
         }
     }
 
@@ -185,14 +226,18 @@ impl LoadOutcome {
     pub fn merge(&mut self, other: Self) {
         let _ = self.latency.add(&other.latency);
         let _ = self.service.add(&other.service);
-        let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.pacer_lag.add(&other.pacer_lag);
+        let _ = self.connection_wait.add(&other.connection_wait);
         self.requests += other.requests;
         for (status, n) in other.statuses {
             *self.statuses.entry(status).or_default() += n;
         }
         self.errors += other.errors;
         self.timeouts += other.timeouts;
+        self.offered += other.offered;
         self.dropped += other.dropped;
+        self.peak_connections += other.peak_connections;
+        self.connection_limit += other.connection_limit;
         self.server_timings.extend(other.server_timings);
         if self.timeline.len() < other.timeline.len() {
             self.timeline.resize(other.timeline.len(), Bucket::default());
@@ -200,6 +245,7 @@ impl LoadOutcome {
         for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
             mine.add(theirs);
         }
+        self.generator.merge(other.generator);
     }
 
     /// Completed requests per second of window.
@@ -207,9 +253,35 @@ impl LoadOutcome {
         self.requests as f64 / self.window.as_secs_f64().max(1e-9)
     }
 
+    /// Open loop: requests sent per second of window (answered, failed or timed out).
+    pub fn achieved_rps(&self) -> f64 {
+        (self.requests + self.errors) as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
     /// Answers with a status other than 2xx, plus transport errors.
     pub fn failures(&self) -> u64 {
         self.errors + self.statuses.iter().filter(|(s, _)| !(200..300).contains(*s)).map(|(_, n)| n).sum::<u64>()
+    }
+
+    /// Every request by how it ended: `2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `error`, and
+    /// (open loop) `dropped` by the generator.
+    pub fn outcomes(&self) -> BTreeMap<String, u64> {
+        let mut classes = BTreeMap::new();
+        for (status, n) in &self.statuses {
+            *classes.entry(format!("{}xx", status / 100)).or_insert(0) += n;
+        }
+        classes.insert("timeout".to_owned(), self.timeouts);
+        classes.insert("error".to_owned(), self.errors - self.timeouts);
+        classes.entry("2xx".to_owned()).or_insert(0);
+        classes.entry("4xx".to_owned()).or_insert(0);
+        classes.entry("5xx".to_owned()).or_insert(0);
+        classes
+    }
+
+    /// Whether the latency figures describe the server: not when the generator dropped sends
+    /// (the requests it could not send are missing from them).
+    pub fn latency_valid(&self) -> bool {
+        self.dropped == 0
     }
 }
 
@@ -231,12 +303,9 @@ impl Window {
 pub struct Keep {
     /// Keep `server-timing` header values (login scenario).
     pub server_timing: bool,
-    /// Count outcomes per bucket of this width, by the time the client learned the outcome:
-    /// when the answer arrived, or when its deadline ran out (outage scenario).
+    /// Open loop: count outcomes per bucket of this width, by intended send time (outage
+    /// scenario).
     pub timeline: Option<Duration>,
-    /// Open loop: an intended send this late is abandoned as a client would, counted as a
-    /// timeout in its bucket instead of queueing behind the others.
-    pub max_send_lag: Option<Duration>,
     /// Start the clock at this instant (so a caller can inject faults at known times).
     pub start_at: Option<Instant>,
 }
@@ -246,38 +315,51 @@ pub struct Keep {
 pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Result<LoadOutcome> {
     anyhow::ensure!(!spec.requests.is_empty(), "no request templates");
     anyhow::ensure!(spec.connections > 0 && spec.threads > 0, "connections and threads must be positive");
-    let threads = spec.threads.min(spec.connections);
+    if let Schedule::Open { rate } = spec.schedule {
+        anyhow::ensure!(rate > 0.0 && rate.is_finite(), "rate must be positive");
+    }
+    let threads = match spec.schedule {
+        Schedule::Closed => spec.threads.min(spec.connections),
+        Schedule::Open { .. } => spec.threads,
+    };
+    let limit = spec.connection_limit();
     // Connections are opened before the clock starts, so handshakes are not measured.
     let t0 = keep.start_at.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
     let window = Window { start: t0 + spec.warmup, end: t0 + spec.warmup + spec.duration };
-    let queue = match spec.schedule {
-        Schedule::Open { rate } => {
-            anyhow::ensure!(rate > 0.0 && rate.is_finite(), "rate must be positive");
-            Some(async_channel::unbounded::<Instant>())
-        }
-        Schedule::Closed => None,
-    };
-    let pacer = match (&queue, spec.schedule) {
-        (Some((tx, _)), Schedule::Open { rate }) => {
-            let tx = tx.clone();
-            let cancel = cancel.clone();
-            Some(std::thread::spawn(move || pace(&tx, rate, t0, window, &cancel)))
-        }
-        _ => None,
-    };
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
-        let conns: Vec<usize> = (0..spec.connections).filter(|c| c % threads == t).collect();
         let spec = spec.clone();
-        let rx = queue.as_ref().map(|(_, rx)| rx.clone());
         let cancel = cancel.clone();
         let cpu = spec.cpus.as_ref().and_then(|cpus| cpus.get(t % cpus.len().max(1)).copied());
+        // This thread's part of the connection limit.
+        let share = limit / threads + usize::from(t < limit % threads);
         handles.push(std::thread::Builder::new().name(format!("authbench-gen-{t}")).spawn(move || {
             if let Some(cpu) = cpu {
                 pin_current_thread(cpu);
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(generator_thread(spec, conns, window, t0, rx, keep, cancel))
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let started = Rc::new(Cell::new(None));
+                let clock = started.clone();
+                // The thread's cost is read from when the clock starts to when it ends.
+                let mark = tokio::task::spawn_local(async move {
+                    tokio::time::sleep_until(t0.into()).await;
+                    clock.set(Some(ThreadClock::now()));
+                });
+                let (mut outcome, sent) = match spec.schedule {
+                    Schedule::Open { rate } => {
+                        let share = open::Share { rate, limit: share.max(1), thread: t, threads, window, t0 };
+                        open::run_thread(spec, share, keep, cancel).await?
+                    }
+                    Schedule::Closed => closed_thread(spec, t, threads, window, t0, keep, cancel).await?,
+                };
+                mark.abort();
+                let end = ThreadClock::now();
+                let start = started.get().unwrap_or(end);
+                outcome.generator = GeneratorUse { threads: vec![start.until(&end)], sent };
+                Ok::<_, anyhow::Error>(outcome)
+            })
         })?);
     }
     let mut outcome = LoadOutcome::empty(spec.duration);
@@ -285,94 +367,59 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
         let part = handle.join().map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
         outcome.merge(part);
     }
-    if let Some(pacer) = pacer {
-        let (offered, _) = pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
-        outcome.offered = offered;
-    }
-    if let Some((_, rx)) = queue {
-        // Intended sends still queued: no connection was free to send them in time.
-        while let Ok(intended) = rx.try_recv() {
-            if window.contains(intended) {
-                outcome.dropped += 1;
-                let gave_up = intended + keep.max_send_lag.unwrap_or(Duration::ZERO);
-                if let Some(b) = outcome.bucket(keep, window, gave_up) {
-                    b.timeout += 1;
-                }
-            }
-        }
+    if let Schedule::Open { rate } = spec.schedule {
+        // Intended sends inside the window, as the threads' schedules place them.
+        outcome.offered = (rate * spec.duration.as_secs_f64()).round() as u64;
     }
     if cancel.load(Ordering::Relaxed) {
         let measured = Instant::now().saturating_duration_since(window.start);
         outcome.window = measured.min(spec.duration).max(Duration::from_millis(1));
+        if let Schedule::Open { rate } = spec.schedule {
+            outcome.offered = (rate * outcome.window.as_secs_f64()).round() as u64;
+        }
     }
     Ok(outcome)
 }
 
-/// Emits intended send times at `rate` from `t0` to the end of the window; returns how many
-/// fell inside the window.
-fn pace(tx: &async_channel::Sender<Instant>, rate: f64, t0: Instant, window: Window, cancel: &AtomicBool) -> (u64, ()) {
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let mut next = t0;
-    let mut offered = 0u64;
-    while next < window.end && !cancel.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
-        // Emit everything due (at high rates the sleep overshoots several intervals).
-        let now = Instant::now();
-        while next <= now && next < window.end {
-            if window.contains(next) {
-                offered += 1;
-            }
-            if tx.try_send(next).is_err() {
-                return (offered, ());
-            }
-            next += interval;
-        }
-    }
-    tx.close();
-    (offered, ())
-}
-
-/// One generator thread's connections, on its own single-threaded runtime.
-async fn generator_thread(
+/// Thread `t`'s connections of a closed loop: connection `c` belongs to thread `c % threads`.
+async fn closed_thread(
     spec: LoadSpec,
-    conns: Vec<usize>,
+    t: usize,
+    threads: usize,
     window: Window,
     t0: Instant,
-    rx: Option<async_channel::Receiver<Instant>>,
     keep: Keep,
     cancel: Arc<AtomicBool>,
-) -> anyhow::Result<LoadOutcome> {
-    let mut tasks = Vec::with_capacity(conns.len());
-    let templates = Arc::new(spec.requests.clone());
-    anyhow::ensure!(!templates.is_empty(), "no request templates");
+) -> anyhow::Result<(LoadOutcome, u64)> {
+    let templates = Rc::new(spec.requests.clone());
     let epoch = Instant::now();
-    let mut watched = Vec::with_capacity(conns.len());
-    for c in conns {
+    let watched: Watched = Rc::new(RefCell::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for c in (0..spec.connections).filter(|c| c % threads == t) {
         let rotation = Rotation { templates: templates.clone(), next: c % templates.len(), stride: spec.connections };
-        let addr = spec.target(c);
-        let connection = Connection::open(addr, rotation, epoch).await?;
-        watched.push(connection.inflight.clone());
-        let rx = rx.clone();
+        let mut http = http1::Http1::new(spec.target(c));
+        http.connect().await?;
+        let inflight = Rc::new(Inflight::default());
+        watched.borrow_mut().push(inflight.clone());
+        let connection = Connection { http, rotation, inflight, epoch, adopted: Adopted::default() };
         let cancel = cancel.clone();
-        tasks.push(tokio::spawn(async move {
-            match rx {
-                Some(rx) => connection.open_loop(rx, window, keep, cancel).await,
-                None => connection.closed_loop(window, t0, keep, cancel).await,
-            }
+        let timeout = spec.timeout;
+        tasks.push(tokio::task::spawn_local(async move {
+            connection.closed_loop(window, t0, keep, timeout, &cancel).await
         }));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let dog = tokio::spawn(watchdog(watched, epoch, spec.timeout, stop.clone()));
+    let stop = Rc::new(Cell::new(false));
+    let dog = tokio::task::spawn_local(watchdog(watched, epoch, spec.timeout, stop.clone()));
     let mut outcome = LoadOutcome::empty(spec.duration);
+    let mut sent = 0;
     for task in tasks {
-        outcome.merge(task.await?);
+        let (part, n) = task.await?;
+        outcome.merge(part);
+        sent += n;
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.set(true);
     let _ = dog.await;
-    Ok(outcome)
+    Ok((outcome, sent))
 }
 
 /// Pins the calling thread to one CPU (Linux); failure is logged, not fatal.

@@ -23,6 +23,8 @@ pub enum Step {
     Calibration,
     Steady(String),
     Sweep(String),
+    /// Open loop at a fixed rate (requests per second).
+    Rate(String, f64),
     Login(String),
     /// The servers steady, sweep and login shared for this variant can go.
     Release(String),
@@ -40,6 +42,7 @@ impl Step {
             Self::Calibration => None,
             Self::Steady(v)
             | Self::Sweep(v)
+            | Self::Rate(v, _)
             | Self::Login(v)
             | Self::Release(v)
             | Self::Revocation(v)
@@ -57,6 +60,7 @@ impl fmt::Display for Step {
             Self::Calibration => write!(f, "calibration: engine and wrk against baseline"),
             Self::Steady(v) => write!(f, "{v}: steady"),
             Self::Sweep(v) => write!(f, "{v}: sweep"),
+            Self::Rate(v, rate) => write!(f, "{v}: fixed rate, {rate} req/s"),
             Self::Login(v) => write!(f, "{v}: login flows"),
             Self::Release(v) => write!(f, "{v}: stopping its servers"),
             Self::Revocation(v) => write!(f, "{v}: revocation"),
@@ -116,13 +120,15 @@ pub fn steps(plan: &SuitePlan, calibrate: bool) -> Vec<Step> {
 }
 
 /// The steps of one subject (a variant, or the server `load` measures): its steady, sweep and
-/// login in the plan's order on servers kept until `Release`, then its revocation.
+/// login (and fixed rate) in the plan's order on servers kept until `Release`, then its
+/// revocation.
 pub fn subject_steps(plan: &SuitePlan, name: &str, measures_revocation: bool) -> Vec<Step> {
     let mut steps = Vec::new();
     for s in &plan.scenarios {
         match s {
             Scenario::Steady => steps.push(Step::Steady(name.to_owned())),
             Scenario::Sweep => steps.push(Step::Sweep(name.to_owned())),
+            Scenario::Rate => steps.extend(plan.rate.map(|r| Step::Rate(name.to_owned(), r))),
             Scenario::Login => steps.push(Step::Login(name.to_owned())),
             _ => {}
         }
@@ -163,6 +169,10 @@ pub fn subject_step(
             };
             let summary = scenario::sweep(subject, knobs, load()?, max, sink)?;
             sink(Event::Record(Record::Sweep(summary)))
+        }
+        Step::Rate(_, rate) => {
+            let record = scenario::rate(subject, knobs, load()?, *rate)?;
+            sink(Event::Record(Record::Run(Box::new(record))))
         }
         Step::Login(_) => {
             let record = knobs.runtime.block_on(scenario::login(subject, knobs))?;
@@ -267,7 +277,12 @@ pub mod fake {
             schedule: "closed".into(),
             connections: 4,
             offered_rps: None,
-            dropped_sends: None,
+            achieved_rps: None,
+            dropped: None,
+            outcomes: Default::default(),
+            latency_valid: true,
+            peak_connections: None,
+            connection_limit: None,
             repetitions: 1,
             warmup_s: 0.0,
             duration_s: 1.0,
@@ -275,7 +290,8 @@ pub mod fake {
             latency_us: percentiles(),
             latency_basis: "service_time".into(),
             service_latency_us: None,
-            send_lag_us: None,
+            pacer_lag_us: None,
+            connection_wait_us: None,
             requests: rps as u64,
             errors: 0,
             status_counts: Default::default(),
@@ -285,6 +301,7 @@ pub mod fake {
             server_cpu_us_per_request: None,
             redis_cpu_us_per_request: None,
             generator_cpu_us_per_request: None,
+            generator_busy: None,
             token_bytes: None,
             server_peak_rss_bytes: None,
             generator_bound: false,
@@ -356,6 +373,11 @@ pub mod fake {
                         knee_rps: None,
                     }))?;
                 }
+                Step::Rate(v, rate) => {
+                    let mut r = run_record(v, Scenario::Rate, *rate);
+                    r.offered_rps = Some(*rate);
+                    send(Record::Run(Box::new(r)))?;
+                }
                 Step::Login(v) => send(Record::Run(Box::new(run_record(v, Scenario::Login, 10.0))))?,
                 Step::Release(_) => {}
                 Step::Revocation(v) => {
@@ -372,6 +394,7 @@ pub mod fake {
                     offered_rps: known.max_rps.unwrap_or(200.0) / 2.0,
                     connections: 4,
                     client_timeout_ms: 1000.0,
+                    dropped: 0,
                     bucket_ms: 100.0,
                     fault_start_ms: 0.0,
                     redis_back_ms: 0.0,

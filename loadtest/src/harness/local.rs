@@ -145,7 +145,7 @@ impl Fleet for LocalFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
             Step::Calibration => self.calibrate(sink)?,
-            Step::Steady(name) | Step::Sweep(name) | Step::Login(name) => {
+            Step::Steady(name) | Step::Sweep(name) | Step::Rate(name, _) | Step::Login(name) => {
                 self.start(find(name)?, sink)?;
                 let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
                 subject_step(step, &running.subject, Some(&running.load), &self.knobs, known, sink)?;

@@ -42,7 +42,7 @@ impl RemoteFleet {
 impl Fleet for RemoteFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
-            Step::Steady(_) | Step::Sweep(_) | Step::Login(_) => {
+            Step::Steady(_) | Step::Sweep(_) | Step::Rate(..) | Step::Login(_) => {
                 // A login flow logs its own users in; steady and sweep need the `/me` tokens.
                 let load = if matches!(step, Step::Login(_)) { None } else { Some(self.load()?) };
                 subject_step(step, &self.subject, load.as_ref(), &self.knobs, known, sink)

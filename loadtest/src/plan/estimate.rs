@@ -65,6 +65,7 @@ impl SuitePlan {
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.3
                 }
+                Scenario::Rate => (self.warmup + self.steady_duration).as_secs_f64() + 0.5,
                 // goose runs whole seconds.
                 Scenario::Login => self.login_duration.as_secs_f64().ceil() + 1.0,
             };

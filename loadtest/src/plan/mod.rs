@@ -64,6 +64,12 @@ pub struct SuitePlan {
     pub sweep_fractions: Vec<f64>,
     pub sweep_step: Duration,
     pub sweep_warmup: Duration,
+    /// The rate scenario's arrival rate (`--rate`), requests per second; it runs for
+    /// `steady_duration` after `warmup`.
+    pub rate: Option<f64>,
+    /// Open loop: most connections the generator may open (`--max-connections`); by default
+    /// enough for the rate times the request deadline, up to the engine's ceiling.
+    pub rate_connection_limit: Option<usize>,
     pub login_duration: Duration,
     /// Concurrent goose users in the login scenario.
     pub login_users: usize,
@@ -149,6 +155,8 @@ impl SuitePlan {
                 sweep_fractions: vec![0.25, 0.75],
                 sweep_step: secs(0.7),
                 sweep_warmup: secs(0.2),
+                rate: None,
+                rate_connection_limit: None,
                 login_duration: secs(1.5),
                 login_users: 4,
                 calibration_duration: secs(1.0),
@@ -177,6 +185,8 @@ impl SuitePlan {
                 sweep_fractions: vec![0.25, 0.5, 0.75, 1.0],
                 sweep_step: secs(1.5),
                 sweep_warmup: secs(0.3),
+                rate: None,
+                rate_connection_limit: None,
                 login_duration: secs(2.0),
                 login_users: 8,
                 calibration_duration: secs(2.0),
@@ -205,6 +215,8 @@ impl SuitePlan {
                 sweep_fractions: vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1],
                 sweep_step: secs(5.0),
                 sweep_warmup: secs(1.0),
+                rate: None,
+                rate_connection_limit: None,
                 login_duration: secs(10.0),
                 login_users: 8,
                 calibration_duration: secs(5.0),

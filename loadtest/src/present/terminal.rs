@@ -18,6 +18,23 @@ pub fn progress_line(r: &RunRecord) -> String {
             ms(r.login.as_ref().map_or(0.0, |l| l.argon2_ms_p50)),
             us(r.login.as_ref().map_or(0.0, |l| l.mint_us_p50)),
         ),
+        Scenario::Rate | Scenario::Sweep => {
+            let dropped = r.dropped.unwrap_or(0);
+            let invalid =
+                if r.latency_valid { String::new() } else { red("  latency invalid: generator dropped sends") };
+            format!(
+                "  {:<16} {:<6} {} req/s offered, {} sent  p50 {}  p99 {}  max {}  {}  dropped {}{invalid}{bound}",
+                r.variant,
+                r.scenario.as_str(),
+                rate(r.offered_rps.unwrap_or(0.0)),
+                rate(r.achieved_rps.unwrap_or(0.0)),
+                us(r.latency_us.p50),
+                us(r.latency_us.p99),
+                us(r.latency_us.max),
+                outcome_counts(r),
+                if dropped > 0 { red(&dropped.to_string()) } else { "0".to_owned() },
+            )
+        }
         _ => format!(
             "  {:<16} {:<6} {} req/s ({} .. {})  p50 {}  p99 {}  errors {}{bound}",
             r.variant,
@@ -29,6 +46,21 @@ pub fn progress_line(r: &RunRecord) -> String {
             us(r.latency_us.p99),
             r.errors,
         ),
+    }
+}
+
+/// `2xx 9 990, 5xx 10, timeout 0, error 0`: the classes every intended request ended in.
+fn outcome_counts(r: &RunRecord) -> String {
+    r.outcomes.iter().map(|(class, n)| format!("{class} {}", n)).collect::<Vec<_>>().join(", ")
+}
+
+/// Red on a terminal that shows colour (and `NO_COLOR` unset); plain otherwise.
+fn red(text: &str) -> String {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        format!("\x1b[31m{text}\x1b[0m")
+    } else {
+        text.to_owned()
     }
 }
 

@@ -31,7 +31,9 @@ pub use run::{
 pub use scale::{EntryKind, ScaleRecord};
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
+/// The oldest version this authbench still reads (version 6 added the fixed-rate fields).
+pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -273,8 +275,8 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
     let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
     anyhow::ensure!(
-        version == Some(u64::from(SCHEMA_VERSION)),
-        "{} has schema version {}; this authbench reads version {SCHEMA_VERSION} (re-run it, or use the authbench that wrote it)",
+        version.is_some_and(|v| (u64::from(OLDEST_READABLE)..=u64::from(SCHEMA_VERSION)).contains(&v)),
+        "{} has schema version {}; this authbench reads versions {OLDEST_READABLE} to {SCHEMA_VERSION} (re-run it, or use the authbench that wrote it)",
         path.display(),
         version.map_or_else(|| "none".to_owned(), |v| v.to_string())
     );

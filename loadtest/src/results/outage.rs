@@ -37,15 +37,16 @@ pub struct OutageRecord {
     pub persistence: String,
     pub offered_rps: f64,
     pub connections: usize,
-    /// Client deadline: a request not answered (or not sent) within it is a timeout.
+    /// Client deadline from the intended send time: a request not answered within it is a
+    /// timeout.
     pub client_timeout_ms: f64,
     pub bucket_ms: f64,
     /// When the fault began and when Redis was back (resumed, or restarted and answering),
     /// in ms from the start of the timeline.
     pub fault_start_ms: f64,
     pub redis_back_ms: f64,
-    /// Share of outcomes that were 2xx answers, among those learned before, during and after
-    /// the fault.
+    /// Share of requests answered 2xx within the client deadline, among those intended before,
+    /// during and after the fault.
     pub availability_before: f64,
     pub availability_during: f64,
     pub availability_after: f64,
@@ -62,7 +63,11 @@ pub struct OutageRecord {
     /// null when the strategy cannot revoke a single token.
     pub revocations_lost: Option<u64>,
     pub revoked_checked: u64,
-    /// Outcomes per bucket, by when the client learned them.
+    /// Sends the generator dropped (connection limit reached); when not zero, the availability
+    /// figures are not the server's.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Outcomes per bucket, by intended send time.
     pub timeline: Vec<Bucket>,
 }
 
@@ -79,9 +84,14 @@ pub struct Bucket {
     pub timeout: u64,
     /// Any other status.
     pub other: u64,
+    /// Sends the generator could not make (every connection busy at its limit): not an
+    /// outcome of the server, so not in `total`.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 impl Bucket {
+    /// Requests sent (dropped sends left out).
     pub fn total(&self) -> u64 {
         self.ok + self.unauthorized + self.unavailable + self.timeout + self.other
     }
@@ -92,5 +102,6 @@ impl Bucket {
         self.unavailable += o.unavailable;
         self.timeout += o.timeout;
         self.other += o.other;
+        self.dropped += o.dropped;
     }
 }

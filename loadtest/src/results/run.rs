@@ -17,6 +17,8 @@ pub enum Scenario {
     Steady,
     /// Open loop at fixed arrival rates: latency against offered load.
     Sweep,
+    /// Open loop at one fixed arrival rate (`--rate`), every intended request accounted for.
+    Rate,
     /// Goose user flows (log in, call /me, log out): tokens issued per second.
     Login,
     /// How long a revoked token keeps working, per revocation kind, on one and two instances.
@@ -36,6 +38,7 @@ impl Scenario {
         match self {
             Self::Steady => "steady",
             Self::Sweep => "sweep",
+            Self::Rate => "rate",
             Self::Login => "login",
             Self::Revocation => "revocation",
             Self::Outage => "outage",
@@ -63,8 +66,25 @@ pub struct RunRecord {
     pub connections: usize,
     /// Open loop: the rate asked for.
     pub offered_rps: Option<f64>,
-    /// Open loop: intended sends that no connection could start before the end.
-    pub dropped_sends: Option<u64>,
+    /// Open loop: requests sent per second (answered, failed or timed out).
+    #[serde(default)]
+    pub achieved_rps: Option<f64>,
+    /// Open loop: intended sends the generator could not make (every connection busy at its
+    /// limit). Not a server outcome; when not zero, `latency_valid` is false.
+    #[serde(default, alias = "dropped_sends")]
+    pub dropped: Option<u64>,
+    /// Open loop: every intended request by how it ended: `2xx`, `4xx`, `5xx`, `timeout`,
+    /// `error` (and `3xx` when seen).
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, u64>,
+    /// Whether the latency figures describe the server (false when the generator dropped sends).
+    #[serde(default = "yes")]
+    pub latency_valid: bool,
+    /// Open loop: connections the generator held at most, and its limit.
+    #[serde(default)]
+    pub peak_connections: Option<usize>,
+    #[serde(default)]
+    pub connection_limit: Option<usize>,
     pub repetitions: u32,
     pub warmup_s: f64,
     pub duration_s: f64,
@@ -75,8 +95,13 @@ pub struct RunRecord {
     pub latency_basis: String,
     /// Open loop: from the actual send.
     pub service_latency_us: Option<Percentiles>,
-    /// Open loop: how late sends left against their schedule (the generator's own error).
-    pub send_lag_us: Option<Percentiles>,
+    /// Open loop: how late the pacer emitted sends against their schedule (the generator's own
+    /// error, included in `latency_us`).
+    #[serde(default)]
+    pub pacer_lag_us: Option<Percentiles>,
+    /// Open loop: from the pacer's emit to the request leaving (a free or new connection).
+    #[serde(default)]
+    pub connection_wait_us: Option<Percentiles>,
     pub requests: u64,
     /// Non-2xx answers plus transport errors and timeouts.
     pub errors: u64,
@@ -88,7 +113,12 @@ pub struct RunRecord {
     pub redis_commands: BTreeMap<String, u64>,
     pub server_cpu_us_per_request: Option<f64>,
     pub redis_cpu_us_per_request: Option<f64>,
+    /// CPU time of the generator's own threads per request sent, from their scheduler counters.
     pub generator_cpu_us_per_request: Option<f64>,
+    /// Share of the window the busiest generator thread was running or waiting for a CPU:
+    /// near 1.0, the generator never waited for the server.
+    #[serde(default)]
+    pub generator_busy: Option<f64>,
     /// Length of the bearer token sent with each request; for login, of the token issued.
     pub token_bytes: Option<u64>,
     pub server_peak_rss_bytes: Option<u64>,
@@ -109,6 +139,10 @@ pub struct RunRecord {
     pub keyspace_entries: Option<u64>,
     /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
     pub histogram: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where the time of a login goes, as the server reports it.

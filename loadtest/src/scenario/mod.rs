@@ -8,6 +8,7 @@ mod flow;
 mod login;
 pub mod outage;
 pub mod points;
+mod rate;
 pub mod revocation;
 pub mod scale;
 mod steady;
@@ -24,6 +25,7 @@ use tokio::runtime::Handle;
 
 pub use calibrate::calibrate;
 pub use login::login;
+pub use rate::rate;
 pub use steady::steady;
 pub use sweep::{probe_max, sweep};
 
@@ -170,6 +172,7 @@ impl Knobs {
             duration,
             schedule: Schedule::Closed,
             timeout: self.request_timeout,
+            max_connections: None,
             cpus: self.generator_cpus.clone(),
         }
     }
@@ -209,7 +212,12 @@ fn record(subject: &Subject, scenario: Scenario, latency: &Histogram<u64>) -> Ru
         schedule: "closed".into(),
         connections: 0,
         offered_rps: None,
-        dropped_sends: None,
+        achieved_rps: None,
+        dropped: None,
+        outcomes: BTreeMap::new(),
+        latency_valid: true,
+        peak_connections: None,
+        connection_limit: None,
         repetitions: 1,
         warmup_s: 0.0,
         duration_s: 0.0,
@@ -217,7 +225,8 @@ fn record(subject: &Subject, scenario: Scenario, latency: &Histogram<u64>) -> Ru
         latency_us: Percentiles::of(latency),
         latency_basis: "service_time".into(),
         service_latency_us: None,
-        send_lag_us: None,
+        pacer_lag_us: None,
+        connection_wait_us: None,
         requests: 0,
         errors: 0,
         status_counts: BTreeMap::new(),
@@ -227,6 +236,7 @@ fn record(subject: &Subject, scenario: Scenario, latency: &Histogram<u64>) -> Ru
         server_cpu_us_per_request: None,
         redis_cpu_us_per_request: None,
         generator_cpu_us_per_request: None,
+        generator_busy: None,
         token_bytes: None,
         server_peak_rss_bytes: subject.peak_rss_bytes(),
         generator_bound: false,
@@ -249,6 +259,13 @@ fn status_counts(outcome: &LoadOutcome) -> BTreeMap<String, u64> {
         counts.insert("connection_error".into(), outcome.errors - outcome.timeouts);
     }
     counts
+}
+
+/// Whether the generator, not the server, set a run's figures: it dropped sends (its
+/// connection limit bound), or its busiest thread was running or waiting for a CPU for at least
+/// `threshold` of the window (it never waited for an answer, so the server could have done more).
+fn generator_limited(outcome: &LoadOutcome, threshold: f64) -> bool {
+    outcome.dropped > 0 || outcome.generator.busiest().is_some_and(|b| b >= threshold)
 }
 
 /// Mean of the repetitions that have a figure; none when no repetition has one.

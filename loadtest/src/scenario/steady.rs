@@ -41,8 +41,7 @@ pub fn steady(subject: &Subject, knobs: &Knobs, load: &MeLoad, scenario: Scenari
     }
     let outcome = merged.ok_or_else(|| anyhow::anyhow!("no repetition ran"))?;
     let throughput = Spread::of(&rates);
-    let generator_bound =
-        knobs.ceiling_rps.is_some_and(|c| c > 0.0 && throughput.median >= knobs.generator_bound_threshold * c);
+    let generator_bound = super::generator_limited(&outcome, knobs.generator_bound_threshold);
     Ok(RunRecord {
         connections: plan.connections,
         repetitions: rates.len() as u32,
@@ -57,7 +56,8 @@ pub fn steady(subject: &Subject, knobs: &Knobs, load: &MeLoad, scenario: Scenari
         redis_commands: commands,
         server_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.server_cpu_us_per_request),
         redis_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.redis_cpu_us_per_request),
-        generator_cpu_us_per_request: mean_of(&costs_per_rep, |c| c.generator_cpu_us_per_request),
+        generator_cpu_us_per_request: outcome.generator.cpu_us_per_request(),
+        generator_busy: outcome.generator.busiest(),
         token_bytes: Some(load.token_bytes),
         generator_bound,
         ..record(subject, scenario, &outcome.latency)

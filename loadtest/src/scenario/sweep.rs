@@ -1,10 +1,9 @@
 //! The `sweep` scenario: open loop at increasing fractions of the closed-loop maximum, latency
 //! from each request's intended send time, and where it turns up (the knee).
 
-use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts, steady};
-use crate::engine::{self, Keep, Schedule};
-use crate::observe::{CostSnapshot, Costs};
-use crate::results::{Percentiles, Record, RunRecord, Scenario, Spread, SweepSummary};
+use super::rate::{open_loop, open_record};
+use super::{Event, Knobs, MeLoad, Sink, Subject, steady};
+use crate::results::{Record, Scenario, SweepSummary};
 
 /// Open loop at fractions of `max_rps`: one record per step, handed to `sink` as measured,
 /// and the knee.
@@ -24,42 +23,11 @@ pub fn sweep(
             break;
         }
         let rate = (max_rps * fraction).max(1.0);
-        let mut spec = knobs.spec_for(subject, load.templates.clone(), plan.sweep_warmup, plan.sweep_step);
-        spec.schedule = Schedule::Open { rate };
-        let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
-        let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
-        let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
-        // The counters include the step's warm-up; per-request costs use every request sent.
-        let sent = outcome.requests
-            + (outcome.requests as f64 * plan.sweep_warmup.as_secs_f64() / plan.sweep_step.as_secs_f64().max(1e-9))
-                as u64;
-        let costs = Costs::between(&before, &after, sent);
-        let record = RunRecord {
-            schedule: "open".into(),
-            connections: plan.connections,
-            offered_rps: Some(rate),
-            dropped_sends: Some(outcome.dropped),
-            warmup_s: plan.sweep_warmup.as_secs_f64(),
-            duration_s: plan.sweep_step.as_secs_f64(),
-            throughput_rps: Spread::of(&[outcome.throughput()]),
-            latency_basis: "intended_send_time".into(),
-            service_latency_us: Some(Percentiles::of(&outcome.service)),
-            send_lag_us: Some(Percentiles::of(&outcome.send_lag)),
-            requests: outcome.requests,
-            errors: outcome.failures(),
-            status_counts: status_counts(&outcome),
-            redis_commands_per_request: costs.redis_commands_per_request,
-            redis_bytes_per_request: costs.redis_bytes_per_request,
-            redis_commands: costs.redis_commands.clone(),
-            server_cpu_us_per_request: costs.server_cpu_us_per_request,
-            redis_cpu_us_per_request: costs.redis_cpu_us_per_request,
-            generator_cpu_us_per_request: costs.generator_cpu_us_per_request,
-            token_bytes: Some(load.token_bytes),
-            ..record(subject, Scenario::Sweep, &outcome.latency)
-        };
+        let (outcome, costs) = open_loop(subject, knobs, load, rate, plan.sweep_warmup, plan.sweep_step)?;
+        let record = open_record(subject, knobs, Scenario::Sweep, &outcome, &costs, rate, load.token_bytes);
         offered.push(rate);
         p99.push(record.latency_us.p99);
-        achieved.push(outcome.throughput());
+        achieved.push(outcome.achieved_rps());
         sink(Event::Record(Record::Run(Box::new(record))))?;
     }
     let knee_rps = knee(&offered, &p99, &achieved);

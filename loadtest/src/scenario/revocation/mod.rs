@@ -68,6 +68,7 @@ fn start_background(
         duration: knobs.plan.revocation_cap() + knobs.plan.revocation_settle + Duration::from_secs(5),
         schedule: Schedule::Open { rate },
         timeout: knobs.request_timeout,
+        max_connections: None,
         cpus: None,
     };
     let stop = stop.clone();

@@ -1,0 +1,364 @@
+//! The open loop of one generator thread: its own share of the arrival schedule, paced by a
+//! timerfd on the thread's event loop (microsecond wake-ups, no hand-off between threads), and
+//! connections opened on demand up to a limit.
+//!
+//! Every intended send inside the window ends in the outcome: answered, failed, timed out (not
+//! answered by its intended time plus the deadline), or dropped (no connection could be had
+//! because the limit was reached: the generator's shortfall, never the server's). Latency is
+//! measured from the intended send time for every request sent; the pacer's own lateness
+//! (emit − intended), the wait for a connection (start − emit) and the service time (answer −
+//! start) are kept apart.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use tokio::io::unix::AsyncFd;
+
+use super::connection::{Adopted, Answer, Inflight, Watched, exchange, tally};
+use super::http1::Http1;
+use super::{Keep, LoadOutcome, LoadSpec, RequestTemplate, Window, record};
+
+/// Connections a thread opens at once. A burst of sends (after the thread was descheduled, or
+/// the server paused) is mostly served by connections coming free; opening one per waiting
+/// send instead would open thousands, which costs the server more than the burst.
+const MAX_CONNECTING: usize = 4;
+
+/// How long a connection may stay idle before the generator closes it.
+const IDLE_CLOSE: Duration = Duration::from_secs(1);
+
+/// A connection of the pool, idle or lent to one request.
+struct Slot {
+    http: Http1,
+    inflight: Rc<Inflight>,
+}
+
+/// What the thread's pacer and its requests share.
+struct Pool {
+    /// Idle connections with when each came free, the most recent last: sends take the warmest,
+    /// the coldest are closed once idle for [`IDLE_CLOSE`].
+    idle: VecDeque<(Slot, Instant)>,
+    /// Connections this thread holds (idle, busy, or being opened).
+    open: usize,
+    connecting: usize,
+    /// Sends waiting for a connection to come free or to open.
+    waiting: VecDeque<Job>,
+    peak: usize,
+    limit: usize,
+    /// Global connection numbers of this thread: `t`, `t + threads`, ...
+    next_number: usize,
+    outcome: LoadOutcome,
+    /// Requests sent from `t0` on, warm-up included (the generator's cost is per send).
+    sent: u64,
+    /// Sends dispatched and not yet accounted for (waiting or on a connection).
+    in_flight: usize,
+    next_template: usize,
+    adopted: Adopted,
+}
+
+/// What does not change during the run.
+struct Plan {
+    spec: LoadSpec,
+    templates: Vec<RequestTemplate>,
+    window: Window,
+    keep: Keep,
+    epoch: Instant,
+    threads: usize,
+    watched: Watched,
+}
+
+/// One generator thread's part of an open-loop run.
+pub(super) struct Share {
+    pub(super) rate: f64,
+    /// Connections this thread may hold.
+    pub(super) limit: usize,
+    pub(super) thread: usize,
+    pub(super) threads: usize,
+    pub(super) window: Window,
+    pub(super) t0: Instant,
+}
+
+/// Runs thread `thread` of `threads`' share of the schedule: intended send `k` of this thread
+/// is at `t0 + (k · threads + thread) / rate`. Returns the outcome, requests sent since `t0`,
+/// and the connections held at the peak.
+pub(super) async fn run_thread(
+    spec: LoadSpec,
+    share: Share,
+    keep: Keep,
+    cancel: std::sync::Arc<AtomicBool>,
+) -> anyhow::Result<(LoadOutcome, u64)> {
+    let Share { rate, limit, thread, threads, window, t0 } = share;
+    // The kernel may fire a sleeping thread's timers up to 50 µs late to batch wake-ups; a pacer
+    // wants them on time (pacer lag is added to every latency).
+    let _ = nix::sys::prctl::set_timerslack(1);
+    let epoch = Instant::now();
+    let watched: Watched = Rc::new(RefCell::new(Vec::new()));
+    let templates = spec.requests.clone();
+    let plan = Rc::new(Plan { spec, templates, window, keep, epoch, threads, watched: watched.clone() });
+    let pool = Rc::new(RefCell::new(Pool {
+        idle: VecDeque::new(),
+        open: 0,
+        connecting: 0,
+        waiting: VecDeque::new(),
+        peak: 0,
+        limit,
+        next_number: thread,
+        outcome: LoadOutcome::empty(window.end - window.start),
+        sent: 0,
+        in_flight: 0,
+        next_template: thread % plan.templates.len().max(1),
+        adopted: Adopted::default(),
+    }));
+    // This thread's share of the connections, opened before the clock starts.
+    let share = plan.spec.connections.div_ceil(threads).min(limit);
+    for _ in 0..share {
+        let mut slot = new_slot(&plan, &mut pool.borrow_mut());
+        slot.http.connect().await?;
+        pool.borrow_mut().idle.push_back((slot, Instant::now()));
+    }
+    let stop = Rc::new(Cell::new(false));
+    let dog = tokio::task::spawn_local(super::connection::watchdog(watched, epoch, plan.spec.timeout, stop.clone()));
+
+    let timer = Timer::new()?;
+    let mut k: u64 = 0;
+    let intended_at = |k: u64| t0 + Duration::from_secs_f64((k * threads as u64 + thread as u64) as f64 / rate);
+    let mut next = intended_at(0);
+    let mut tidied = Instant::now();
+    while next < window.end && !cancel.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now.saturating_duration_since(tidied) > Duration::from_millis(100) {
+            close_idle(&plan, &pool, now);
+            tidied = now;
+        }
+        if next > now {
+            timer.sleep(next - now).await?;
+            continue;
+        }
+        // Everything due now (a wake-up can be several intervals late under load).
+        while next <= now && next < window.end {
+            dispatch(&plan, &pool, Job { intended: next, emitted: now });
+            k += 1;
+            next = intended_at(k);
+        }
+        // Let the requests just started run before the next wake-up.
+        tokio::task::yield_now().await;
+    }
+    // The answers still owed arrive, or their deadline passes (the watchdog ends them).
+    let give_up = Instant::now() + plan.spec.timeout + Duration::from_secs(1);
+    while pool.borrow().in_flight > 0 && Instant::now() < give_up && !cancel.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.set(true);
+    let _ = dog.await;
+    let mut pool = pool.borrow_mut();
+    let mut outcome = std::mem::replace(&mut pool.outcome, LoadOutcome::empty(window.end - window.start));
+    outcome.peak_connections = pool.peak;
+    outcome.connection_limit = pool.limit;
+    Ok((outcome, pool.sent))
+}
+
+/// A timerfd on the thread's event loop: tokio's own timer has millisecond resolution, which
+/// would add up to a millisecond of pacer lag to every send.
+struct Timer(AsyncFd<OwnedTimer>);
+
+/// The timerfd, owned for as long as the event loop watches it.
+struct OwnedTimer(TimerFd);
+
+impl AsRawFd for OwnedTimer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Timer {
+    fn new() -> anyhow::Result<Self> {
+        let fd = OwnedTimer(TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK)?);
+        // `AsyncFd::new` is deprecated for types whose descriptor could change or close while
+        // registered; `OwnedTimer` owns its timerfd and always returns the same one.
+        #[allow(deprecated)]
+        let registered = AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)?;
+        Ok(Self(registered))
+    }
+
+    /// Sleeps `wait`.
+    async fn sleep(&self, wait: Duration) -> anyhow::Result<()> {
+        let spec = TimeSpec::from_duration(wait.max(Duration::from_micros(1)));
+        self.0.get_ref().0.set(Expiration::OneShot(spec), TimerSetTimeFlags::empty())?;
+        loop {
+            let mut guard = self.0.readable().await?;
+            let mut buf = [0u8; 8];
+            match nix::unistd::read(self.0.get_ref().0.as_fd(), &mut buf) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn new_slot(plan: &Plan, pool: &mut Pool) -> Slot {
+    let number = pool.next_number;
+    pool.next_number += plan.threads;
+    pool.open += 1;
+    pool.peak = pool.peak.max(pool.open);
+    let inflight = Rc::new(Inflight::default());
+    plan.watched.borrow_mut().push(inflight.clone());
+    Slot { http: Http1::new(plan.spec.target(number)), inflight }
+}
+
+/// A send the pacer emitted.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    intended: Instant,
+    emitted: Instant,
+}
+
+/// Starts the send intended at `intended` (emitted at `emitted`) on an idle connection; without
+/// one, it waits for the first connection to come free or to open (a new one is opened for it
+/// while under the limit, as a client's pool does); at the limit, it is dropped.
+fn dispatch(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, job: Job) {
+    let mut p = pool.borrow_mut();
+    p.in_flight += 1;
+    if let Some((slot, _)) = p.idle.pop_back() {
+        drop(p);
+        tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
+        return;
+    }
+    if p.open < p.limit || p.connecting > p.waiting.len() {
+        p.waiting.push_back(job);
+        if p.connecting < p.waiting.len().min(MAX_CONNECTING) && p.open < p.limit {
+            p.connecting += 1;
+            let slot = new_slot(plan, &mut p);
+            drop(p);
+            tokio::task::spawn_local(open_connection(plan.clone(), pool.clone(), slot));
+        }
+        return;
+    }
+    p.in_flight -= 1;
+    if plan.window.contains(job.intended) {
+        p.outcome.dropped += 1;
+        if let Some(b) = p.outcome.bucket(plan.keep, plan.window, job.intended) {
+            b.dropped += 1;
+        }
+    }
+}
+
+/// Opens a new connection and hands it to the first waiting send.
+async fn open_connection(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot) {
+    let opened = tokio::time::timeout(plan.spec.timeout, slot.http.connect()).await;
+    let mut p = pool.borrow_mut();
+    p.connecting -= 1;
+    if matches!(opened, Ok(Ok(()))) {
+        drop(p);
+        release(&plan, &pool, slot);
+        return;
+    }
+    // The client the connection was for gets the error.
+    p.open -= 1;
+    if let Some(job) = p.waiting.pop_front() {
+        p.in_flight -= 1;
+        let learned = Instant::now();
+        let deadline = job.intended + plan.spec.timeout;
+        let answer = if learned > deadline { Answer::Timeout } else { Answer::Failed };
+        account(&plan, &mut p, job, &answer, learned.min(deadline), None);
+    }
+}
+
+/// A connection came free: it serves the first waiting send still within its deadline, or
+/// goes back to the idle ones.
+fn release(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, slot: Slot) {
+    let mut p = pool.borrow_mut();
+    while let Some(job) = p.waiting.pop_front() {
+        let deadline = job.intended + plan.spec.timeout;
+        if Instant::now() > deadline {
+            // Its client gave up waiting for a connection.
+            p.in_flight -= 1;
+            account(plan, &mut p, job, &Answer::Timeout, deadline, None);
+            continue;
+        }
+        drop(p);
+        tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
+        return;
+    }
+    p.idle.push_back((slot, Instant::now()));
+}
+
+/// Closes connections idle for longer than [`IDLE_CLOSE`], as a client's pool does: a server
+/// caps the connections it holds (4 096 for authbench-server), and idle ones held forever
+/// would keep the connections a later burst needs waiting in its accept queue.
+fn close_idle(plan: &Plan, pool: &RefCell<Pool>, now: Instant) {
+    let mut p = pool.borrow_mut();
+    let mut closed = 0;
+    while p.idle.front().is_some_and(|(_, since)| now.saturating_duration_since(*since) > IDLE_CLOSE) {
+        p.idle.pop_front();
+        closed += 1;
+    }
+    if closed > 0 {
+        p.open -= closed;
+        plan.watched.borrow_mut().retain(|f| Rc::strong_count(f) > 1);
+    }
+}
+
+async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, job: Job) {
+    let (index, request) = {
+        let mut p = pool.borrow_mut();
+        let len = plan.templates.len().max(1);
+        let index = p.next_template % len;
+        p.next_template = (p.next_template + plan.threads) % len;
+        let request = plan.templates.get(index).map(|t| p.adopted.build(t, index, slot.http.host()));
+        (index, request)
+    };
+    let deadline = job.intended + plan.spec.timeout;
+    let done = match request {
+        Some(request) => Some(exchange(&mut slot.http, request, plan.keep, &slot.inflight, plan.epoch, deadline).await),
+        None => None,
+    };
+    let learned = Instant::now();
+    {
+        let mut p = pool.borrow_mut();
+        p.in_flight -= 1;
+        p.sent += 1;
+        if let Some(done) = done {
+            if let Some(token) = &done.refreshed {
+                p.adopted.adopt(index, token.clone());
+            }
+            // Answered after the deadline, but before the watchdog noticed: a client with this
+            // deadline had already given up.
+            let answer = if learned > deadline { Answer::Timeout } else { done.answer };
+            let learned = if matches!(answer, Answer::Timeout) { deadline } else { learned };
+            account(&plan, &mut p, job, &answer, learned, Some(done.started));
+        }
+    }
+    release(&plan, &pool, slot);
+}
+
+/// Counts how a send inside the window ended, learned at `learned`; `started` is when it left
+/// (none when it never did).
+fn account(plan: &Plan, p: &mut Pool, job: Job, answer: &Answer, learned: Instant, started: Option<Instant>) {
+    if !plan.window.contains(job.intended) {
+        return;
+    }
+    let o = &mut p.outcome;
+    record(&mut o.latency, learned.saturating_duration_since(job.intended));
+    record(&mut o.pacer_lag, job.emitted.saturating_duration_since(job.intended));
+    let left = started.unwrap_or(learned);
+    record(&mut o.connection_wait, left.saturating_duration_since(job.emitted));
+    if let (Answer::Status(..), Some(started)) = (answer, started) {
+        record(&mut o.service, learned.saturating_duration_since(started));
+    }
+    if let Some(b) = o.bucket(plan.keep, plan.window, job.intended) {
+        match answer {
+            Answer::Status(s, _) if (200..300).contains(s) => b.ok += 1,
+            Answer::Status(401, _) => b.unauthorized += 1,
+            Answer::Status(503, _) => b.unavailable += 1,
+            Answer::Status(..) => b.other += 1,
+            Answer::Timeout | Answer::Failed => b.timeout += 1,
+        }
+    }
+    tally(o, answer);
+}
