@@ -272,20 +272,27 @@ async fn open_connection(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot
 /// A connection came free: it serves the first waiting send still within its deadline, or
 /// goes back to the idle ones.
 fn release(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, slot: Slot) {
-    let mut p = pool.borrow_mut();
+    let job = next_waiting(plan, &mut pool.borrow_mut());
+    match job {
+        Some(job) => {
+            tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
+        }
+        None => pool.borrow_mut().idle.push_back((slot, Instant::now())),
+    }
+}
+
+/// The first waiting send whose client has not given up yet; the ones that have are counted as
+/// timeouts (they waited for a connection past their deadline).
+fn next_waiting(plan: &Plan, p: &mut Pool) -> Option<Job> {
     while let Some(job) = p.waiting.pop_front() {
         let deadline = job.intended + plan.spec.timeout;
-        if Instant::now() > deadline {
-            // Its client gave up waiting for a connection.
-            p.in_flight -= 1;
-            account(plan, &mut p, job, &Answer::Timeout, deadline, None);
-            continue;
+        if Instant::now() <= deadline {
+            return Some(job);
         }
-        drop(p);
-        tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
-        return;
+        p.in_flight -= 1;
+        account(plan, p, job, &Answer::Timeout, deadline, None);
     }
-    p.idle.push_back((slot, Instant::now()));
+    None
 }
 
 /// Closes connections idle for longer than [`IDLE_CLOSE`], as a client's pool does: a server
@@ -304,22 +311,26 @@ fn close_idle(plan: &Plan, pool: &RefCell<Pool>, now: Instant) {
     }
 }
 
-async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, job: Job) {
-    let (index, request) = {
-        let mut p = pool.borrow_mut();
-        let len = plan.templates.len().max(1);
-        let index = p.next_template % len;
-        p.next_template = (p.next_template + plan.threads) % len;
-        let request = plan.templates.get(index).map(|t| p.adopted.build(t, index, slot.http.host()));
-        (index, request)
-    };
-    let deadline = job.intended + plan.spec.timeout;
-    let done = match request {
-        Some(request) => Some(exchange(&mut slot.http, request, plan.keep, &slot.inflight, plan.epoch, deadline).await),
-        None => None,
-    };
-    let learned = Instant::now();
-    {
+/// Sends `job` on `slot`, then each waiting send in turn while there are any; the connection
+/// goes back to the idle ones when none waits.
+async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut job: Job) {
+    loop {
+        let (index, request) = {
+            let mut p = pool.borrow_mut();
+            let len = plan.templates.len().max(1);
+            let index = p.next_template % len;
+            p.next_template = (p.next_template + plan.threads) % len;
+            let request = plan.templates.get(index).map(|t| p.adopted.build(t, index, slot.http.host()));
+            (index, request)
+        };
+        let deadline = job.intended + plan.spec.timeout;
+        let done = match request {
+            Some(request) => {
+                Some(exchange(&mut slot.http, request, plan.keep, &slot.inflight, plan.epoch, deadline).await)
+            }
+            None => None,
+        };
+        let learned = Instant::now();
         let mut p = pool.borrow_mut();
         p.in_flight -= 1;
         p.sent += 1;
@@ -333,8 +344,14 @@ async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, job: Job)
             let learned = if matches!(answer, Answer::Timeout) { deadline } else { learned };
             account(&plan, &mut p, job, &answer, learned, Some(done.started));
         }
+        match next_waiting(&plan, &mut p) {
+            Some(next) => job = next,
+            None => {
+                p.idle.push_back((slot, Instant::now()));
+                return;
+            }
+        }
     }
-    release(&plan, &pool, slot);
 }
 
 /// Counts how a send inside the window ended, learned at `learned`; `started` is when it left

@@ -83,7 +83,6 @@ impl LocalFleet {
         let baseline = find("baseline")?;
         let server = self.launcher()?.start(&variant_args(baseline, None))?;
         let calibration = scenario::calibrate(server.addr, &self.knobs)?;
-        self.knobs.ceiling_rps = Some(calibration.engine_rps.median);
         if let Some(cpus) = server.pid().and_then(cpus_allowed) {
             sink(Event::Record(Record::Placement { process: "server".into(), cpus }))?;
         }
@@ -214,7 +213,6 @@ pub fn knobs(
         launcher,
         generator_cpus: placement.generator.clone(),
         cancel,
-        ceiling_rps: None,
         generator_bound_threshold: GENERATOR_BOUND,
         request_timeout: REQUEST_TIMEOUT,
     }

@@ -180,7 +180,7 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
     }
     results
         .not_measured
-        .push("generator ceiling: no calibration against wrk in `load` (generator_bound is never set)".into());
+        .push("generator ceiling: no calibration against wrk in `load` (generator_bound still comes from the generator's own CPU and drops)".into());
     let mut writer = ResultsWriter::new(run_dir(&config.out, &results.run_id), results)?;
     let redis = config.redis_port.map(|port| RedisProbe::at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), None));
     let subject = Subject {

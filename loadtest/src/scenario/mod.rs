@@ -113,8 +113,6 @@ pub struct Knobs {
     pub launcher: Option<Launcher>,
     pub generator_cpus: Option<Vec<usize>>,
     pub cancel: Arc<AtomicBool>,
-    /// The engine's own ceiling against baseline, when calibrated.
-    pub ceiling_rps: Option<f64>,
     pub generator_bound_threshold: f64,
     pub request_timeout: Duration,
 }
