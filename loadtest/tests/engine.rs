@@ -4,67 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authbench::{Keep, LoadSpec, RequestTemplate, Schedule};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-
-/// What a test server does with a request, given its head in lower case: answer with these
-/// bytes after a delay, or never (`None`).
-type Respond = Arc<dyn Fn(&str) -> Option<(Duration, &'static [u8])> + Send + Sync>;
-
-/// A minimal HTTP/1.1 server on loopback, on its own thread and runtime.
-fn spawn_http(respond: Respond) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let respond = respond.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut pending = Vec::new();
-                    loop {
-                        let n = match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        pending.extend_from_slice(&buf[..n]);
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
-                            pending.drain(..end + 4);
-                            let Some((delay, reply)) = respond(&head) else {
-                                std::future::pending::<()>().await;
-                                return;
-                            };
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            if stream.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    rx.recv().unwrap()
-}
-
-/// Answers every request with 200 after `delay`, or never when `delay` is `None`.
-fn spawn_server(delay: Option<Duration>) -> SocketAddr {
-    spawn_http(Arc::new(move |_| delay.map(|d| (d, OK))))
-}
+use support::{OK, spawn_http, spawn_server};
 
 fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Schedule) -> LoadSpec {
     LoadSpec {
