@@ -1,8 +1,11 @@
 //! The load engine checked on known answers: a server that answers at once, a server that
-//! takes 20 ms per answer (the open loop must show the queueing a closed loop hides), and a
-//! server that never answers (timeouts must be counted and the run must still end on time).
+//! serves one request at a time, 20 ms each (the open loop must show the queueing a closed
+//! loop hides), and a server that never answers (timeouts must be counted and the run must
+//! still end on time). The fixed-rate open loop has its own known answers in `open_loop.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,61 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authbench::{Keep, LoadSpec, RequestTemplate, Schedule};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-
-/// What a test server does with a request, given its head in lower case: answer with these
-/// bytes after a delay, or never (`None`).
-type Respond = Arc<dyn Fn(&str) -> Option<(Duration, &'static [u8])> + Send + Sync>;
-
-/// A minimal HTTP/1.1 server on loopback, on its own thread and runtime.
-fn spawn_http(respond: Respond) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let respond = respond.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut pending = Vec::new();
-                    loop {
-                        let n = match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        pending.extend_from_slice(&buf[..n]);
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
-                            pending.drain(..end + 4);
-                            let Some((delay, reply)) = respond(&head) else {
-                                std::future::pending::<()>().await;
-                                return;
-                            };
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            if stream.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    rx.recv().unwrap()
-}
-
-/// Answers every request with 200 after `delay`, or never when `delay` is `None`.
-fn spawn_server(delay: Option<Duration>) -> SocketAddr {
-    spawn_http(Arc::new(move |_| delay.map(|d| (d, OK))))
-}
+use support::{OK, spawn_http, spawn_serial, spawn_server};
 
 fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Schedule) -> LoadSpec {
     LoadSpec {
@@ -118,21 +67,44 @@ fn open_loop_holds_the_offered_rate() {
 
 #[test]
 fn open_loop_exposes_queueing_that_service_time_hides() {
-    // One connection, 20 ms per answer (50/s), offered 100/s: requests queue behind each other.
-    let addr = spawn_server(Some(Duration::from_millis(20)));
-    let outcome = authbench::run_load(
-        &spec(addr, 1, Duration::from_secs(2), Schedule::Open { rate: 100.0 }),
+    // A server that answers one request at a time over all its connections, 20 ms each: its
+    // capacity is 50/s however many connections a client opens.
+    let each = Duration::from_millis(20);
+    let no_cancel = Arc::new(AtomicBool::new(false));
+    // A closed loop never lets a queue form: it reports the service time alone.
+    let closed = authbench::run_load(
+        &spec(spawn_serial(each), 1, Duration::from_millis(500), Schedule::Closed),
         Keep::default(),
-        &Arc::new(AtomicBool::new(false)),
+        &no_cancel,
     )
     .unwrap();
-    let service_p50_ms = outcome.service.value_at_quantile(0.5) as f64 / 1e6;
+    let closed_p50_ms = closed.latency.value_at_quantile(0.5) as f64 / 1e6;
+    assert!((19.0..40.0).contains(&closed_p50_ms), "closed-loop p50 {closed_p50_ms} ms");
+    // Offered 100/s, twice its capacity: the queue grows until requests wait out their 1 s
+    // deadline. More connections cannot help, so the engine opens them but drops nothing; the
+    // wait is in every latency from the intended send, timeouts at their deadline included.
+    let mut open = spec(spawn_serial(each), 1, Duration::from_secs(2), Schedule::Open { rate: 100.0 });
+    open.timeout = Duration::from_secs(1);
+    let outcome = authbench::run_load(&open, Keep::default(), &no_cancel).unwrap();
     let latency_p99_ms = outcome.latency.value_at_quantile(0.99) as f64 / 1e6;
-    assert!((19.0..40.0).contains(&service_p50_ms), "service p50 {service_p50_ms} ms");
-    // From the intended send time the wait grows through the run: far above the service time.
-    assert!(latency_p99_ms > 10.0 * service_p50_ms, "latency p99 {latency_p99_ms} ms");
-    assert!(outcome.throughput() < 60.0, "achieved {}", outcome.throughput());
-    assert!(outcome.dropped > 50, "dropped {}", outcome.dropped);
+    eprintln!(
+        "queueing: closed-loop p50 {closed_p50_ms:.2} ms; open loop p99 {latency_p99_ms:.2} ms, service p50 {:.2} ms, \
+         {} timeouts, {} answered, peak {} of {} connections",
+        outcome.service.value_at_quantile(0.5) as f64 / 1e6,
+        outcome.timeouts,
+        outcome.requests,
+        outcome.peak_connections,
+        outcome.connection_limit
+    );
+    assert!(
+        latency_p99_ms > 10.0 * closed_p50_ms,
+        "latency p99 {latency_p99_ms} ms, closed-loop p50 {closed_p50_ms} ms"
+    );
+    assert!(outcome.timeouts > 0, "{outcome:?}");
+    assert_eq!(outcome.dropped, 0, "{outcome:?}");
+    assert_eq!(outcome.latency.len(), outcome.requests + outcome.errors, "every request sent is in the latency");
+    assert_eq!(outcome.latency.len(), outcome.offered);
+    assert!(outcome.throughput() < 55.0, "answered {} /s", outcome.throughput());
 }
 
 #[test]
