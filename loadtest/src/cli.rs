@@ -98,8 +98,8 @@ pub struct RunArgs {
     /// wrk2's -R); alone, it selects the rate scenario.
     #[arg(long, value_name = "RPS")]
     pub rate: Option<f64>,
-    /// Most connections the open-loop generator may open at once (default: enough for the
-    /// rate times the 10 s request deadline, at most 8192); sends beyond are counted dropped.
+    /// Most connections the open-loop generator may open at once (default: 1.25 × the
+    /// rate × the 10 s request deadline, at most 8192); sends beyond are counted dropped.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
     /// Use a Redis Cluster on loopback instead of a redis-server of authbench's own: seed
@@ -153,8 +153,8 @@ pub struct LoadArgs {
     /// wrk2's -R); alone, it selects the rate scenario.
     #[arg(long, value_name = "RPS")]
     pub rate: Option<f64>,
-    /// Most connections the open-loop generator may open at once (default: enough for the
-    /// rate times the 10 s request deadline, at most 8192); sends beyond are counted dropped.
+    /// Most connections the open-loop generator may open at once (default: 1.25 × the
+    /// rate × the 10 s request deadline, at most 8192); sends beyond are counted dropped.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
     /// Password of the seeded users user0.. on the target.

@@ -133,22 +133,38 @@ impl LoadSpec {
     }
 }
 
-/// Most connections an open-loop run opens by default, over all its threads (the process may
-/// hold 20 000 descriptors; the servers accept 4 096 at once and queue the rest).
+/// Most connections an open-loop run opens by default, over all its threads (authbench-server
+/// accepts 4 096 at once and queues the rest in the kernel).
 pub const CONNECTION_CEILING: usize = 8192;
 
+/// Descriptors kept free for everything else the process opens.
+const SPARE_DESCRIPTORS: u64 = 256;
+
 impl LoadSpec {
-    /// Open loop: the connection limit this run uses.
+    /// Open loop: the connection limit this run uses. By default enough for every request of
+    /// `rate × deadline` in flight with a quarter to spare (the watchdog ends a request up to a
+    /// tenth of the deadline late), at most [`CONNECTION_CEILING`]; never more than the
+    /// process's descriptor limit allows.
     pub fn connection_limit(&self) -> usize {
-        match (self.max_connections, self.schedule) {
+        let wanted = match (self.max_connections, self.schedule) {
             (Some(n), _) => n.max(1),
             (None, Schedule::Open { rate }) => {
-                let needed = (rate * self.timeout.as_secs_f64() * 1.1).ceil() as usize + self.threads;
+                let needed = (rate * self.timeout.as_secs_f64() * 1.25).ceil() as usize + self.threads;
                 needed.clamp(self.connections.max(1), CONNECTION_CEILING)
             }
             (None, Schedule::Closed) => self.connections,
-        }
+        };
+        wanted.min(descriptor_room())
     }
+}
+
+/// Connections the process can still open: its descriptor limit, raised to the hard limit
+/// first (a soft limit of 1 024 is common, and an open loop against a slow server needs more).
+fn descriptor_room() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return CONNECTION_CEILING };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
+    usize::try_from(soft.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX).max(1)
 }
 
 /// What one load run measured (warm-up excluded).
