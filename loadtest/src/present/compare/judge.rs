@@ -1,6 +1,8 @@
 //! How a figure of A is judged against B's: which way is better, how large a difference must
 //! be before it counts, B/A, and the verdict printed with it.
 
+use crate::results::Results;
+
 /// Figures without a spread that differ by less than this share are called noise.
 pub(super) const NOISE: f64 = 0.05;
 
@@ -45,6 +47,9 @@ pub(super) const HIGHER: Judge = Judge {
 };
 pub(super) const COMMANDS: Judge =
     Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: 0.02, absolute: 0.02 } };
+/// An achieved rate: within 1 % of A's is noise (an open loop holds its offered rate closely).
+pub(super) const ACHIEVED: Judge =
+    Judge { better: Better::Higher, up: "better", down: "worse", noise: Noise::Band { relative: 0.01, absolute: 0.0 } };
 pub(super) const COUNTED: Judge = Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Exact };
 /// Revocation windows: probes go out about every half millisecond.
 pub(super) const WINDOW: Judge =
@@ -68,6 +73,9 @@ impl Figure {
         Self { text, value, spread: None }
     }
 }
+
+/// How a row's figure is read from one run (none when the run does not have it).
+pub(super) type Measure<'a> = dyn Fn(&Results) -> Option<Figure> + 'a;
 
 /// One row: a metric of one variant in both runs.
 #[derive(Debug)]

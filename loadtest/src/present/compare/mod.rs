@@ -3,8 +3,8 @@
 //!
 //! The header says what each run is and which facts of the environment and of the method
 //! differ (`header`); a different method is warned about, because then a ratio compares the
-//! method as well as the code. Then per variant every figure either run has (`rows`), each
-//! judged (`judge`). Units are chosen here, at printing time;
+//! method as well as the code. Then per variant every figure either run has (`rows`, and `rate`
+//! for fixed-rate runs), each judged (`judge`). Units are chosen here, at printing time;
 //! results hold base units.
 //!
 //! Verdicts: throughput is "~ within spread" when the min..max ranges of the two runs'
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 mod header;
 mod judge;
+mod rate;
 mod rows;
 
 use crate::results::{self, Results};
@@ -25,12 +26,16 @@ use header::{describe, environment_differences, method_differences};
 use judge::{Figure, NOISE, Row, ratio, verdict};
 use rows::{rows, variants};
 
+use super::report::generator_bound_rule;
+
 /// Width of the metric column, of each run's column, and of the ratio column.
 const NAME_W: usize = 39;
 const CELL_W: usize = 26;
 const RATIO_W: usize = 5;
-/// Appended to a throughput measured at the load generator's own ceiling.
+/// Appended to a throughput the load generator, not the server, set the pace of.
 const GENERATOR_BOUND: &str = " †";
+/// Appended to a latency that is not the server's (the generator dropped sends).
+const NOT_SERVERS: &str = " ✗";
 /// Longest line of running text.
 const WIDTH: usize = 118;
 
@@ -147,6 +152,7 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
     let _ =
         writeln!(out, "{:<w$} {:>CELL_W$}  {:>CELL_W$}  {:>RATIO_W$}  verdict", "", "A", "B", "B/A", w = NAME_W + 2);
     let mut bound = false;
+    let mut not_servers = false;
     for (i, (v, rows)) in table.iter().enumerate() {
         if i > 0 {
             let _ = writeln!(out);
@@ -156,6 +162,7 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
             let cell = |f: Option<&Figure>| f.map_or_else(|| "–".to_owned(), |f| f.text.clone());
             let (fa, fb) = (row.a.as_ref(), row.b.as_ref());
             bound |= [fa, fb].iter().flatten().any(|f| f.text.ends_with(GENERATOR_BOUND));
+            not_servers |= [fa, fb].iter().flatten().any(|f| f.text.ends_with(NOT_SERVERS));
             let ratio = match (fa, fb) {
                 (Some(x), Some(y)) => ratio(x, y),
                 _ => "–".to_owned(),
@@ -166,14 +173,15 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
 
     let _ = writeln!(out);
     if bound {
-        let threshold = [a, b].iter().find_map(|r| r.calibration.as_ref()).map_or(0.9, |c| c.generator_bound_threshold);
+        let (rule_a, rule_b) = (generator_bound_rule(a), generator_bound_rule(b));
+        let rule = if rule_a == rule_b { rule_a } else { format!("in A, {rule_a}; in B, {rule_b}") };
+        wrapped(&mut out, &format!("† generator-bound: {rule}."));
+    }
+    if not_servers {
         wrapped(
             &mut out,
-            &format!(
-                "† generator-bound: measured at {:.0} % or more of the load generator's own ceiling (its calibration \
-                 against baseline); the generator, not the server, may have set the pace.",
-                threshold * 100.0
-            ),
+            "✗ not the server's latency: the generator dropped sends at its connection limit, so the requests it \
+             could not send are missing from the percentile and the generator, not the server, was the limit.",
         );
     }
     wrapped(
@@ -182,7 +190,8 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
             "B/A is B's figure over A's (– when either is missing, zero or unbounded). Throughput is \"~ within \
              spread\" when the runs' min..max ranges over repetitions overlap; figures without a spread are \"~ within \
              noise\" under a {:.0} % difference (or their resolution: 1 ms for revocation windows, one timeline bucket \
-             for recovery, 1 percentage point for availability); token bytes and errors count any difference.",
+             for recovery, 1 percentage point for availability, 1 % for an achieved rate); token bytes, errors and \
+             dropped sends count any difference.",
             NOISE * 100.0
         ),
     );
@@ -190,8 +199,9 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
         &mut out,
         "Revocation: how long a revoked token kept working after the acknowledgement, per kind, on 1 and 2 \
          instances. Sweep knee: the first offered rate where latency turns up; none when it stays flat up to the \
-         steady maximum. Outage: availability during the Redis fault, recovery once Redis is back. Scale: Redis \
-         memory per entry.",
+         steady maximum. Rate: open loop at one fixed rate, paired by the rate offered: the rate achieved, p99 \
+         from the intended send time, and sends the generator dropped. Outage: availability during the Redis \
+         fault, recovery once Redis is back. Scale: Redis memory per entry.",
     );
     out
 }

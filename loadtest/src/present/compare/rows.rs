@@ -93,6 +93,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
             None => Figure::new("none (flat)".into(), f64::INFINITY),
         })
     });
+    super::rate::rows(a, b, v, &mut add);
     add("login logins/s".into(), THROUGHPUT, &|r| {
         r.run(v, Scenario::Login).map(|l| {
             let t = &l.throughput_rps;
