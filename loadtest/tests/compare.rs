@@ -2,13 +2,14 @@
 //! `authbench compare A B` on two small runs written here (no measurement, no committed run
 //! needed): every variant shows, throughput ratios are printed, a variant missing from B is
 //! "only in A", a different method is warned about and the same method is not, and a missing
-//! file is one readable error.
+//! file is one readable error. Fixed-rate runs are compared by the rate offered, and the
+//! committed schema 5 report fixture compares with a schema 6 run of rate records.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use authbench::results::Results;
+use authbench::results::{Results, RunRecord, SCHEMA_VERSION, Scenario};
 use authbench::{Cli, Command};
 use authbench::{compare, compare_paths};
 use clap::Parser;
@@ -50,7 +51,7 @@ fn revocation(variant: &str, kind: &str, instances: u32, window_ms: Option<f64>)
 /// and scale for session.
 fn results_a() -> Value {
     json!({
-        "schema_version": authbench::results::SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "run_id": "2026-01-01T00-00-00Z", "started_at": "2026-01-01T00:00:00Z",
         "finished_at": "2026-01-01T00:09:00Z", "complete": true, "interrupted": false,
         "command": ["authbench", "run"], "suite": "default", "target": null,
@@ -304,4 +305,93 @@ fn a_missing_or_foreign_file_is_one_readable_error() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&old_dir);
     let _ = std::fs::remove_dir_all(&empty);
+}
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/results.json");
+
+/// A fixed-rate record of `variant` made from its steady record: `dropped` sends the generator
+/// could not make (latency invalid and generator-bound when not zero).
+fn rate_record(results: &Results, variant: &str, offered: f64, achieved: f64, p99_us: f64, dropped: u64) -> RunRecord {
+    let mut r = results.steady(variant).unwrap().clone();
+    r.scenario = Scenario::Rate;
+    r.schedule = "open".into();
+    r.latency_basis = "intended_send_time".into();
+    r.offered_rps = Some(offered);
+    r.achieved_rps = Some(achieved);
+    r.dropped = Some(dropped);
+    r.latency_valid = dropped == 0;
+    r.generator_bound = dropped > 0;
+    r.latency_us.p99 = p99_us;
+    r.outcomes = [("2xx".to_owned(), (achieved * 5.0) as u64)].into();
+    r
+}
+
+/// The committed schema 5 fixture, read as a schema 6 run with jwt measured at 1000 req/s
+/// (clean) and at 5000 req/s (the generator dropped 1234 sends).
+fn v6_with_rate_records() -> Results {
+    let mut b = authbench::results::load(Path::new(FIXTURE)).unwrap();
+    b.schema_version = SCHEMA_VERSION;
+    b.run_id = "2026-11-28T00-00-00Z".into();
+    let clean = rate_record(&b, "jwt", 1000.0, 1000.0, 1500.0, 0);
+    let dropped = rate_record(&b, "jwt", 5000.0, 4753.0, 987_000.0, 1234);
+    b.runs.extend([clean, dropped]);
+    b
+}
+
+#[test]
+fn a_schema_5_run_compares_with_a_schema_6_run_and_its_rate_records() {
+    let a = authbench::results::load(Path::new(FIXTURE)).unwrap();
+    assert_eq!(a.schema_version, 5, "the fixture is the proof that schema 5 still reads");
+    let b = v6_with_rate_records();
+    let text = compare(&a, &b, "runs/v5", "runs/v6");
+    println!("{text}");
+
+    // The figures both have compare as before.
+    assert!(row(&text, "jwt", "steady req/s").contains("= same"));
+    // A schema 5 run has no rate records: they are B's alone, paired by the rate offered.
+    for metric in ["rate 1000 req/s: achieved req/s", "rate 1000 req/s: p99", "rate 1000 req/s: dropped"] {
+        let line = row(&text, "jwt", metric);
+        assert!(line.trim_end().ends_with("only in B"), "{line}");
+    }
+    assert!(row(&text, "jwt", "rate 1000 req/s: achieved").contains("1000"));
+    assert!(row(&text, "jwt", "rate 5000 req/s: achieved").contains("4753 †"), "generator-bound");
+    assert!(row(&text, "jwt", "rate 5000 req/s: p99").contains("987.0 ms ✗"), "latency not the server's");
+    assert!(row(&text, "jwt", "rate 5000 req/s: dropped").contains("1234"));
+    assert!(text.contains("✗ not the server's latency: the generator dropped sends"), "the mark is explained");
+    // Each file's generator_bound is explained the way that file decided it.
+    let note: String =
+        text.lines().skip_while(|l| !l.starts_with("† generator-bound")).take(6).collect::<Vec<_>>().join(" ");
+    assert!(
+        note.contains("in A, measured at 90.0 % or more") && note.contains("in B, the generator dropped sends"),
+        "{note}"
+    );
+}
+
+#[test]
+fn rate_records_are_compared_by_the_rate_offered() {
+    let a = v6_with_rate_records();
+    let mut b = v6_with_rate_records();
+    b.runs.retain(|r| r.scenario != Scenario::Rate);
+    let worse = rate_record(&b, "jwt", 1000.0, 940.0, 3000.0, 12);
+    let faster = rate_record(&b, "jwt", 5000.0, 4998.0, 950_000.0, 0);
+    let new = rate_record(&b, "jwt", 2000.0, 2000.0, 1600.0, 0);
+    b.runs.extend([worse, faster, new]);
+    let text = compare(&a, &b, "a", "b");
+
+    let achieved = row(&text, "jwt", "rate 1000 req/s: achieved");
+    assert!(achieved.contains("0.94") && achieved.trim_end().ends_with("worse"), "{achieved}");
+    let p99 = row(&text, "jwt", "rate 1000 req/s: p99");
+    assert!(p99.contains("1.50 ms") && p99.contains("3.00 ms ✗") && p99.trim_end().ends_with("worse"), "{p99}");
+    let dropped = row(&text, "jwt", "rate 1000 req/s: dropped");
+    assert!(dropped.trim_end().ends_with("worse"), "any drop counts: {dropped}");
+    assert!(row(&text, "jwt", "rate 5000 req/s: dropped").trim_end().ends_with("better"));
+    assert!(row(&text, "jwt", "rate 5000 req/s: achieved").trim_end().ends_with("better"));
+    assert!(row(&text, "jwt", "rate 2000 req/s: p99").trim_end().ends_with("only in B"));
+    // A 1 % difference in an achieved rate is noise.
+    let mut c = a.clone();
+    for r in c.runs.iter_mut().filter(|r| r.scenario == Scenario::Rate) {
+        r.achieved_rps = r.achieved_rps.map(|x| x * 0.995);
+    }
+    let text = compare(&a, &c, "a", "c");
+    assert!(row(&text, "jwt", "rate 1000 req/s: achieved").contains("~ within noise"));
 }

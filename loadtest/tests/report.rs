@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The report rendered from a committed results file (a real default-suite run of this
 //! machine, with the histograms of non-steady runs left out to keep it small): structure,
-//! charts, self-containment, and what a browser shows.
+//! charts, self-containment, and what a browser shows. The fixture is schema 5 and stays so, the
+//! proof that such files still render; a schema 6 run (fixed-rate records, generator drops) is
+//! made from it in memory.
 
 use std::path::{Path, PathBuf};
 
@@ -312,4 +314,164 @@ fn html_renders_in_headless_chromium() {
     // Charts: the throughput bars (first chart, within the first 2600 px) in the strategies' colours.
     assert!(png.near(SESSION_BLUE) > 2000, "session's bar not visible: the inlined SVG did not render");
     assert!(png.near(JWT_ORANGE) > 2000, "jwt's bar not visible: the inlined SVG did not render");
+}
+
+/// The committed (schema 5) fixture as a schema 6 run: a valid and an invalid fixed-rate record
+/// for jwt, jwt's last sweep step invalid (the generator dropped sends), generator drops in
+/// hybrid-open's hang, and baseline no longer generator-bound (schema 6 flags a record from
+/// the generator's own use, which did not bind there).
+fn v6_with_rate_records() -> authbench::results::Results {
+    use authbench::results::{SCHEMA_VERSION, Scenario};
+    let mut results = authbench::results::load(Path::new(FIXTURE)).unwrap();
+    results.schema_version = SCHEMA_VERSION;
+    for r in results.runs.iter_mut().filter(|r| r.scenario == Scenario::Steady) {
+        r.generator_bound = false;
+        r.generator_busy = Some(0.41);
+    }
+    let steady = results.steady("jwt").unwrap().clone();
+    let rate = |offered: f64, dropped: u64, p99: f64| {
+        let mut r = steady.clone();
+        r.scenario = Scenario::Rate;
+        r.schedule = "open".into();
+        r.latency_basis = "intended_send_time".into();
+        r.offered_rps = Some(offered);
+        r.achieved_rps = Some(offered - dropped as f64 / 5.0);
+        r.dropped = Some(dropped);
+        r.latency_valid = dropped == 0;
+        r.generator_bound = dropped > 0;
+        let sent = (offered * 5.0) as u64 - dropped;
+        r.outcomes = [("2xx", sent - 3), ("4xx", 0), ("5xx", 1), ("timeout", 2), ("error", 0)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
+        r.latency_us.p99 = p99;
+        r.latency_us.p999 = r.latency_us.p999.max(p99);
+        r.latency_us.max = r.latency_us.max.max(p99);
+        r.service_latency_us = Some(steady.latency_us);
+        let mut lag = steady.latency_us;
+        lag.p99 = 41.0;
+        r.pacer_lag_us = Some(lag);
+        let mut wait = steady.latency_us;
+        wait.p99 = 2_345.0;
+        r.connection_wait_us = Some(wait);
+        r.peak_connections = Some(if dropped > 0 { 10 } else { 212 });
+        r.connection_limit = Some(if dropped > 0 { 10 } else { 1102 });
+        r.generator_cpu_us_per_request = Some(if dropped > 0 { 9.87 } else { 12.34 });
+        r.generator_busy = Some(if dropped > 0 { 0.63 } else { 0.27 });
+        r
+    };
+    results.runs.push(rate(1000.0, 0, 1_500.0));
+    results.runs.push(rate(5000.0, 1234, 987_000.0));
+    let last_step = results.runs.iter_mut().filter(|r| r.variant == "jwt" && r.scenario == Scenario::Sweep).last();
+    let last_step = last_step.unwrap();
+    last_step.latency_valid = false;
+    assert_eq!(last_step.dropped, Some(7477), "the fixture's dropped_sends, read as dropped");
+    let open = results.outage.iter_mut().find(|o| o.variant == "hybrid-open").unwrap();
+    open.dropped = 42;
+    open.timeline[20].dropped = 42;
+    results
+}
+
+fn section<'m>(md: &'m str, from: &str, to: &str) -> &'m str {
+    let start = md.find(from).unwrap_or_else(|| panic!("no {from}"));
+    let end = md[start..].find(to).map_or(md.len(), |i| start + i);
+    &md[start..end]
+}
+
+#[test]
+fn a_schema_6_run_shows_fixed_rate_records_and_what_the_generator_did() {
+    let dir = temp_dir("v6");
+    let results = v6_with_rate_records();
+    std::fs::write(dir.join("results.json"), serde_json::to_string(&results).unwrap()).unwrap();
+    let rendered = render_report(&dir, None).unwrap();
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+
+    // Fixed rate: both records, what clients saw and where the time went.
+    let rate = section(&md, "### Fixed rate", "## Revocation");
+    let seen = rate.lines().find(|l| l.starts_with("| jwt | 1000 |")).unwrap_or_else(|| panic!("{rate}"));
+    // offered, achieved, dropped, 2xx, 4xx, 5xx, timeout, error, then p50 .. max.
+    assert!(
+        seen.starts_with("| jwt | 1000 | 1000 | 0 | 4997 | 0 | 1 | 2 | 0 | 1.09 ms | 1.50 ms | 8.48 ms | 44.3 ms |"),
+        "{seen}"
+    );
+    let bad = rate.lines().find(|l| l.starts_with("| jwt ✗ ⚑ | 5000 |")).unwrap_or_else(|| panic!("{rate}"));
+    assert!(bad.contains("| 4753 | 1234 |") && bad.contains("| 987.0 ms ✗ |"), "{bad}");
+    let cost = rate.lines().find(|l| l.starts_with("| jwt | 1000 | 41 µs |")).unwrap_or_else(|| panic!("{rate}"));
+    assert!(cost.contains("| 2.35 ms |") && cost.contains("| 212 / 1102 |"), "{cost}");
+    assert!(cost.contains("| 20.8 | – | 12.3 | 27.0 % |"), "server, Redis and generator CPU, and busy: {cost}");
+    assert!(
+        rate.contains("**Warning:** **jwt** at 5000 req/s: its latency is not the server's: the generator dropped 1234 sends at its connection limit of 10 connections (10 held at the peak)"),
+        "{rate}"
+    );
+    assert_eq!(rate.matches("**Warning:**").count(), 1, "only the invalid record is warned about: {rate}");
+
+    // The sweep marks the step with drops and the chart leaves it out, saying so.
+    let sweep = section(&md, "## Latency versus offered load", "### Fixed rate");
+    let jwt = sweep.lines().find(|l| l.starts_with("| jwt |")).unwrap();
+    assert!(jwt.contains("50.7k → ✗ ") && jwt.contains("(7477 dropped)"), "{jwt}");
+    assert!(!jwt.contains("38.0k → ✗"), "only the invalid step is marked: {jwt}");
+    assert!(sweep.contains("Left out: jwt at 50.7k req/s (7477 sends dropped)."), "{sweep}");
+
+    // The summary's cost columns: the generator's CPU next to the server's and Redis's.
+    let summary = section(&md, "## Summary", "## Decision guide");
+    assert!(summary.contains("| server CPU µs/req | Redis CPU µs/req | generator CPU µs/req |"), "{summary}");
+    assert!(summary.lines().any(|l| l.starts_with("| jwt |") && l.contains("| 20.8 | – | 16.1 |")), "{summary}");
+
+    // No record of this run is generator-bound at steady: the guide has no caveat.
+    let guide = section(&md, "## Decision guide", "## Latency versus");
+    assert!(!guide.contains("generator-bound"), "{guide}");
+    assert!(
+        guide.contains("**hybrid-open** (0.5 % available, not the server's: the generator dropped 42 sends)"),
+        "{guide}"
+    );
+
+    // Outage: availability by intended send time, the drops shown and the record called out.
+    let outage = section(&md, "## Redis failure", "## Memory and scale");
+    assert!(outage.contains("| generator dropped |") && outage.contains("by intended send time"), "{outage}");
+    // The drops fell in a bucket during the hang: only that phase is marked.
+    assert!(outage.contains("| hybrid-open | hang | 100 % | 0.5 % ✗ | 99.9 % |"), "{outage}");
+    assert_eq!(outage.lines().filter(|l| l.starts_with('|') && l.contains('✗')).count(), 1, "{outage}");
+    assert!(outage.contains("within the client's 1.00 s deadline from their intended send time"), "{outage}");
+    assert!(
+        outage.contains("**hybrid-open** (hang): the generator dropped 42 sends at its connection limit, so the availability marked ✗ is not the server's"),
+        "{outage}"
+    );
+
+    // Method: how generator_bound is decided now, the records it flagged, engine and wrk.
+    let method = section(&md, "## Method and environment", "### Not measured");
+    let bound = method.lines().find(|l| l.starts_with("| generator-bound |")).unwrap();
+    assert!(bound.contains("the generator dropped sends (its connection limit was reached), or its busiest thread was running or waiting for a CPU for at least 90.0 % of the window"), "{bound}");
+    assert!(
+        bound.contains("flagged in this run: jwt rate at 5000 req/s (1234 sends dropped, busiest thread 63.0 %)."),
+        "{bound}"
+    );
+    let calibration = method.lines().find(|l| l.starts_with("| generator calibration |")).unwrap();
+    assert!(
+        calibration.contains("engine 80.2k req/s")
+            && calibration.contains("wrk 83.3k req/s")
+            && calibration.contains("engine/wrk 0.96"),
+        "{calibration}"
+    );
+    assert!(calibration.contains("wrk is the cross-check of the engine's ceiling"), "{calibration}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_schema_5_run_says_how_it_decided_generator_bound_and_has_no_fixed_rate() {
+    let dir = with_fixture("v5", |_| {});
+    let md = std::fs::read_to_string(render_report(&dir, None).unwrap().markdown).unwrap();
+    assert!(!md.contains("### Fixed rate"));
+    let bound = md.lines().find(|l| l.starts_with("| generator-bound |")).unwrap();
+    assert!(
+        bound.contains("how schema 5 files decided it") && bound.contains("flagged in this run: baseline steady"),
+        "{bound}"
+    );
+    // The caveat comes from baseline's own flag, which this schema 5 file set.
+    let guide = section(&md, "## Decision guide", "## Latency versus");
+    assert!(guide.contains("baseline measured 75.6k req/s and is generator-bound"), "{guide}");
+    assert!(
+        section(&md, "## Redis failure", "## Memory")
+            .contains("counted by when the client learned the outcome (schema 5)")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

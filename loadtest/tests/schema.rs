@@ -236,7 +236,7 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
-    assert_eq!(results.schema_version, 5);
+    assert_eq!(results.schema_version, 6);
     check_revocation(&results);
     check_outage(&results);
 
@@ -457,8 +457,19 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("schema_version 2", mutate(&doc, "/schema_version", Some(Value::from(2)))),
         ("schema_version 3", mutate(&doc, "/schema_version", Some(Value::from(3)))),
         ("schema_version 4", mutate(&doc, "/schema_version", Some(Value::from(4)))),
-        ("schema_version 6", mutate(&doc, "/schema_version", Some(Value::from(6)))),
-        ("schema_version \"5\"", mutate(&doc, "/schema_version", Some(Value::from("5")))),
+        ("schema_version 5", mutate(&doc, "/schema_version", Some(Value::from(5)))),
+        ("schema_version 7", mutate(&doc, "/schema_version", Some(Value::from(7)))),
+        ("schema_version \"6\"", mutate(&doc, "/schema_version", Some(Value::from("6")))),
+        ("runs[0].latency_valid removed", mutate(&doc, "/runs/0/latency_valid", None)),
+        ("runs[0].latency_valid null", mutate(&doc, "/runs/0/latency_valid", Some(Value::Null))),
+        ("runs[0].outcomes with an unknown class", mutate(&doc, "/runs/0/outcomes/6xx", Some(Value::from(1)))),
+        ("runs[0].outcomes count negative", mutate(&doc, "/runs/0/outcomes/timeout", Some(Value::from(-1)))),
+        ("runs[0].dropped negative", mutate(&doc, "/runs/0/dropped", Some(Value::from(-1)))),
+        ("runs[0].dropped removed", mutate(&doc, "/runs/0/dropped", None)),
+        ("runs[0].pacer_lag_us a number", mutate(&doc, "/runs/0/pacer_lag_us", Some(Value::from(3.0)))),
+        ("runs[0].generator_busy negative", mutate(&doc, "/runs/0/generator_busy", Some(Value::from(-0.5)))),
+        ("outage[0].dropped removed", mutate(&doc, "/outage/0/dropped", None)),
+        ("outage[0].timeline[0].dropped removed", mutate(&doc, "/outage/0/timeline/0/dropped", None)),
         ("scale removed", mutate(&doc, "/scale", None)),
         ("runs[0].keyspace_entries a string", mutate(&doc, "/runs/0/keyspace_entries", Some(Value::from("many")))),
         ("rtt_injection removed", mutate(&doc, "/rtt_injection", None)),
@@ -544,5 +555,61 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     for (what, doc) in &broken {
         assert!(!validator.is_valid(doc), "the schema accepts a document with {what}");
         assert!(!errors(&validator, doc).is_empty(), "{what}: rejected but no error reported");
+    }
+}
+
+/// A schema 6 document with what the smoke suite does not produce: a fixed-rate record whose
+/// generator dropped sends (latency invalid, generator-bound) next to a clean one, and an outage
+/// with generator drops in its timeline. Built from the committed schema 5 fixture (read as
+/// version 5, written as 6), so it needs no measurement.
+#[test]
+fn rate_records_and_generator_drops_match_the_schema() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+    let mut results = authbench::results::load(&fixture).unwrap();
+    assert_eq!(results.schema_version, 5);
+    results.schema_version = authbench::results::SCHEMA_VERSION;
+    let steady = results.steady("jwt").unwrap().clone();
+    let rate = |offered: f64, dropped: u64| {
+        let mut r = steady.clone();
+        r.scenario = authbench::results::Scenario::Rate;
+        r.schedule = "open".into();
+        r.latency_basis = "intended_send_time".into();
+        r.offered_rps = Some(offered);
+        r.achieved_rps = Some(offered * 0.99);
+        r.dropped = Some(dropped);
+        r.latency_valid = dropped == 0;
+        r.generator_bound = dropped > 0;
+        r.outcomes = [("2xx", 9_900), ("4xx", 0), ("5xx", 0), ("timeout", 0), ("error", 0)]
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
+        r.peak_connections = Some(10);
+        r.connection_limit = Some(if dropped > 0 { 10 } else { 1100 });
+        r.service_latency_us = Some(r.latency_us);
+        r.pacer_lag_us = Some(r.latency_us);
+        r.connection_wait_us = Some(r.latency_us);
+        r.generator_busy = Some(1.01);
+        r
+    };
+    results.runs.push(rate(1000.0, 0));
+    results.runs.push(rate(5000.0, 1234));
+    results.outage[0].dropped = 7;
+    results.outage[0].timeline[0].dropped = 7;
+
+    let doc = serde_json::to_value(&results).unwrap();
+    assert!(doc["runs"].as_array().unwrap().iter().all(|r| r.get("dropped_sends").is_none()));
+    let validator = validator();
+    assert_valid(&validator, &doc, "the fixture as schema 6 with rate records");
+    let last = doc["runs"].as_array().unwrap().len() - 1;
+    assert_eq!(doc["runs"][last]["scenario"], "rate");
+    for (what, broken) in [
+        (
+            "a rate record with a scenario in another case",
+            mutate(&doc, &format!("/runs/{last}/scenario"), Some(Value::from("Rate"))),
+        ),
+        ("a rate record without outcomes", mutate(&doc, &format!("/runs/{last}/outcomes"), None)),
+        ("a rate record without pacer_lag_us", mutate(&doc, &format!("/runs/{last}/pacer_lag_us"), None)),
+    ] {
+        assert!(!validator.is_valid(&broken), "the schema accepts {what}");
     }
 }

@@ -1,5 +1,6 @@
 //! What the terminal shows: one line per measurement while running, and a hyperfine-like
-//! table at the end. Figures print through [`units`](super::units).
+//! table at the end (closed-loop figures per variant, then one line per fixed-rate run).
+//! Figures print through [`units`](super::units).
 
 use std::fmt::Write;
 
@@ -54,14 +55,21 @@ fn outcome_counts(r: &RunRecord) -> String {
     r.outcomes.iter().map(|(class, n)| format!("{class} {}", n)).collect::<Vec<_>>().join(", ")
 }
 
-/// Red on a terminal that shows colour (and `NO_COLOR` unset); plain otherwise.
+/// Red when the progress lines' stream (stderr) is a terminal that shows colour (and
+/// `NO_COLOR` unset); plain otherwise.
 fn red(text: &str) -> String {
     use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-        format!("\x1b[31m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
+    paint_red(text, std::io::stderr().is_terminal())
+}
+
+/// As [`red`], for the table, which goes to stdout.
+fn red_on_stdout(text: &str) -> String {
+    use std::io::IsTerminal;
+    paint_red(text, std::io::stdout().is_terminal())
+}
+
+fn paint_red(text: &str, terminal: bool) -> String {
+    if terminal && std::env::var_os("NO_COLOR").is_none() { format!("\x1b[31m{text}\x1b[0m") } else { text.to_owned() }
 }
 
 /// One line per outage measured.
@@ -165,21 +173,6 @@ pub fn table(results: &Results) -> String {
             c.connections
         );
     }
-    let _ = writeln!(
-        out,
-        "\n{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
-        "variant",
-        "steady req/s (min..max)",
-        "p50",
-        "p99",
-        "p99.9",
-        "CPU µs",
-        "Redis/r",
-        "token B",
-        "errors",
-        "knee req/s",
-        "logins/s"
-    );
     let mut variants: Vec<&str> = Vec::new();
     for r in results.runs.iter().filter(|r| matches!(r.scenario, Scenario::Steady | Scenario::Sweep | Scenario::Login))
     {
@@ -187,38 +180,8 @@ pub fn table(results: &Results) -> String {
             variants.push(&r.variant);
         }
     }
-    for v in variants {
-        let steady = results.steady(v);
-        let login = results.run(v, Scenario::Login);
-        let knee = results.sweep(v).map(|s| s.knee_rps);
-        let throughput = steady.map_or("–".into(), |s| {
-            format!(
-                "{} ({}..{})",
-                rate(s.throughput_rps.median),
-                rate(s.throughput_rps.min),
-                rate(s.throughput_rps.max)
-            )
-        });
-        let _ = writeln!(
-            out,
-            "{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}{}",
-            v,
-            throughput,
-            steady.map_or("–".into(), |s| us(s.latency_us.p50)),
-            steady.map_or("–".into(), |s| us(s.latency_us.p99)),
-            steady.map_or("–".into(), |s| us(s.latency_us.p999)),
-            opt(steady.and_then(|s| s.server_cpu_us_per_request), cpu_us),
-            opt(steady.and_then(|s| s.redis_commands_per_request), per_request),
-            steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
-            steady.map_or("–".into(), |s| s.errors.to_string()),
-            match knee {
-                Some(Some(k)) => rate(k),
-                Some(None) => "none".into(),
-                None => "–".into(),
-            },
-            login.map_or("–".into(), |l| rate(l.throughput_rps.median)),
-            if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
-        );
+    if !variants.is_empty() {
+        variant_table(&mut out, results, &variants);
     }
     let steady = results.runs.iter().find(|r| r.scenario == Scenario::Steady);
     if let Some(s) = steady {
@@ -228,6 +191,7 @@ pub fn table(results: &Results) -> String {
             s.repetitions, s.duration_s, s.warmup_s, s.connections
         );
     }
+    rate_table(&mut out, results);
     if !results.revocation.is_empty() {
         let _ =
             writeln!(out, "\nrevocation window (last accepted probe after the acknowledgement), ms; 1 / 2 instances:");
@@ -262,4 +226,139 @@ pub fn table(results: &Results) -> String {
         let _ = writeln!(out, "not measured: {}", results.not_measured.join("; "));
     }
     out
+}
+
+/// One line per variant with closed-loop figures, its sweep knee and its login rate.
+fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
+        "variant",
+        "steady req/s (min..max)",
+        "p50",
+        "p99",
+        "p99.9",
+        "CPU µs",
+        "Redis/r",
+        "token B",
+        "errors",
+        "knee req/s",
+        "logins/s"
+    );
+    for &v in variants {
+        let steady = results.steady(v);
+        let login = results.run(v, Scenario::Login);
+        let knee = results.sweep(v).map(|s| s.knee_rps);
+        let throughput = steady.map_or("–".into(), |s| {
+            format!(
+                "{} ({}..{})",
+                rate(s.throughput_rps.median),
+                rate(s.throughput_rps.min),
+                rate(s.throughput_rps.max)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}{}",
+            v,
+            throughput,
+            steady.map_or("–".into(), |s| us(s.latency_us.p50)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p99)),
+            steady.map_or("–".into(), |s| us(s.latency_us.p999)),
+            opt(steady.and_then(|s| s.server_cpu_us_per_request), cpu_us),
+            opt(steady.and_then(|s| s.redis_commands_per_request), per_request),
+            steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
+            steady.map_or("–".into(), |s| s.errors.to_string()),
+            match knee {
+                Some(Some(k)) => rate(k),
+                Some(None) => "none".into(),
+                None => "–".into(),
+            },
+            login.map_or("–".into(), |l| rate(l.throughput_rps.median)),
+            if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
+        );
+    }
+}
+
+/// One line per fixed-rate run: what was offered and achieved, latency from the intended send
+/// time, and every intended request by how it ended, drops in red.
+fn rate_table(out: &mut String, results: &Results) {
+    let runs: Vec<&RunRecord> = results.runs.iter().filter(|r| r.scenario == Scenario::Rate).collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nfixed rate (open loop; latency from the intended send time):\n{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  outcomes",
+        "variant", "offered", "achieved", "p50", "p99", "max", "gen µs", "dropped"
+    );
+    for r in runs {
+        let dropped = r.dropped.unwrap_or(0);
+        // Padded before it is painted, so the escape codes do not count towards the width.
+        let dropped = if dropped > 0 { red_on_stdout(&format!("{dropped:>8}")) } else { format!("{dropped:>8}") };
+        let invalid = if r.latency_valid { "" } else { "  latency invalid: generator dropped sends" };
+        let bound = if r.generator_bound { "  ← generator-bound" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {dropped}  {}{invalid}{bound}",
+            r.variant,
+            opt(r.offered_rps, rate),
+            opt(r.achieved_rps, rate),
+            us(r.latency_us.p50),
+            us(r.latency_us.p99),
+            us(r.latency_us.max),
+            opt(r.generator_cpu_us_per_request, cpu_us),
+            outcome_counts(r),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The committed report fixture (schema 5) with two fixed-rate runs of jwt added: one
+    /// clean, one whose generator dropped sends.
+    fn with_rate_runs() -> Results {
+        let mut results: Results = serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap();
+        let steady = results.steady("jwt").unwrap().clone();
+        for (offered, dropped) in [(1000.0, 0), (5000.0, 1234)] {
+            let mut r = steady.clone();
+            r.scenario = Scenario::Rate;
+            r.schedule = "open".into();
+            r.offered_rps = Some(offered);
+            r.achieved_rps = Some(offered - dropped as f64 / 5.0);
+            r.dropped = Some(dropped);
+            r.latency_valid = dropped == 0;
+            r.generator_bound = dropped > 0;
+            r.outcomes = [("2xx".to_owned(), 4997), ("5xx".to_owned(), 1), ("timeout".to_owned(), 2)].into();
+            results.runs.push(r);
+        }
+        results
+    }
+
+    #[test]
+    fn the_table_lists_fixed_rate_runs_with_their_drops() {
+        let text = table(&with_rate_runs());
+        let block = text.split("fixed rate (open loop").nth(1).expect("no fixed-rate block");
+        let clean = block.lines().find(|l| l.starts_with("jwt") && l.contains(" 1000 ")).unwrap();
+        assert!(clean.contains("2xx 4997, 5xx 1, timeout 2") && !clean.contains("invalid"), "{clean}");
+        let bad = block.lines().find(|l| l.starts_with("jwt") && l.contains(" 5000 ")).unwrap();
+        assert!(bad.contains(" 1234  2xx") && bad.contains("latency invalid: generator dropped sends"), "{bad}");
+        assert!(bad.ends_with("← generator-bound"), "{bad}");
+        // The steady table is still there, before it.
+        assert!(text.find("steady req/s").unwrap() < text.find("fixed rate").unwrap());
+    }
+
+    #[test]
+    fn a_run_of_fixed_rates_alone_has_no_empty_steady_table() {
+        let mut results = with_rate_runs();
+        results.runs.retain(|r| r.scenario == Scenario::Rate);
+        results.revocation.clear();
+        let text = table(&results);
+        assert!(!text.contains("steady req/s"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("jwt")).count(), 2, "{text}");
+    }
 }

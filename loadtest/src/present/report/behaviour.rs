@@ -119,7 +119,8 @@ impl Report<'_> {
             self.p("Not measured in this run: the outage scenario did not run.");
             return Ok(());
         }
-        let mut t = Table::new([
+        let drops = self.r.outage.iter().any(|o| o.dropped > 0);
+        let mut head = vec![
             "variant",
             "fault",
             "available before",
@@ -129,31 +130,70 @@ impl Report<'_> {
             "revoked token accepted",
             "sessions lost",
             "revocations lost",
-        ]);
+        ];
+        if drops {
+            head.push("generator dropped");
+        }
+        let mut t = Table::new(head);
+        let mut warnings = Vec::new();
         for v in self.variants() {
             for f in FAULTS {
                 let Some(o) = self.r.outage(&v, f) else { continue };
-                t.row(vec![
+                let phases = dropped_by_phase(o);
+                let share = |i: usize, v: f64| {
+                    let mark = if phases.get(i).is_some_and(|n| *n > 0) { " ✗" } else { "" };
+                    format!("{}{mark}", pct(v))
+                };
+                let mut row = vec![
                     v.clone(),
                     f.as_str().to_owned(),
-                    pct(o.availability_before),
-                    pct(o.availability_during),
-                    pct(o.availability_after),
+                    share(0, o.availability_before),
+                    share(1, o.availability_during),
+                    share(2, o.availability_after),
                     o.recovery_ms.map_or_else(|| "never".into(), ms),
                     format!("{}/{}", o.revoked_accepted, o.revoked_probes),
                     format!("{}/{}", o.sessions_lost, o.keepers),
                     o.revocations_lost.map_or_else(|| "n/a".into(), |n| format!("{n}/{}", o.revoked_checked)),
-                ]);
+                ];
+                if drops {
+                    row.push(o.dropped.to_string());
+                }
+                t.row(row);
+                if o.dropped > 0 {
+                    warnings.push(format!(
+                        "**{v}** ({}): the generator dropped {} sends at its connection limit, so the availability marked ✗ is not the server's: the requests it could not send are missing from it.",
+                        f.as_str(),
+                        o.dropped
+                    ));
+                }
             }
         }
         let first = self.r.outage.first();
+        let available = if self.r.schema_version >= 6 {
+            format!(
+                "Available: share of the requests intended in that phase (by intended send time) that were answered 2xx within the client's {} deadline from their intended send time; a client that waits out a slow answer within its deadline was served, one that gets nothing within it was not.",
+                first.map_or("–".into(), |o| ms(o.client_timeout_ms))
+            )
+        } else {
+            format!(
+                "Available: share of requests answered 2xx, counted by when the client learned the outcome (schema {}).",
+                self.r.schema_version
+            )
+        };
+        let generator = if drops {
+            " Generator dropped: sends the generator could not make at its connection limit; ✗: the generator dropped sends in that phase, so that availability is not the server's."
+        } else {
+            ""
+        };
         t.note = Some(format!(
-            "Open loop at {} connections against each variant at half its closed-loop maximum; client timeout {}; Redis unavailable for about {} per fault. Available: share of requests answered 2xx. Recovery: from Redis back to the first 100 ms bucket at ≥ 99 % of the pre-fault success rate. Revoked token accepted: probes with an already revoked token answered 2xx during the fault (fail-open shows here). Sessions lost: logged-in users whose token stopped working after the restart. Revocations lost: revoked tokens accepted again after the restart.",
+            "Open loop against each variant at half its closed-loop maximum (at most 2000 req/s), {} connections to start with and more opened as clients need them; Redis unavailable for about {} per fault. {available} Recovery: from Redis back to the first 100 ms bucket in which at least 95 % of outcomes were answers from a working store (2xx, or 401 for tokens a restart lost). Revoked token accepted: probes with an already revoked token answered 2xx during the fault (fail-open shows here). Sessions lost: logged-in users whose token stopped working after the restart. Revocations lost: revoked tokens accepted again after the restart.{generator}",
             first.map_or(0, |o| o.connections),
-            first.map_or("–".into(), |o| ms(o.client_timeout_ms)),
             first.map_or("–".into(), |o| ms(o.redis_back_ms - o.fault_start_ms)),
         ));
         self.push(Block::Table(t));
+        for w in warnings {
+            self.push(Block::Warning(w));
+        }
         for f in FAULTS {
             let records: Vec<&OutageRecord> = self.r.outage.iter().filter(|o| o.fault == f).collect();
             if records.is_empty() {
@@ -180,7 +220,7 @@ impl Report<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, b)| {
-                        let total = b.ok + b.unauthorized + b.unavailable + b.timeout + b.other;
+                        let total = b.total();
                         let share = if total == 0 { 0.0 } else { b.ok as f64 * 100.0 / total as f64 };
                         (i as f64 * step - start, share)
                     })
@@ -193,8 +233,13 @@ impl Report<'_> {
                 });
                 panels.push(panel);
             }
+            let by = if self.r.schema_version >= 6 {
+                "by intended send time, answered 2xx within the client deadline; sends the generator dropped left out"
+            } else {
+                "by completion"
+            };
             let caption = format!(
-                "{}: share of requests answered 2xx per {} bucket (by completion), with the time Redis was unavailable shaded; each variant's clock starts at its own fault. A bucket where nothing completed counts as 0 %.",
+                "{}: share of requests answered 2xx per {} bucket ({by}), with the time Redis was unavailable shaded; each variant's clock starts at its own fault. A bucket with no request counts as 0 %.",
                 fault_label(f),
                 ms(records.first().map_or(100.0, |o| o.bucket_ms))
             );

@@ -6,7 +6,7 @@ use crate::results::{Capabilities, Fault, Results, Scenario};
 
 use super::doc::{Block, Table};
 use super::style::Palette;
-use super::{redis_per_request, worst_window};
+use super::{dropped_by_phase, redis_per_request, worst_window};
 use crate::present::units::{ms, pct, per_request, rate};
 
 /// Thresholds of the guide's requirements (the guide prints them with each line).
@@ -153,11 +153,28 @@ pub fn guide(r: &Results) -> Vec<Block> {
     );
     if let Some(base) = r.steady("baseline") {
         let b = base.throughput_rps.median;
+        // Only from the records' own flag: a variant is generator-bound when its record says so.
+        let mut caveats = Vec::new();
         if base.generator_bound {
-            tp.caveat = Some(format!(
+            caveats.push(format!(
                 "baseline measured {} req/s and is generator-bound: the true ceiling is at least that, so the ratios are upper bounds.",
                 rate(b)
             ));
+        }
+        let bound: Vec<&str> = variants
+            .iter()
+            .filter(|v| v.as_str() != "baseline" && r.steady(v).is_some_and(|s| s.generator_bound))
+            .map(String::as_str)
+            .collect();
+        if !bound.is_empty() {
+            let (is, its) = if bound.len() == 1 { ("is", "its") } else { ("are", "each one's") };
+            caveats.push(format!(
+                "{} {is} generator-bound: {its} true throughput is at least what was measured, so {its} ratio is a lower bound.",
+                bound.join(", ")
+            ));
+        }
+        if !caveats.is_empty() {
+            tp.caveat = Some(caveats.join(" "));
         }
         for v in variants.iter().filter(|v| v.as_str() != "baseline") {
             if let Some(s) = r.steady(v)
@@ -201,7 +218,16 @@ pub fn guide(r: &Results) -> Vec<Block> {
         );
         for v in &variants {
             if let Some(o) = r.outage(v, fault) {
-                line.add(v, o.availability_during >= AVAILABLE, format!("{} available", pct(o.availability_during)));
+                let [_, dropped, _] = dropped_by_phase(o);
+                let figure = if dropped > 0 {
+                    format!(
+                        "{} available, not the server's: the generator dropped {dropped} sends",
+                        pct(o.availability_during)
+                    )
+                } else {
+                    format!("{} available", pct(o.availability_during))
+                };
+                line.add(v, o.availability_during >= AVAILABLE, figure);
             }
         }
         lines.push(line);

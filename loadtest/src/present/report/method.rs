@@ -84,14 +84,16 @@ impl Report<'_> {
             kv(
                 "generator calibration",
                 format!(
-                    "against baseline, {} × {} s, {} connections: engine {} req/s ({}–{}), wrk {} req/s; engine/wrk {}. `{}`",
+                    "closed loop against baseline, {} × {} s, {} connections, {} threads: engine {} req/s ({}–{}), wrk {} req/s ({}) with the same connections and threads; engine/wrk {}. wrk is the cross-check of the engine's ceiling: below 1, the engine is the slower client of the two. `{}`",
                     c.repetitions,
                     c.duration_s,
                     c.connections,
+                    c.threads,
                     rate(c.engine_rps.median),
                     rate(c.engine_rps.min),
                     rate(c.engine_rps.max),
-                    c.wrk_rps.as_ref().map_or("–".into(), |w| rate(w.median)),
+                    opt(c.wrk_rps.as_ref().map(|w| w.median), rate),
+                    opt(c.wrk_rps.as_ref(), |w| format!("{}–{}", rate(w.min), rate(w.max))),
                     opt(c.engine_to_wrk, ratio),
                     c.wrk_command.as_deref().unwrap_or("wrk not run")
                 ),
@@ -99,11 +101,40 @@ impl Report<'_> {
         } else {
             kv("generator calibration", "not run".into());
         }
+        kv("generator-bound", self.generator_bound_method());
         self.push(Block::Table(t));
         self.push(Block::List(m.notes.clone()));
         self.push(Block::Heading(3, "Not measured".into()));
         let mut missing = r.not_measured.clone();
         missing.push("Everything ran on one machine over loopback: no network between client, server and Redis beyond the injected round trips of the rtt scenario.".into());
         self.push(Block::List(missing));
+    }
+
+    /// How `generator_bound` was decided, and which records of this run it flagged.
+    fn generator_bound_method(&self) -> String {
+        let flagged: Vec<String> = self
+            .r
+            .runs
+            .iter()
+            .filter(|x| x.generator_bound)
+            .map(|x| {
+                let mut why = Vec::new();
+                if let Some(n) = x.dropped.filter(|n| *n > 0 && !x.latency_valid) {
+                    why.push(format!("{n} sends dropped"));
+                }
+                if let Some(b) = x.generator_busy {
+                    why.push(format!("busiest thread {}", pct(b)));
+                }
+                let at = x.offered_rps.map_or_else(String::new, |o| format!(" at {} req/s", rate(o)));
+                let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) };
+                format!("{} {}{at}{why}", x.variant, x.scenario.as_str())
+            })
+            .collect();
+        let flagged = if flagged.is_empty() {
+            "no record of this run is flagged".to_owned()
+        } else {
+            format!("flagged in this run: {}", flagged.join("; "))
+        };
+        format!("a record is flagged when {}; {flagged}.", generator_bound_rule(self.r))
     }
 }

@@ -13,6 +13,7 @@ pub mod guide;
 mod method;
 mod performance;
 mod points;
+mod rate;
 pub mod style;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,65 @@ pub(crate) fn window_text(rec: &RevocationRecord) -> String {
         Some(w) => ms(w),
         None => format!("> {} (cap)", ms(rec.cap_ms)),
     }
+}
+
+/// How this file decided `generator_bound`, in words: from the generator's own use since
+/// schema 6, from the calibration ceiling before.
+pub fn generator_bound_rule(r: &Results) -> String {
+    let threshold = r.calibration.as_ref().map_or(0.9, |c| c.generator_bound_threshold);
+    if r.schema_version >= 6 {
+        format!(
+            "the generator dropped sends (its connection limit was reached), or its busiest thread was running or waiting for a CPU for at least {} of the window: the generator, not the server, set the pace, so a throughput so flagged is a lower bound on the server",
+            pct(threshold)
+        )
+    } else {
+        format!(
+            "measured at {} or more of the generator's own ceiling against baseline (how schema {} files decided it), so the generator, not the server, may have set the pace",
+            pct(threshold),
+            r.schema_version
+        )
+    }
+}
+
+/// Whether an open-loop record's latency describes the server, and if not, why, in words.
+pub(crate) fn not_the_servers(run: &RunRecord) -> Option<String> {
+    (!run.latency_valid).then(|| {
+        let limit = match (run.connection_limit, run.peak_connections) {
+            (Some(limit), Some(peak)) => format!(" of {limit} connections ({peak} held at the peak)"),
+            (Some(limit), None) => format!(" of {limit} connections"),
+            _ => String::new(),
+        };
+        format!(
+            "its latency is not the server's: the generator dropped {} sends at its connection limit{limit}, so the requests it could not send are missing from the percentiles and the generator, not the server, was the limit",
+            run.dropped.unwrap_or(0)
+        )
+    })
+}
+
+/// Sends the generator dropped before, during and after an outage's fault, from its timeline
+/// (buckets by intended send time, split as the availability shares are). A record whose
+/// timeline does not place its drops counts them in every phase.
+pub(crate) fn dropped_by_phase(o: &OutageRecord) -> [u64; 3] {
+    let in_buckets: u64 = o.timeline.iter().map(|b| b.dropped).sum();
+    if in_buckets == 0 || o.bucket_ms <= 0.0 {
+        return [o.dropped; 3];
+    }
+    let bucket = |ms: f64| (ms / o.bucket_ms).floor().max(0.0) as usize;
+    let (start, back) = (bucket(o.fault_start_ms), bucket(o.redis_back_ms));
+    let mut phases = [0; 3];
+    for (i, b) in o.timeline.iter().enumerate() {
+        let phase = if i < start {
+            0
+        } else if i < back {
+            1
+        } else {
+            2
+        };
+        if let Some(n) = phases.get_mut(phase) {
+            *n += b.dropped;
+        }
+    }
+    phases
 }
 
 fn fault_label(f: Fault) -> &'static str {

@@ -1,5 +1,5 @@
-//! The report's performance sections: the summary table, throughput and latency charts,
-//! and latency against offered load.
+//! The report's performance sections: the summary table (with what a request costs the server,
+//! Redis and the generator), throughput and latency charts, and latency against offered load.
 
 use super::*;
 
@@ -13,6 +13,8 @@ impl Report<'_> {
             "p99",
             "p99.9",
             "server CPU µs/req",
+            "Redis CPU µs/req",
+            "generator CPU µs/req",
             "Redis cmd/req",
             "Redis B/req",
             "token B",
@@ -40,6 +42,8 @@ impl Report<'_> {
                 opt(s, |s| us(s.latency_us.p99)),
                 opt(s, |s| us(s.latency_us.p999)),
                 opt(s.and_then(|s| s.server_cpu_us_per_request), cpu_us),
+                opt(s.and_then(|s| s.redis_cpu_us_per_request), cpu_us),
+                opt(s.and_then(|s| s.generator_cpu_us_per_request), cpu_us),
                 opt(s.and_then(redis_per_request), per_request),
                 opt(s.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
                 opt(s.and_then(|s| s.token_bytes), |b| b.to_string()),
@@ -50,11 +54,15 @@ impl Report<'_> {
                 opt(self.r.run(&v, Scenario::Login), |l| rate(l.throughput_rps.median)),
             ]);
         }
-        let threshold = self.r.calibration.as_ref().map_or(0.9, |c| c.generator_bound_threshold);
         t.note = Some(format!(
-            "Steady: closed loop, {}; throughput is the median over repetitions with min–max; latency percentiles over all repetitions (service time). CPU from /proc over the measured window; Redis commands and bytes from INFO deltas. ⚑ generator-bound: measured at ≥ {:.0} % of the generator's own ceiling against baseline, so the generator, not the server, may have set the pace.",
+            "Steady: closed loop, {}; throughput is the median over repetitions with min–max; latency percentiles over all repetitions (service time). CPU per request: the server's and Redis's from /proc over the measured window, the generator's {} (what the load itself cost, on the same machine); Redis commands and bytes from INFO deltas. ⚑ generator-bound: {}.",
             self.method_line(),
-            threshold * 100.0
+            if self.r.schema_version >= 6 {
+                "from its own threads' scheduler counters"
+            } else {
+                "from /proc for the whole authbench process"
+            },
+            generator_bound_rule(self.r)
         ));
         self.push(Block::Table(t));
         self.summary_behaviour();
@@ -85,6 +93,11 @@ impl Report<'_> {
                 continue;
             }
             any = true;
+            let available = |o: &OutageRecord| {
+                let [_, during, _] = dropped_by_phase(o);
+                let mark = if during > 0 { " ✗ generator dropped sends" } else { "" };
+                format!("{}{mark}", pct(o.availability_during))
+            };
             let win = |w: Option<(Kind, Option<f64>)>| match w {
                 None => "–".to_owned(),
                 Some((k, Some(x))) => format!("{} ({})", ms(x), k.as_str()),
@@ -94,8 +107,8 @@ impl Report<'_> {
                 v.clone(),
                 win(w1),
                 win(w2),
-                opt(hang, |o| pct(o.availability_during)),
-                opt(kill, |o| pct(o.availability_during)),
+                opt(hang, available),
+                opt(kill, available),
                 opt(kill, |o| format!("{}/{}", o.sessions_lost, o.keepers)),
                 opt(mem, |m| format!("{:.0} ({} {})", m.bytes_per_entry, m.entries, m.entry_kind)),
             ]);
@@ -195,17 +208,51 @@ impl Report<'_> {
         self.h2("Latency versus offered load");
         if self.r.sweeps.is_empty() {
             self.p("Not measured in this run: the sweep scenario did not run.");
-            return Ok(());
+        } else {
+            self.sweep()?;
         }
+        self.fixed_rate();
+        Ok(())
+    }
+
+    /// The sweep's table and chart. A step whose latency is not the server's (the generator
+    /// dropped sends) is marked in the table and left out of the chart.
+    fn sweep(&mut self) -> anyhow::Result<()> {
         let mut panel =
             Panel::new("offered load (requests per second)", Unit::Rate, "p99 latency (log scale)", Unit::Us);
         panel.y_log = true;
         panel.legend = SeriesLabelPosition::LowerRight;
         let mut t = Table::new(["variant", "closed-loop max req/s", "offered req/s → p99", "knee"]);
+        let mut left_out = Vec::new();
+        let mut not_sent = false;
         for v in self.variants() {
             let Some(s) = self.r.sweeps.iter().find(|x| x.variant == v) else { continue };
             let colour = self.palette.colour(&v);
-            let points: Vec<(f64, f64)> = s.offered_rps.iter().copied().zip(s.p99_us.iter().copied()).collect();
+            let steps = self.r.runs_of(&v, Scenario::Sweep);
+            let step_at = |offered: f64| {
+                steps.iter().find(|r| r.offered_rps.is_some_and(|o| (o - offered).abs() <= 1e-6 * offered.abs()))
+            };
+            let mut cells = Vec::new();
+            let mut points = Vec::new();
+            for (x, y) in s.offered_rps.iter().copied().zip(s.p99_us.iter().copied()) {
+                let step = step_at(x);
+                let dropped = step.and_then(|r| r.dropped).unwrap_or(0);
+                match step {
+                    Some(r) if !r.latency_valid => {
+                        cells.push(format!("{} → ✗ {} ({dropped} dropped)", rate(x), us(y)));
+                        left_out.push(format!("{v} at {} req/s ({dropped} sends dropped)", rate(x)));
+                    }
+                    _ if dropped > 0 => {
+                        not_sent = true;
+                        cells.push(format!("{} → {} ({dropped} not sent)", rate(x), us(y)));
+                        points.push((x, y));
+                    }
+                    _ => {
+                        cells.push(format!("{} → {}", rate(x), us(y)));
+                        points.push((x, y));
+                    }
+                }
+            }
             if let Some(k) = s.knee_rps
                 && let Some(&(x, y)) = points.iter().find(|p| (p.0 - k).abs() < 1e-6)
             {
@@ -214,7 +261,7 @@ impl Report<'_> {
             t.row(vec![
                 v.clone(),
                 rate(s.max_rps),
-                points.iter().map(|(x, y)| format!("{} → {}", rate(*x), us(*y))).collect::<Vec<_>>().join(", "),
+                cells.join(", "),
                 s.knee_rps.map_or_else(|| "none (latency stays flat)".into(), rate),
             ]);
             let label = match s.knee_rps {
@@ -224,13 +271,26 @@ impl Report<'_> {
             panel.series.push(Series { label, colour, points, markers: true });
         }
         let m = &self.r.method;
+        let connections = if self.r.schema_version >= 6 {
+            format!("connections opened as clients need them ({} to start with)", m.connections)
+        } else {
+            format!("{} connections", m.connections)
+        };
         let fractions = m.sweep_fractions.iter().map(|f| format!("{:.0} %", f * 100.0)).collect::<Vec<_>>().join(", ");
-        let caption = format!(
-            "Open loop at constant arrival rates of {fractions} of each variant's closed-loop maximum, {} s per step, {} connections; latency from each request's intended send time (coordinated omission corrected). Knee: first rate whose p99 exceeds ten times the p99 at the lowest rate (and 1 ms), or whose achieved rate falls 5 % short.",
-            m.sweep_step_s, m.connections
+        let mut caption = format!(
+            "Open loop at constant arrival rates of {fractions} of each variant's closed-loop maximum, {} s per step, {connections}; latency from each request's intended send time (coordinated omission corrected). Knee: first rate whose p99 exceeds ten times the p99 at the lowest rate (and 1 ms), or whose achieved rate falls 5 % short. Steps where the generator dropped sends at its connection limit (✗ in the table) are not drawn: their latency is not the server's.",
+            m.sweep_step_s
         );
+        if left_out.is_empty() {
+            caption.push_str(" No step of this run was left out.");
+        } else {
+            caption.push_str(&format!(" Left out: {}.", left_out.join("; ")));
+        }
         let fig = Figure::single("p99 latency versus offered load (open loop)", panel);
         self.chart(&fig, "latency_vs_load", "p99 latency versus offered load", caption.clone())?;
+        if not_sent {
+            caption.push_str(" Not sent: sends no connection could start before the step ended, in a step still drawn (schema 5 files counted them so and did not judge a step's latency by them).");
+        }
         t.note = Some(caption);
         self.push(Block::Table(t));
         Ok(())

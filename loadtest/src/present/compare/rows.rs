@@ -1,0 +1,156 @@
+//! The rows of one variant: every figure either run has for it, with how it is judged.
+
+use super::GENERATOR_BOUND;
+use super::judge::{
+    AVAILABILITY, COMMANDS, COUNTED, Figure, HIGHER, Judge, LATENCY, NOISE, Noise, Row, THROUGHPUT, WINDOW,
+};
+use crate::present::units::{bytes, count, cpu_us, ms, pct, per_request, rate, us};
+use crate::results::{Kind, Results, RevocationRecord, RunRecord, Scenario};
+
+fn window(x: &RevocationRecord) -> Figure {
+    match x.window_ms {
+        Some(w) => Figure::new(ms(w), w),
+        None => Figure::new(format!("still accepted at {:.0} s cap", x.cap_ms / 1000.0), f64::INFINITY),
+    }
+}
+
+pub(super) fn throughput(r: &RunRecord) -> Figure {
+    let t = &r.throughput_rps;
+    let mut text = format!("{} ({}..{})", rate(t.median), rate(t.min), rate(t.max));
+    if r.generator_bound {
+        text.push_str(GENERATOR_BOUND);
+    }
+    Figure { text, value: t.median, spread: (t.values.len() >= 2).then_some((t.min, t.max)) }
+}
+
+/// Variants in order of first appearance in A, then in B.
+pub(super) fn variants<'r>(a: &'r Results, b: &'r Results) -> Vec<&'r str> {
+    let mut out: Vec<&str> = Vec::new();
+    for r in [a, b] {
+        let names = r
+            .runs
+            .iter()
+            .map(|x| x.variant.as_str())
+            .chain(r.sweeps.iter().map(|x| x.variant.as_str()))
+            .chain(r.revocation.iter().map(|x| x.variant.as_str()))
+            .chain(r.outage.iter().map(|x| x.variant.as_str()))
+            .chain(r.scale.iter().map(|x| x.variant.as_str()));
+        for name in names {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Keys in order of first appearance in A, then in B.
+pub(super) fn union<K: PartialEq>(a: Vec<K>, b: Vec<K>) -> Vec<K> {
+    let mut out = Vec::new();
+    for k in a.into_iter().chain(b) {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// Every row of one variant that has a figure in at least one run.
+pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut add = |name: String, judge: Judge, f: &dyn Fn(&Results) -> Option<Figure>| {
+        let (fa, fb) = (f(a), f(b));
+        if fa.is_some() || fb.is_some() {
+            rows.push(Row { name, judge, a: fa, b: fb });
+        }
+    };
+    add("steady req/s (min..max)".into(), THROUGHPUT, &|r| r.steady(v).map(throughput));
+    add("steady p50".into(), LATENCY, &|r| r.steady(v).map(|s| Figure::new(us(s.latency_us.p50), s.latency_us.p50)));
+    add("steady p99".into(), LATENCY, &|r| r.steady(v).map(|s| Figure::new(us(s.latency_us.p99), s.latency_us.p99)));
+    add("steady p99.9".into(), LATENCY, &|r| {
+        r.steady(v).map(|s| Figure::new(us(s.latency_us.p999), s.latency_us.p999))
+    });
+    if [a, b].iter().any(|r| r.steady(v).is_some_and(|s| s.errors > 0)) {
+        add("steady errors".into(), COUNTED, &|r| {
+            r.steady(v).map(|s| Figure::new(s.errors.to_string(), s.errors as f64))
+        });
+    }
+    add("server CPU µs/request".into(), LATENCY, &|r| {
+        r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c))
+    });
+    add("Redis commands/request".into(), COMMANDS, &|r| {
+        r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(per_request(c), c))
+    });
+    add("Redis bytes/request".into(), LATENCY, &|r| {
+        r.steady(v).and_then(|s| s.redis_bytes_per_request).map(|b| Figure::new(bytes(b), b))
+    });
+    add("token bytes".into(), COUNTED, &|r| {
+        r.steady(v).and_then(|s| s.token_bytes).map(|t| Figure::new(format!("{t} B"), t as f64))
+    });
+    add("sweep knee req/s".into(), HIGHER, &|r| {
+        r.sweeps.iter().find(|s| s.variant == v).map(|s| match s.knee_rps {
+            Some(k) => Figure::new(rate(k), k),
+            None => Figure::new("none (flat)".into(), f64::INFINITY),
+        })
+    });
+    super::rate::rows(a, b, v, &mut add);
+    add("login logins/s".into(), THROUGHPUT, &|r| {
+        r.run(v, Scenario::Login).map(|l| {
+            let t = &l.throughput_rps;
+            Figure { text: rate(t.median), value: t.median, spread: (t.values.len() >= 2).then_some((t.min, t.max)) }
+        })
+    });
+
+    let of_variant = |r: &Results| -> Vec<(Kind, u32)> {
+        r.revocation.iter().filter(|x| x.variant == v).map(|x| (x.kind, x.instances)).collect()
+    };
+    let mut keys = union(of_variant(a), of_variant(b));
+    // Kinds in protocol order, one instance before two.
+    keys.sort_by_key(|(kind, instances)| (Kind::ALL.iter().position(|k| k == kind), *instances));
+    for (kind, instances) in keys {
+        add(format!("revoke {} ({instances} inst.)", kind.as_str()), WINDOW, &|r| {
+            r.revocation.iter().find(|x| x.variant == v && x.kind == kind && x.instances == instances).map(window)
+        });
+    }
+
+    let faults = |r: &Results| -> Vec<_> { r.outage.iter().filter(|x| x.variant == v).map(|x| x.fault).collect() };
+    for fault in union(faults(a), faults(b)) {
+        add(format!("outage {}: availability", fault.as_str()), AVAILABILITY, &|r| {
+            r.outage(v, fault).map(|x| Figure::new(pct(x.availability_during), x.availability_during))
+        });
+        let bucket = [a, b].iter().filter_map(|r| r.outage(v, fault)).map(|x| x.bucket_ms).fold(0.0, f64::max);
+        let judge = Judge { noise: Noise::Band { relative: NOISE, absolute: bucket }, ..LATENCY };
+        add(format!("outage {}: recovery", fault.as_str()), judge, &|r| {
+            r.outage(v, fault).map(|x| match x.recovery_ms {
+                Some(m) => Figure::new(ms(m), m),
+                None => Figure::new("never".into(), f64::INFINITY),
+            })
+        });
+    }
+
+    // rtt and tokensize points, by the round trip injected and the claim bytes added.
+    let point = |r: &Results, scenario: Scenario, key: &dyn Fn(&RunRecord) -> String| -> Vec<String> {
+        r.runs_of(v, scenario).into_iter().map(key).collect()
+    };
+    let rtt_key = |x: &RunRecord| x.redis_rtt_ms.map_or_else(String::new, |m| format!("{m}"));
+    for key in union(point(a, Scenario::Rtt, &rtt_key), point(b, Scenario::Rtt, &rtt_key)) {
+        add(format!("rtt {key} ms: req/s"), THROUGHPUT, &|r| {
+            r.runs_of(v, Scenario::Rtt).into_iter().find(|x| rtt_key(x) == key).map(throughput)
+        });
+    }
+    let pad_key = |x: &RunRecord| x.claims_padding_bytes.map_or_else(String::new, |p| p.to_string());
+    for key in union(point(a, Scenario::Tokensize, &pad_key), point(b, Scenario::Tokensize, &pad_key)) {
+        add(format!("tokensize +{key} B: req/s"), THROUGHPUT, &|r| {
+            r.runs_of(v, Scenario::Tokensize).into_iter().find(|x| pad_key(x) == key).map(throughput)
+        });
+    }
+
+    let sizes = |r: &Results| -> Vec<u64> { r.scale.iter().filter(|x| x.variant == v).map(|x| x.entries).collect() };
+    for entries in union(sizes(a), sizes(b)) {
+        let kind = [a, b].iter().find_map(|r| r.scale(v, entries)).map_or("", |x| x.entry_kind.as_str());
+        add(format!("scale {} {kind}: bytes/entry", count(entries)), LATENCY, &|r| {
+            r.scale(v, entries).map(|x| Figure::new(bytes(x.bytes_per_entry), x.bytes_per_entry))
+        });
+    }
+    rows
+}
