@@ -2,9 +2,11 @@
 //! loops share, the watchdog that enforces deadlines, and the closed loop's connection, which
 //! sends its templates in turn and adopts tokens a server hands back.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use authbench_server::http::REFRESHED_TOKEN;
@@ -21,27 +23,50 @@ use super::{Keep, LoadOutcome, RequestTemplate, Window, record};
 /// A `tokio::time::timeout` per request registers and cancels a timer every time, which cost
 /// the engine several percent of its rate against wrk; instead each generator thread runs one
 /// watchdog that looks at every connection's deadline ten times a second (or ten times per
-/// deadline, when that is shorter) and wakes the ones past it.
+/// deadline, when that is shorter) and wakes the ones past it. A generator thread runs its
+/// connections and its watchdog on one event loop, so this needs no lock and no atomic.
 #[derive(Debug, Default)]
 pub(super) struct Inflight {
     /// Nanoseconds since the thread's epoch when the request must be answered; 0 when idle.
-    deadline: AtomicU64,
-    abort: tokio::sync::Notify,
+    deadline: Cell<u64>,
+    /// Set by the watchdog when the deadline passed.
+    expired: Cell<bool>,
+    /// The request's task, to wake when it expires.
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Inflight {
+    /// Ready once the watchdog has found the request past its deadline.
+    fn expired(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.expired.get() {
+                return Poll::Ready(());
+            }
+            let mut waker = self.waker.borrow_mut();
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
 }
 
 /// Every connection of a generator thread, as its watchdog sees them.
 pub(super) type Watched = Rc<RefCell<Vec<Rc<Inflight>>>>;
 
 /// Wakes requests past their deadline until `stop` is set.
-pub(super) async fn watchdog(watched: Watched, epoch: Instant, timeout: Duration, stop: Rc<std::cell::Cell<bool>>) {
+pub(super) async fn watchdog(watched: Watched, epoch: Instant, timeout: Duration, stop: Rc<Cell<bool>>) {
     let tick = (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
     while !stop.get() {
         tokio::time::sleep(tick).await;
         let now = nanos_since(epoch, Instant::now());
         for f in watched.borrow().iter() {
-            let deadline = f.deadline.load(Ordering::Relaxed);
-            if deadline != 0 && now > deadline {
-                f.abort.notify_waiters();
+            let deadline = f.deadline.get();
+            if deadline != 0 && now > deadline && !f.expired.get() {
+                f.expired.set(true);
+                if let Some(waker) = f.waker.borrow_mut().take() {
+                    waker.wake();
+                }
             }
         }
     }
@@ -78,12 +103,13 @@ pub(super) async fn exchange(
     epoch: Instant,
     deadline: Instant,
 ) -> Exchanged {
-    let aborted = inflight.abort.notified();
-    inflight.deadline.store(nanos_since(epoch, deadline), Ordering::Relaxed);
-    let mut started = Instant::now();
+    inflight.expired.set(false);
+    inflight.deadline.set(nanos_since(epoch, deadline));
+    let aborted = inflight.expired();
+    let mut started = None;
     let work = async {
         http.connect().await.ok()?;
-        started = Instant::now();
+        started = Some(Instant::now());
         let response = http.send(request).await.ok()?;
         let status = response.status().as_u16();
         let timing = if keep.server_timing {
@@ -96,7 +122,11 @@ pub(super) async fn exchange(
             .get(REFRESHED_TOKEN)
             .and_then(|v| v.to_str().ok())
             .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
-        response.into_body().collect().await.ok()?;
+        // Read to the end without gathering: the engine needs the answer's end, not its body.
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.ok()?;
+        }
         Some((status, timing, refreshed))
     };
     let result = tokio::select! {
@@ -104,7 +134,7 @@ pub(super) async fn exchange(
         r = work => Some(r),
         () = aborted => None,
     };
-    inflight.deadline.store(0, Ordering::Relaxed);
+    inflight.deadline.set(0);
     let (answer, refreshed) = match result {
         Some(Some((status, timing, refreshed))) => (Answer::Status(status, timing), refreshed),
         Some(None) => {
@@ -116,7 +146,7 @@ pub(super) async fn exchange(
             (Answer::Timeout, None)
         }
     };
-    Exchanged { answer, refreshed, started }
+    Exchanged { answer, refreshed, started: started.unwrap_or_else(Instant::now) }
 }
 
 /// The templates one closed-loop connection sends, in turn.

@@ -46,7 +46,8 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
     pub method: Method,
-    pub path: String,
+    /// The path, parsed once (a request with a bad one is sent to `/`, and fails there).
+    pub uri: hyper::Uri,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
@@ -58,14 +59,14 @@ impl RequestTemplate {
         if let Some(token) = bearer {
             headers.push((hyper::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?));
         }
-        Ok(Self { method: Method::GET, path: path.to_owned(), headers, body: Bytes::new() })
+        Ok(Self { method: Method::GET, uri: path.parse()?, headers, body: Bytes::new() })
     }
 
     /// `POST path` with a JSON body.
     pub fn post_json(path: &str, body: &serde_json::Value) -> Self {
         Self {
             method: Method::POST,
-            path: path.to_owned(),
+            uri: path.parse().unwrap_or_default(),
             headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             body: Bytes::from(body.to_string()),
         }
@@ -74,8 +75,7 @@ impl RequestTemplate {
     fn build(&self, host: &HeaderValue) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
-        // The path was validated when the target was parsed; a bad one fails the request only.
-        *request.uri_mut() = self.path.parse().unwrap_or_default();
+        *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
         headers.insert(HOST, host.clone());
         for (name, value) in &self.headers {

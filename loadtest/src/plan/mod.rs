@@ -22,7 +22,8 @@ pub const ADMIN_KEY: &str = "authbench-admin";
 /// Users each server seeds: steady tokens use user0..15, login flows user100 and up,
 /// revocation victims user500 and up, its background load user900..915.
 pub const SEEDED_USERS: usize = 2000;
-/// A strategy at or above this fraction of the generator's own ceiling is `generator_bound`.
+/// A run whose busiest generator thread was running or runnable for at least this share of its
+/// window is `generator_bound`: the generator never waited for the server.
 pub const GENERATOR_BOUND: f64 = 0.9;
 
 /// A named amount of measuring.

@@ -193,8 +193,9 @@ pub struct Calibration {
     pub wrk_command: Option<String>,
     /// engine / wrk (median over median).
     pub engine_to_wrk: Option<f64>,
-    /// A strategy measured at or above this fraction of `engine_rps.median` is flagged
-    /// `generator_bound`: the generator, not the server, may have set its pace.
+    /// A run whose busiest generator thread was running or waiting for a CPU for at least this
+    /// share of its window is flagged `generator_bound` (as is one with generator drops). Up to
+    /// schema 5: a strategy at or above this fraction of `engine_rps.median`.
     pub generator_bound_threshold: f64,
 }
 

@@ -52,7 +52,7 @@ impl Scenario {
 /// One measured configuration of one scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// `steady`, `sweep`, `login`, or the steady point of `rtt`, `tokensize` or `scale`.
+    /// `steady`, `sweep`, `rate`, `login`, or the steady point of `rtt`, `tokensize` or `scale`.
     pub scenario: Scenario,
     /// Strategy as the server reports it (`session`, `jwt`, ...).
     pub strategy: String,
