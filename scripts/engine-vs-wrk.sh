@@ -6,7 +6,8 @@
 #
 # Each round runs the engine (authbench load --scenario steady, one repetition) and then wrk
 # (with the same bearer token) against the same server. wrk's CPU is its user+system time from
-# time(1), divided by the requests it reports. Prints one line per run and the medians.
+# time(1), divided by the requests it reports. Prints one line per round (with the ratio of the
+# two runs of that round, which share the machine's state) and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -39,7 +40,7 @@ for strategy in baseline jwt; do
         -d '{"username":"user0","password":"authbench-password"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
     header=()
     [ -n "$token" ] && header=(-H "Authorization: Bearer $token")
-    : >"$out/engine" && : >"$out/wrk" && : >"$out/engine_cpu" && : >"$out/wrk_cpu"
+    : >"$out/engine" && : >"$out/wrk" && : >"$out/engine_cpu" && : >"$out/wrk_cpu" && : >"$out/ratio"
     for round in $(seq "$rounds"); do
         ./target/release/authbench load --target "$url" --scenario steady --repetitions 1 \
             --duration "${secs}s" --connections "$conns" --out "$out/runs" --quiet --json >"$out/r.json"
@@ -50,10 +51,11 @@ for strategy in baseline jwt; do
         wrps=$(awk '/Requests\/sec:/ {print $2}' "$out/w.txt")
         wcpu=$(awk -v n="$reqs" '{print ($1 + $2) * 1e6 / (n > 0 ? n : 1)}' "$out/time")
         echo "$wrps" >>"$out/wrk"; echo "$wcpu" >>"$out/wrk_cpu"
-        printf '%-8s round %d  engine %8.0f req/s %5.1f µs/req   wrk %8.0f req/s %5.1f µs/req\n' \
-            "$strategy" "$round" "$rps" "$cpu" "$wrps" "$wcpu"
+        ratio=$(python3 -c "print($rps/$wrps)"); echo "$ratio" >>"$out/ratio"
+        printf '%-8s round %d  engine %8.0f req/s %5.1f µs/req   wrk %8.0f req/s %5.1f µs/req   engine/wrk %.2f\n' \
+            "$strategy" "$round" "$rps" "$cpu" "$wrps" "$wcpu" "$ratio"
     done
     e=$(median <"$out/engine"); w=$(median <"$out/wrk")
-    printf '%-8s median   engine %8.0f req/s %5.1f µs/req   wrk %8.0f req/s %5.1f µs/req   engine/wrk %.2f\n' \
-        "$strategy" "$e" "$(median <"$out/engine_cpu")" "$w" "$(median <"$out/wrk_cpu")" "$(python3 -c "print($e/$w)")"
+    printf '%-8s median   engine %8.0f req/s %5.1f µs/req   wrk %8.0f req/s %5.1f µs/req   engine/wrk %.2f (median of the rounds: %.2f)\n' \
+        "$strategy" "$e" "$(median <"$out/engine_cpu")" "$w" "$(median <"$out/wrk_cpu")" "$(python3 -c "print($e/$w)")" "$(median <"$out/ratio")"
 done

@@ -1,6 +1,7 @@
 //! One request on one keep-alive HTTP/1.1 connection, under a deadline: the exchange both
-//! loops share, the watchdog that enforces deadlines, and the closed loop's connection, which
-//! sends its templates in turn and adopts tokens a server hands back.
+//! loops share, the watchdog that enforces deadlines, the requests as bytes (with the tokens a
+//! server hands back adopted), and the closed loop's connection, which sends its templates in
+//! turn.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -9,13 +10,12 @@ use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use authbench_server::http::REFRESHED_TOKEN;
+use std::net::SocketAddr;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
 use hyper::header::HeaderValue;
 
-use super::http1::Http1;
+use super::wire::Wire;
 use super::{Keep, LoadOutcome, RequestTemplate, Window, record};
 
 /// The deadline of the request a connection has in flight.
@@ -92,12 +92,12 @@ pub(super) struct Exchanged {
     pub(super) started: Instant,
 }
 
-/// Sends `request` on `http` (opening it first if needed) and reads the whole answer, unless
+/// Sends `request` on `wire` (opening it first if needed) and reads the whole answer, unless
 /// `deadline` passes first; the connection is reset after a timeout or failure, so a late
 /// answer is never read as the next one's.
 pub(super) async fn exchange(
-    http: &mut Http1,
-    request: Request<Full<Bytes>>,
+    wire: &mut Wire,
+    request: &[u8],
     keep: Keep,
     inflight: &Inflight,
     epoch: Instant,
@@ -108,26 +108,9 @@ pub(super) async fn exchange(
     let aborted = inflight.expired();
     let mut started = None;
     let work = async {
-        http.connect().await.ok()?;
+        wire.connect().await?;
         started = Some(Instant::now());
-        let response = http.send(request).await.ok()?;
-        let status = response.status().as_u16();
-        let timing = if keep.server_timing {
-            response.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_owned)
-        } else {
-            None
-        };
-        let refreshed = response
-            .headers()
-            .get(REFRESHED_TOKEN)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
-        // Read to the end without gathering: the engine needs the answer's end, not its body.
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.ok()?;
-        }
-        Some((status, timing, refreshed))
+        wire.exchange(request, keep.server_timing).await
     };
     let result = tokio::select! {
         biased;
@@ -136,13 +119,13 @@ pub(super) async fn exchange(
     };
     inflight.deadline.set(0);
     let (answer, refreshed) = match result {
-        Some(Some((status, timing, refreshed))) => (Answer::Status(status, timing), refreshed),
-        Some(None) => {
-            http.reset();
+        Some(Ok(reply)) => (Answer::Status(reply.status, reply.timing), reply.refreshed),
+        Some(Err(_)) => {
+            wire.reset();
             (Answer::Failed, None)
         }
         None => {
-            http.reset();
+            wire.reset();
             (Answer::Timeout, None)
         }
     };
@@ -151,7 +134,7 @@ pub(super) async fn exchange(
 
 /// The templates one closed-loop connection sends, in turn.
 pub(super) struct Rotation {
-    pub(super) templates: Rc<Vec<RequestTemplate>>,
+    pub(super) len: usize,
     pub(super) next: usize,
     pub(super) stride: usize,
 }
@@ -160,32 +143,48 @@ impl Rotation {
     /// The next template's index.
     pub(super) fn take(&mut self) -> usize {
         let i = self.next;
-        self.next = (self.next + self.stride) % self.templates.len().max(1);
+        self.next = (self.next + self.stride) % self.len.max(1);
         i
     }
 }
 
-/// Authorization values adopted from `X-Refreshed-Token`, by template index, as a client does:
-/// empty until a server hands one back.
-#[derive(Debug, Default)]
-pub(super) struct Adopted(Vec<Option<HeaderValue>>);
+/// The requests a connection (closed loop) or a generator thread (open loop) sends, as bytes
+/// made once per template and server, with the tokens adopted from `X-Refreshed-Token` as a
+/// client does: each replaces its template's token from then on.
+#[derive(Debug)]
+pub(super) struct Requests {
+    templates: Rc<Vec<RequestTemplate>>,
+    adopted: Vec<Option<HeaderValue>>,
+    /// Encoded requests by template index, for the server they were made for.
+    encoded: Vec<Vec<(SocketAddr, Bytes)>>,
+}
 
-impl Adopted {
-    /// Template `index` built for `host`, with the token adopted for it, if any.
-    pub(super) fn build(&self, template: &RequestTemplate, index: usize, host: &HeaderValue) -> Request<Full<Bytes>> {
-        let mut request = template.build(host);
-        if let Some(Some(token)) = self.0.get(index) {
-            request.headers_mut().insert(hyper::header::AUTHORIZATION, token.clone());
+impl Requests {
+    pub(super) fn new(templates: Rc<Vec<RequestTemplate>>) -> Self {
+        let n = templates.len();
+        Self { templates, adopted: vec![None; n], encoded: vec![Vec::new(); n] }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Template `index` as bytes for the server at `addr`.
+    pub(super) fn encoded(&mut self, index: usize, addr: SocketAddr) -> Option<Bytes> {
+        let cached = self.encoded.get_mut(index)?;
+        if let Some((_, bytes)) = cached.iter().find(|(a, _)| *a == addr) {
+            return Some(bytes.clone());
         }
-        request
+        let template = self.templates.get(index)?;
+        let bytes = template.encode(addr, self.adopted.get(index).and_then(Option::as_ref));
+        cached.push((addr, bytes.clone()));
+        Some(bytes)
     }
 
     pub(super) fn adopt(&mut self, index: usize, token: HeaderValue) {
-        if self.0.len() <= index {
-            self.0.resize(index + 1, None);
-        }
-        if let Some(slot) = self.0.get_mut(index) {
+        if let (Some(slot), Some(cached)) = (self.adopted.get_mut(index), self.encoded.get_mut(index)) {
             *slot = Some(token);
+            cached.clear();
         }
     }
 }
@@ -210,11 +209,11 @@ pub(super) fn tally(outcome: &mut LoadOutcome, answer: &Answer) {
 
 /// One closed-loop connection: sends again as soon as it has its answer.
 pub(super) struct Connection {
-    pub(super) http: Http1,
+    pub(super) wire: Wire,
     pub(super) rotation: Rotation,
     pub(super) inflight: Rc<Inflight>,
     pub(super) epoch: Instant,
-    pub(super) adopted: Adopted,
+    pub(super) requests: Requests,
 }
 
 impl Connection {
@@ -237,13 +236,12 @@ impl Connection {
                 break;
             }
             let index = self.rotation.take();
-            let Some(template) = self.rotation.templates.get(index) else { break };
-            let request = self.adopted.build(template, index, self.http.host());
+            let Some(request) = self.requests.encoded(index, self.wire.addr()) else { break };
             let done =
-                exchange(&mut self.http, request, keep, &self.inflight, self.epoch, Instant::now() + timeout).await;
+                exchange(&mut self.wire, &request, keep, &self.inflight, self.epoch, Instant::now() + timeout).await;
             sent += 1;
             if let Some(token) = done.refreshed {
-                self.adopted.adopt(index, token);
+                self.requests.adopt(index, token);
             }
             if window.contains(done.started) {
                 if matches!(done.answer, Answer::Status(..)) {

@@ -1,7 +1,8 @@
-//! The one HTTP/1.1 client connection of the crate: the load engine's connections, the
-//! revocation probers and the harness's own one-off calls all connect, handshake and send
-//! through it. Keep-alive, `TCP_NODELAY` (a load of small requests must not wait for Nagle),
-//! and a new connection after the server closed one or a request failed on it.
+//! The hyper HTTP/1.1 client connection of the crate: the revocation probers and the harness's
+//! own one-off calls connect, handshake and send through it (the load engine's hot path has its
+//! own, `wire.rs`, which does in one task what hyper does across two). Keep-alive,
+//! `TCP_NODELAY` (a load of small requests must not wait for Nagle), and a new connection after
+//! the server closed one or a request failed on it.
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
-//! The lean load engine: hyper HTTP/1.1 connections on a few generator threads, requests built
-//! from templates made once, every request timed into an HdrHistogram in nanoseconds.
+//! The lean load engine: keep-alive HTTP/1.1 connections (`wire.rs`) on a few generator
+//! threads, requests encoded once per template, every request timed into an HdrHistogram in
+//! nanoseconds.
 //!
 //! Two schedules:
 //! - closed loop: each connection sends its next request as soon as the previous answer is
@@ -17,6 +18,7 @@ mod connection;
 mod cpu;
 pub mod http1;
 mod open;
+mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -28,12 +30,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use hyper::{Method, Request};
+use hyper::Method;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 
 use crate::results::{Bucket, MAX_TRACKABLE_NS, new_histogram};
-use connection::{Adopted, Connection, Inflight, Rotation, Watched, watchdog};
+use connection::{Connection, Inflight, Requests, Rotation, Watched, watchdog};
 pub use cpu::GeneratorUse;
 use cpu::ThreadClock;
 
@@ -72,16 +73,33 @@ impl RequestTemplate {
         }
     }
 
-    fn build(&self, host: &HeaderValue) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        let headers = request.headers_mut();
-        headers.insert(HOST, host.clone());
+    /// The request as bytes on the wire to the server at `addr`, with `authorization` in place
+    /// of the template's own, when given.
+    fn encode(&self, addr: SocketAddr, authorization: Option<&HeaderValue>) -> Bytes {
+        use std::io::Write as _;
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
+        let _ = write!(out, "{} {path} HTTP/1.1\r\nhost: {addr}\r\n", self.method);
+        let mut header = |name: &HeaderName, value: &HeaderValue| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        };
         for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
+            if authorization.is_none() || name != hyper::header::AUTHORIZATION {
+                header(name, value);
+            }
         }
-        request
+        if let Some(value) = authorization {
+            header(&hyper::header::AUTHORIZATION, value);
+        }
+        if !self.body.is_empty() || self.method == Method::POST {
+            let _ = write!(out, "content-length: {}\r\n", self.body.len());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        Bytes::from(out)
     }
 }
 
@@ -412,12 +430,13 @@ async fn closed_thread(
     let watched: Watched = Rc::new(RefCell::new(Vec::new()));
     let mut tasks = Vec::new();
     for c in (0..spec.connections).filter(|c| c % threads == t) {
-        let rotation = Rotation { templates: templates.clone(), next: c % templates.len(), stride: spec.connections };
-        let mut http = http1::Http1::new(spec.target(c));
-        http.connect().await?;
+        let rotation = Rotation { len: templates.len(), next: c % templates.len(), stride: spec.connections };
+        let mut wire = wire::Wire::new(spec.target(c));
+        wire.connect().await?;
         let inflight = Rc::new(Inflight::default());
         watched.borrow_mut().push(inflight.clone());
-        let connection = Connection { http, rotation, inflight, epoch, adopted: Adopted::default() };
+        let requests = Requests::new(templates.clone());
+        let connection = Connection { wire, rotation, inflight, epoch, requests };
         let cancel = cancel.clone();
         let timeout = spec.timeout;
         tasks.push(tokio::task::spawn_local(async move {

@@ -20,9 +20,9 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
-use super::connection::{Adopted, Answer, Inflight, Watched, exchange, tally};
-use super::http1::Http1;
-use super::{Keep, LoadOutcome, LoadSpec, RequestTemplate, Window, record};
+use super::connection::{Answer, Inflight, Requests, Watched, exchange, tally};
+use super::wire::Wire;
+use super::{Keep, LoadOutcome, LoadSpec, Window, record};
 
 /// Connections a thread opens at once. A burst of sends (after the thread was descheduled, or
 /// the server paused) is mostly served by connections coming free; opening one per waiting
@@ -34,7 +34,7 @@ const IDLE_CLOSE: Duration = Duration::from_secs(1);
 
 /// A connection of the pool, idle or lent to one request.
 struct Slot {
-    http: Http1,
+    wire: Wire,
     inflight: Rc<Inflight>,
 }
 
@@ -58,13 +58,12 @@ struct Pool {
     /// Sends dispatched and not yet accounted for (waiting or on a connection).
     in_flight: usize,
     next_template: usize,
-    adopted: Adopted,
+    requests: Requests,
 }
 
 /// What does not change during the run.
 struct Plan {
     spec: LoadSpec,
-    templates: Vec<RequestTemplate>,
     window: Window,
     keep: Keep,
     epoch: Instant,
@@ -98,8 +97,8 @@ pub(super) async fn run_thread(
     let _ = nix::sys::prctl::set_timerslack(1);
     let epoch = Instant::now();
     let watched: Watched = Rc::new(RefCell::new(Vec::new()));
-    let templates = spec.requests.clone();
-    let plan = Rc::new(Plan { spec, templates, window, keep, epoch, threads, watched: watched.clone() });
+    let templates = Rc::new(spec.requests.clone());
+    let plan = Rc::new(Plan { spec, window, keep, epoch, threads, watched: watched.clone() });
     let pool = Rc::new(RefCell::new(Pool {
         idle: VecDeque::new(),
         open: 0,
@@ -111,14 +110,14 @@ pub(super) async fn run_thread(
         outcome: LoadOutcome::empty(window.end - window.start),
         sent: 0,
         in_flight: 0,
-        next_template: thread % plan.templates.len().max(1),
-        adopted: Adopted::default(),
+        next_template: thread % templates.len().max(1),
+        requests: Requests::new(templates),
     }));
     // This thread's share of the connections, opened before the clock starts.
     let share = plan.spec.connections.div_ceil(threads).min(limit);
     for _ in 0..share {
         let mut slot = new_slot(&plan, &mut pool.borrow_mut());
-        slot.http.connect().await?;
+        slot.wire.connect().await?;
         pool.borrow_mut().idle.push_back((slot, Instant::now()));
     }
     let stop = Rc::new(Cell::new(false));
@@ -208,7 +207,7 @@ fn new_slot(plan: &Plan, pool: &mut Pool) -> Slot {
     pool.peak = pool.peak.max(pool.open);
     let inflight = Rc::new(Inflight::default());
     plan.watched.borrow_mut().push(inflight.clone());
-    Slot { http: Http1::new(plan.spec.target(number)), inflight }
+    Slot { wire: Wire::new(plan.spec.target(number)), inflight }
 }
 
 /// A send the pacer emitted.
@@ -250,7 +249,7 @@ fn dispatch(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, job: Job) {
 
 /// Opens a new connection and hands it to the first waiting send.
 async fn open_connection(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot) {
-    let opened = tokio::time::timeout(plan.spec.timeout, slot.http.connect()).await;
+    let opened = tokio::time::timeout(plan.spec.timeout, slot.wire.connect()).await;
     let mut p = pool.borrow_mut();
     p.connecting -= 1;
     if matches!(opened, Ok(Ok(()))) {
@@ -317,16 +316,16 @@ async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut job: 
     loop {
         let (index, request) = {
             let mut p = pool.borrow_mut();
-            let len = plan.templates.len().max(1);
+            let len = p.requests.len().max(1);
             let index = p.next_template % len;
             p.next_template = (p.next_template + plan.threads) % len;
-            let request = plan.templates.get(index).map(|t| p.adopted.build(t, index, slot.http.host()));
+            let request = p.requests.encoded(index, slot.wire.addr());
             (index, request)
         };
         let deadline = job.intended + plan.spec.timeout;
         let done = match request {
             Some(request) => {
-                Some(exchange(&mut slot.http, request, plan.keep, &slot.inflight, plan.epoch, deadline).await)
+                Some(exchange(&mut slot.wire, &request, plan.keep, &slot.inflight, plan.epoch, deadline).await)
             }
             None => None,
         };
@@ -336,7 +335,7 @@ async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut job: 
         p.sent += 1;
         if let Some(done) = done {
             if let Some(token) = &done.refreshed {
-                p.adopted.adopt(index, token.clone());
+                p.requests.adopt(index, token.clone());
             }
             // Answered after the deadline, but before the watchdog noticed: a client with this
             // deadline had already given up.
