@@ -30,11 +30,14 @@ impl ThreadClock {
     /// What the thread did between `self` and `later`.
     pub(super) fn until(&self, later: &Self) -> ThreadUse {
         let d = |a: Option<u64>, b: Option<u64>| Some(Duration::from_nanos(b?.saturating_sub(a?)));
-        ThreadUse {
-            wall: later.at.saturating_duration_since(self.at),
-            cpu: d(self.ran_ns, later.ran_ns),
-            waited: d(self.waited_ns, later.waited_ns),
-        }
+        let wall = later.at.saturating_duration_since(self.at);
+        let cpu = d(self.ran_ns, later.ran_ns);
+        let waited = d(self.waited_ns, later.waited_ns);
+        let busy = match (cpu, waited) {
+            (Some(c), Some(w)) if !wall.is_zero() => Some((c + w).as_secs_f64() / wall.as_secs_f64()),
+            _ => None,
+        };
+        ThreadUse { wall, cpu, waited, busy }
     }
 }
 
@@ -45,15 +48,16 @@ pub struct ThreadUse {
     pub cpu: Option<Duration>,
     /// Runnable, but waiting for a CPU (the machine was busy with something else).
     pub waited: Option<Duration>,
+    /// Share of the wall time the thread was running or wanted to run: 1.0 means it never
+    /// waited for the server. An open loop's is over its pacing only, not the wait for the last
+    /// answers after it.
+    pub busy: Option<f64>,
 }
 
 impl ThreadUse {
-    /// Share of the wall time the thread was running or wanted to run: 1.0 means it never
-    /// waited for the server.
-    pub fn busy(&self) -> Option<f64> {
-        let wall = self.wall.as_secs_f64();
-        let busy = self.cpu?.as_secs_f64() + self.waited?.as_secs_f64();
-        (wall > 0.0).then_some(busy / wall)
+    /// The same use, with the busy share of a shorter bracket.
+    pub(super) fn busy_over(self, bracket: &ThreadUse) -> Self {
+        Self { busy: bracket.busy, ..self }
     }
 }
 
@@ -80,7 +84,7 @@ impl GeneratorUse {
 
     /// The busiest thread's share of wall time running or runnable.
     pub fn busiest(&self) -> Option<f64> {
-        self.threads.iter().filter_map(ThreadUse::busy).reduce(f64::max)
+        self.threads.iter().filter_map(|t| t.busy).reduce(f64::max)
     }
 
     pub fn merge(&mut self, other: GeneratorUse) {

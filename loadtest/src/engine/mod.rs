@@ -381,17 +381,24 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
                     tokio::time::sleep_until(t0.into()).await;
                     clock.set(Some(ThreadClock::now()));
                 });
-                let (mut outcome, sent) = match spec.schedule {
+                let (mut outcome, sent, paced) = match spec.schedule {
                     Schedule::Open { rate } => {
                         let share = open::Share { rate, limit: share.max(1), thread: t, threads, window, t0 };
                         open::run_thread(spec, share, keep, cancel).await?
                     }
-                    Schedule::Closed => closed_thread(spec, t, threads, window, t0, keep, cancel).await?,
+                    Schedule::Closed => {
+                        let (outcome, sent) = closed_thread(spec, t, threads, window, t0, keep, cancel).await?;
+                        (outcome, sent, None)
+                    }
                 };
                 mark.abort();
                 let end = ThreadClock::now();
                 let start = started.get().unwrap_or(end);
-                outcome.generator = GeneratorUse { threads: vec![start.until(&end)], sent };
+                let mut used = start.until(&end);
+                if let Some(paced) = paced {
+                    used = used.busy_over(&start.until(&paced));
+                }
+                outcome.generator = GeneratorUse { threads: vec![used], sent };
                 Ok::<_, anyhow::Error>(outcome)
             })
         })?);

@@ -21,6 +21,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use tokio::io::unix::AsyncFd;
 
 use super::connection::{Answer, Inflight, Requests, Watched, exchange, tally};
+use super::cpu::ThreadClock;
 use super::wire::Wire;
 use super::{Keep, LoadOutcome, LoadSpec, Window, record};
 
@@ -84,13 +85,13 @@ pub(super) struct Share {
 
 /// Runs thread `thread` of `threads`' share of the schedule: intended send `k` of this thread
 /// is at `t0 + (k · threads + thread) / rate`. Returns the outcome, requests sent since `t0`,
-/// and the connections held at the peak.
+/// and the thread's counters when its pacing ended.
 pub(super) async fn run_thread(
     spec: LoadSpec,
     share: Share,
     keep: Keep,
     cancel: std::sync::Arc<AtomicBool>,
-) -> anyhow::Result<(LoadOutcome, u64)> {
+) -> anyhow::Result<(LoadOutcome, u64, Option<ThreadClock>)> {
     let Share { rate, limit, thread, threads, window, t0 } = share;
     // The kernel may fire a sleeping thread's timers up to 50 µs late to batch wake-ups; a pacer
     // wants them on time (pacer lag is added to every latency).
@@ -147,6 +148,7 @@ pub(super) async fn run_thread(
         // Let the requests just started run before the next wake-up.
         tokio::task::yield_now().await;
     }
+    let paced = ThreadClock::now();
     // The answers still owed arrive, or their deadline passes (the watchdog ends them).
     let give_up = Instant::now() + plan.spec.timeout + Duration::from_secs(1);
     while pool.borrow().in_flight > 0 && Instant::now() < give_up && !cancel.load(Ordering::Relaxed) {
@@ -158,7 +160,7 @@ pub(super) async fn run_thread(
     let mut outcome = std::mem::replace(&mut pool.outcome, LoadOutcome::empty(window.end - window.start));
     outcome.peak_connections = pool.peak;
     outcome.connection_limit = pool.limit;
-    Ok((outcome, pool.sent))
+    Ok((outcome, pool.sent, Some(paced)))
 }
 
 /// A timerfd on the thread's event loop: tokio's own timer has millisecond resolution, which
