@@ -196,3 +196,38 @@ fn histograms_round_trip() {
     assert_eq!(back.len(), 3);
     assert_eq!(back.max(), h.max());
 }
+
+/// A server that answers at once and counts what it answered.
+fn spawn_counting_server() -> (SocketAddr, Arc<AtomicU64>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    let addr = spawn_http(Arc::new(move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+        Some((Duration::ZERO, OK))
+    }));
+    (addr, count)
+}
+
+#[test]
+fn an_open_loop_splits_its_sends_evenly_across_instances() {
+    // One generator thread and two instances, at a rate where one warm connection would carry
+    // everything: the split must follow the sends, not the connections in use.
+    let (a, at_a) = spawn_counting_server();
+    let (b, at_b) = spawn_counting_server();
+    let mut spec = spec(a, 4, Duration::from_secs(1), Schedule::Open { rate: 400.0 });
+    spec.others = vec![b];
+    spec.threads = 1;
+    let outcome = authbench::run_load(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    let (at_a, at_b) = (at_a.load(Ordering::Relaxed), at_b.load(Ordering::Relaxed));
+    assert_eq!(outcome.dropped, 0);
+    assert!(at_a + at_b >= 400, "{at_a} + {at_b}");
+    assert!(at_a.abs_diff(at_b) <= 4, "split {at_a} / {at_b}");
+}
+
+#[test]
+fn more_connections_than_the_ceiling_do_not_break_the_limit() {
+    let mut spec = spec("127.0.0.1:9".parse().unwrap(), 9000, Duration::from_secs(1), Schedule::Open { rate: 10.0 });
+    assert!(spec.connection_limit() <= authbench::CONNECTION_CEILING);
+    spec.max_connections = Some(3);
+    assert_eq!(spec.connection_limit(), 3);
+}

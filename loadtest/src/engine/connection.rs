@@ -6,7 +6,6 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 
 use super::wire::Wire;
-use super::{Keep, LoadOutcome, RequestTemplate, Window, record};
+use super::{Keep, LoadOutcome, RequestTemplate, Stop, Window, record};
 
 /// The deadline of the request a connection has in flight.
 ///
@@ -225,14 +224,14 @@ impl Connection {
         t0: Instant,
         keep: Keep,
         timeout: Duration,
-        cancel: &std::sync::atomic::AtomicBool,
+        stop: &Stop,
     ) -> (LoadOutcome, u64) {
         let mut outcome = LoadOutcome::empty(window.end - window.start);
         let mut sent = 0u64;
         tokio::time::sleep_until(t0.into()).await;
         loop {
             let now = Instant::now();
-            if now >= window.end || cancel.load(Ordering::Relaxed) {
+            if now >= window.end || stop.now() {
                 break;
             }
             let index = self.rotation.take();

@@ -168,7 +168,7 @@ impl LoadSpec {
             (Some(n), _) => n.max(1),
             (None, Schedule::Open { rate }) => {
                 let needed = (rate * self.timeout.as_secs_f64() * 1.25).ceil() as usize + self.threads;
-                needed.clamp(self.connections.max(1), CONNECTION_CEILING)
+                needed.max(self.connections).clamp(1, CONNECTION_CEILING)
             }
             (None, Schedule::Closed) => self.connections,
         };
@@ -211,6 +211,9 @@ pub struct LoadOutcome {
     pub offered: u64,
     /// Open loop: intended sends that found every connection busy at the limit.
     pub dropped: u64,
+    /// Open loop: requests written to a connection (not those whose client gave up waiting for
+    /// one, or whose connection could not be opened).
+    pub written: u64,
     /// Open loop: most connections held at once, and the limit.
     pub peak_connections: usize,
     pub connection_limit: usize,
@@ -236,6 +239,7 @@ impl LoadOutcome {
             window,
             offered: 0,
             dropped: 0,
+            written: 0,
             peak_connections: 0,
             connection_limit: 0,
             server_timings: Vec::new(),
@@ -270,6 +274,7 @@ impl LoadOutcome {
         self.timeouts += other.timeouts;
         self.offered += other.offered;
         self.dropped += other.dropped;
+        self.written += other.written;
         self.peak_connections += other.peak_connections;
         self.connection_limit += other.connection_limit;
         self.server_timings.extend(other.server_timings);
@@ -287,9 +292,9 @@ impl LoadOutcome {
         self.requests as f64 / self.window.as_secs_f64().max(1e-9)
     }
 
-    /// Open loop: requests sent per second of window (answered, failed or timed out).
+    /// Open loop: requests written per second of window (by intended send time).
     pub fn achieved_rps(&self) -> f64 {
-        (self.requests + self.errors) as f64 / self.window.as_secs_f64().max(1e-9)
+        self.written as f64 / self.window.as_secs_f64().max(1e-9)
     }
 
     /// Answers with a status other than 2xx, plus transport errors.
@@ -344,6 +349,19 @@ pub struct Keep {
     pub start_at: Option<Instant>,
 }
 
+/// What stops a run's threads: the user's Ctrl-C, or another thread's failure.
+#[derive(Debug, Clone)]
+struct Stop {
+    cancel: Arc<AtomicBool>,
+    halt: Arc<AtomicBool>,
+}
+
+impl Stop {
+    fn now(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.halt.load(Ordering::Relaxed)
+    }
+}
+
 /// Runs one load and returns what it measured. `cancel` stops it early (the window then ends
 /// at the cancellation and the outcome covers what was measured).
 pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Result<LoadOutcome> {
@@ -361,13 +379,14 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     let t0 = keep.start_at.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
     let window = Window { start: t0 + spec.warmup, end: t0 + spec.warmup + spec.duration };
     let mut handles = Vec::with_capacity(threads);
+    let halt = Arc::new(AtomicBool::new(false));
     for t in 0..threads {
         let spec = spec.clone();
-        let cancel = cancel.clone();
+        let stop = Stop { cancel: cancel.clone(), halt: halt.clone() };
         let cpu = spec.cpus.as_ref().and_then(|cpus| cpus.get(t % cpus.len().max(1)).copied());
         // This thread's part of the connection limit.
         let share = limit / threads + usize::from(t < limit % threads);
-        handles.push(std::thread::Builder::new().name(format!("authbench-gen-{t}")).spawn(move || {
+        let spawned = std::thread::Builder::new().name(format!("authbench-gen-{t}")).spawn(move || {
             if let Some(cpu) = cpu {
                 pin_current_thread(cpu);
             }
@@ -384,10 +403,10 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
                 let (mut outcome, sent, paced) = match spec.schedule {
                     Schedule::Open { rate } => {
                         let share = open::Share { rate, limit: share.max(1), thread: t, threads, window, t0 };
-                        open::run_thread(spec, share, keep, cancel).await?
+                        open::run_thread(spec, share, keep, stop).await?
                     }
                     Schedule::Closed => {
-                        let (outcome, sent) = closed_thread(spec, t, threads, window, t0, keep, cancel).await?;
+                        let (outcome, sent) = closed_thread(spec, t, threads, window, t0, keep, stop).await?;
                         (outcome, sent, None)
                     }
                 };
@@ -401,12 +420,33 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
                 outcome.generator = GeneratorUse { threads: vec![used], sent };
                 Ok::<_, anyhow::Error>(outcome)
             })
-        })?);
+        });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                halt.store(true, Ordering::Relaxed);
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(e.into());
+            }
+        }
     }
     let mut outcome = LoadOutcome::empty(spec.duration);
+    // Every thread is joined, even after one failed (the others are told to stop first), so
+    // no load outlives the run.
+    let mut failure = None;
     for handle in handles {
-        let part = handle.join().map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
-        outcome.merge(part);
+        match handle.join().map_err(|_| anyhow::anyhow!("a generator thread panicked")).and_then(|r| r) {
+            Ok(part) => outcome.merge(part),
+            Err(e) => {
+                halt.store(true, Ordering::Relaxed);
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     if let Schedule::Open { rate } = spec.schedule {
         // Intended sends inside the window, as the threads' schedules place them.
@@ -430,7 +470,7 @@ async fn closed_thread(
     window: Window,
     t0: Instant,
     keep: Keep,
-    cancel: Arc<AtomicBool>,
+    stop: Stop,
 ) -> anyhow::Result<(LoadOutcome, u64)> {
     let templates = Rc::new(spec.requests.clone());
     let epoch = Instant::now();
@@ -438,17 +478,23 @@ async fn closed_thread(
     let mut tasks = Vec::new();
     for c in (0..spec.connections).filter(|c| c % threads == t) {
         let rotation = Rotation { len: templates.len(), next: c % templates.len(), stride: spec.connections };
+        if stop.now() {
+            break;
+        }
         let mut wire = wire::Wire::new(spec.target(c));
-        wire.connect().await?;
+        match tokio::time::timeout(spec.timeout, wire.connect()).await {
+            Ok(result) => result.map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", spec.target(c)))?,
+            Err(_) => anyhow::bail!("cannot connect to {} within {:?}", spec.target(c), spec.timeout),
+        }
         let inflight = Rc::new(Inflight::default());
         watched.borrow_mut().push(inflight.clone());
         let requests = Requests::new(templates.clone());
         let connection = Connection { wire, rotation, inflight, epoch, requests };
-        let cancel = cancel.clone();
+        let stop = stop.clone();
         let timeout = spec.timeout;
-        tasks.push(tokio::task::spawn_local(async move {
-            connection.closed_loop(window, t0, keep, timeout, &cancel).await
-        }));
+        tasks.push(tokio::task::spawn_local(
+            async move { connection.closed_loop(window, t0, keep, timeout, &stop).await },
+        ));
     }
     let stop = Rc::new(Cell::new(false));
     let dog = tokio::task::spawn_local(watchdog(watched, epoch, spec.timeout, stop.clone()));

@@ -13,7 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::time::TimeSpec;
@@ -23,7 +22,7 @@ use tokio::io::unix::AsyncFd;
 use super::connection::{Answer, Inflight, Requests, Watched, exchange, tally};
 use super::cpu::ThreadClock;
 use super::wire::Wire;
-use super::{Keep, LoadOutcome, LoadSpec, Window, record};
+use super::{Keep, LoadOutcome, LoadSpec, Stop, Window, record};
 
 /// Connections a thread opens at once. A burst of sends (after the thread was descheduled, or
 /// the server paused) is mostly served by connections coming free; opening one per waiting
@@ -43,13 +42,17 @@ const IDLE_CLOSE: Duration = Duration::from_secs(1);
 struct Slot {
     wire: Wire,
     inflight: Rc<Inflight>,
+    /// The server instance it talks to.
+    target: usize,
 }
 
 /// What the thread's pacer and its requests share.
 struct Pool {
-    /// Idle connections with when each came free, the most recent last: sends take the warmest,
-    /// the coldest are closed once idle for [`IDLE_CLOSE`].
-    idle: VecDeque<(Slot, Instant)>,
+    /// Idle connections per server instance, with when each came free, the most recent last:
+    /// sends take the warmest, the coldest are closed once idle for [`IDLE_CLOSE`].
+    idle: Vec<VecDeque<(Slot, Instant)>>,
+    /// The instance the next send goes to (round robin, so load is split evenly).
+    next_target: usize,
     /// Connections this thread holds (idle, busy, or being opened).
     open: usize,
     connecting: usize,
@@ -57,8 +60,6 @@ struct Pool {
     waiting: VecDeque<Job>,
     peak: usize,
     limit: usize,
-    /// Global connection numbers of this thread: `t`, `t + threads`, ...
-    next_number: usize,
     outcome: LoadOutcome,
     /// Requests sent from `t0` on, warm-up included (the generator's cost is per send).
     sent: u64,
@@ -96,9 +97,10 @@ pub(super) async fn run_thread(
     spec: LoadSpec,
     share: Share,
     keep: Keep,
-    cancel: std::sync::Arc<AtomicBool>,
+    stop: Stop,
 ) -> anyhow::Result<(LoadOutcome, u64, Option<ThreadClock>)> {
     let Share { rate, limit, thread, threads, window, t0 } = share;
+    let targets = share_targets(&spec);
     // The kernel may fire a sleeping thread's timers up to 50 µs late to batch wake-ups; a pacer
     // wants them on time (pacer lag is added to every latency).
     let _ = nix::sys::prctl::set_timerslack(1);
@@ -107,28 +109,36 @@ pub(super) async fn run_thread(
     let templates = Rc::new(spec.requests.clone());
     let plan = Rc::new(Plan { spec, window, keep, epoch, threads, watched: watched.clone() });
     let pool = Rc::new(RefCell::new(Pool {
-        idle: VecDeque::new(),
+        idle: (0..targets).map(|_| VecDeque::new()).collect(),
+        next_target: thread % targets,
         open: 0,
         connecting: 0,
         waiting: VecDeque::new(),
         peak: 0,
         limit,
-        next_number: thread,
         outcome: LoadOutcome::empty(window.end - window.start),
         sent: 0,
         in_flight: 0,
         next_template: thread % templates.len().max(1),
         requests: Requests::new(templates),
     }));
-    // This thread's share of the connections, opened before the clock starts.
+    // This thread's share of the connections, opened before the clock starts, spread over the
+    // instances; one that cannot be opened in time is left out (the run opens more on demand).
     let share = plan.spec.connections.div_ceil(threads).min(limit);
-    for _ in 0..share {
-        let mut slot = new_slot(&plan, &mut pool.borrow_mut());
-        slot.wire.connect().await?;
-        pool.borrow_mut().idle.push_back((slot, Instant::now()));
+    for i in 0..share {
+        if stop.now() {
+            break;
+        }
+        let target = (thread + i) % targets;
+        let mut slot = new_slot(&plan, &mut pool.borrow_mut(), target);
+        match tokio::time::timeout(plan.spec.timeout, slot.wire.connect()).await {
+            Ok(Ok(())) => push_idle(&mut pool.borrow_mut(), slot),
+            _ => pool.borrow_mut().open -= 1,
+        }
     }
-    let stop = Rc::new(Cell::new(false));
-    let dog = tokio::task::spawn_local(super::connection::watchdog(watched, epoch, plan.spec.timeout, stop.clone()));
+    let dog_stop = Rc::new(Cell::new(false));
+    let dog =
+        tokio::task::spawn_local(super::connection::watchdog(watched, epoch, plan.spec.timeout, dog_stop.clone()));
 
     let timer = Timer::new()?;
     let mut k: u64 = 0;
@@ -136,7 +146,7 @@ pub(super) async fn run_thread(
     let mut next = intended_at(0);
     let mut tidied = Instant::now();
     let mut woke = Instant::now();
-    while next < window.end && !cancel.load(Ordering::Relaxed) {
+    while next < window.end && !stop.now() {
         let now = Instant::now();
         if now.saturating_duration_since(tidied) > Duration::from_millis(100) {
             close_idle(&plan, &pool, now);
@@ -146,7 +156,7 @@ pub(super) async fn run_thread(
             // Wake at the next send, but not sooner than a quantum after the last wake-up: at high
             // rates, sends due within a quantum leave together (their lag is measured).
             let wake = next.max(woke + QUANTUM);
-            timer.sleep(wake.saturating_duration_since(now)).await?;
+            timer.sleep(wake.saturating_duration_since(Instant::now())).await?;
             woke = Instant::now();
             continue;
         }
@@ -162,12 +172,19 @@ pub(super) async fn run_thread(
     let paced = ThreadClock::now();
     // The answers still owed arrive, or their deadline passes (the watchdog ends them).
     let give_up = Instant::now() + plan.spec.timeout + Duration::from_secs(1);
-    while pool.borrow().in_flight > 0 && Instant::now() < give_up && !cancel.load(Ordering::Relaxed) {
+    while pool.borrow().in_flight > 0 && Instant::now() < give_up && !stop.now() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    stop.set(true);
+    dog_stop.set(true);
     let _ = dog.await;
     let mut pool = pool.borrow_mut();
+    // Sends still waiting for a connection (only after the run was stopped): their clients
+    // gave up at their deadline.
+    while let Some(job) = pool.waiting.pop_front() {
+        pool.in_flight -= 1;
+        let deadline = job.intended + plan.spec.timeout;
+        account(&plan, &mut pool, job, &Answer::Timeout, deadline, None);
+    }
     let mut outcome = std::mem::replace(&mut pool.outcome, LoadOutcome::empty(window.end - window.start));
     outcome.peak_connections = pool.peak;
     outcome.connection_limit = pool.limit;
@@ -205,7 +222,10 @@ impl Timer {
             let mut guard = self.0.readable().await?;
             let mut buf = [0u8; 8];
             match nix::unistd::read(self.0.get_ref().0.as_fd(), &mut buf) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    guard.clear_ready();
+                    return Ok(());
+                }
                 Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
                 Err(e) => return Err(e.into()),
             }
@@ -213,14 +233,24 @@ impl Timer {
     }
 }
 
-fn new_slot(plan: &Plan, pool: &mut Pool) -> Slot {
-    let number = pool.next_number;
-    pool.next_number += plan.threads;
+/// Server instances a load goes to.
+fn share_targets(spec: &LoadSpec) -> usize {
+    spec.others.len() + 1
+}
+
+/// A new connection to instance `target`, not opened yet.
+fn new_slot(plan: &Plan, pool: &mut Pool, target: usize) -> Slot {
     pool.open += 1;
     pool.peak = pool.peak.max(pool.open);
     let inflight = Rc::new(Inflight::default());
     plan.watched.borrow_mut().push(inflight.clone());
-    Slot { wire: Wire::new(plan.spec.target(number)), inflight }
+    Slot { wire: Wire::new(plan.spec.target(target)), inflight, target }
+}
+
+fn push_idle(pool: &mut Pool, slot: Slot) {
+    if let Some(idle) = pool.idle.get_mut(slot.target) {
+        idle.push_back((slot, Instant::now()));
+    }
 }
 
 /// A send the pacer emitted.
@@ -230,13 +260,17 @@ struct Job {
     emitted: Instant,
 }
 
-/// Starts the send intended at `intended` (emitted at `emitted`) on an idle connection; without
-/// one, it waits for the first connection to come free or to open (a new one is opened for it
-/// while under the limit, as a client's pool does); at the limit, it is dropped.
+/// Starts the send intended at `intended` (emitted at `emitted`) on an idle connection to the
+/// next instance in turn; without one, it waits for the first connection to come free or to
+/// open (a new one to that instance is opened for it while under the limit, as a client's pool
+/// does); at the limit, it is dropped.
 fn dispatch(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, job: Job) {
     let mut p = pool.borrow_mut();
     p.in_flight += 1;
-    if let Some((slot, _)) = p.idle.pop_back() {
+    let targets = p.idle.len().max(1);
+    let target = p.next_target % targets;
+    p.next_target = (target + 1) % targets;
+    if let Some((slot, _)) = p.idle.get_mut(target).and_then(VecDeque::pop_back) {
         drop(p);
         tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
         return;
@@ -245,7 +279,7 @@ fn dispatch(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, job: Job) {
         p.waiting.push_back(job);
         if p.connecting < p.waiting.len().min(MAX_CONNECTING) && p.open < p.limit {
             p.connecting += 1;
-            let slot = new_slot(plan, &mut p);
+            let slot = new_slot(plan, &mut p, target);
             drop(p);
             tokio::task::spawn_local(open_connection(plan.clone(), pool.clone(), slot));
         }
@@ -279,6 +313,14 @@ async fn open_connection(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot
         let answer = if learned > deadline { Answer::Timeout } else { Answer::Failed };
         account(&plan, &mut p, job, &answer, learned.min(deadline), None);
     }
+    // The sends still waiting need a connection too: with none in use or opening, nothing
+    // else would give them one.
+    if p.connecting == 0 && !p.waiting.is_empty() && p.open < p.limit {
+        p.connecting += 1;
+        let slot = new_slot(&plan, &mut p, slot.target);
+        drop(p);
+        tokio::task::spawn_local(open_connection(plan.clone(), pool.clone(), slot));
+    }
 }
 
 /// A connection came free: it serves the first waiting send still within its deadline, or
@@ -289,7 +331,7 @@ fn release(plan: &Rc<Plan>, pool: &Rc<RefCell<Pool>>, slot: Slot) {
         Some(job) => {
             tokio::task::spawn_local(send(plan.clone(), pool.clone(), slot, job));
         }
-        None => pool.borrow_mut().idle.push_back((slot, Instant::now())),
+        None => push_idle(&mut pool.borrow_mut(), slot),
     }
 }
 
@@ -313,9 +355,11 @@ fn next_waiting(plan: &Plan, p: &mut Pool) -> Option<Job> {
 fn close_idle(plan: &Plan, pool: &RefCell<Pool>, now: Instant) {
     let mut p = pool.borrow_mut();
     let mut closed = 0;
-    while p.idle.front().is_some_and(|(_, since)| now.saturating_duration_since(*since) > IDLE_CLOSE) {
-        p.idle.pop_front();
-        closed += 1;
+    for idle in &mut p.idle {
+        while idle.front().is_some_and(|(_, since)| now.saturating_duration_since(*since) > IDLE_CLOSE) {
+            idle.pop_front();
+            closed += 1;
+        }
     }
     if closed > 0 {
         p.open -= closed;
@@ -359,7 +403,7 @@ async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut job: 
         match next_waiting(&plan, &mut p) {
             Some(next) => job = next,
             None => {
-                p.idle.push_back((slot, Instant::now()));
+                push_idle(&mut p, slot);
                 return;
             }
         }
@@ -375,6 +419,9 @@ fn account(plan: &Plan, p: &mut Pool, job: Job, answer: &Answer, learned: Instan
     let o = &mut p.outcome;
     record(&mut o.latency, learned.saturating_duration_since(job.intended));
     record(&mut o.pacer_lag, job.emitted.saturating_duration_since(job.intended));
+    if started.is_some() {
+        o.written += 1;
+    }
     let left = started.unwrap_or(learned);
     record(&mut o.connection_wait, left.saturating_duration_since(job.emitted));
     if let (Answer::Status(..), Some(started)) = (answer, started) {

@@ -95,22 +95,36 @@ impl Wire {
         self.connect().await?;
         let Some(stream) = self.stream.as_mut() else { return Err(invalid("not connected")) };
         stream.write_all(request).await?;
-        let (reply, head_len, framing, close) = loop {
-            if let Some(parsed) = parse_head(&self.buf, want_timing)? {
-                break parsed;
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(invalid("answer head too large"));
-            }
-            fill(stream, &mut self.buf).await?;
-        };
-        self.buf.advance(head_len);
-        match framing {
-            Framing::Length(n) => {
-                while self.buf.len() < n {
+        let (reply, framing, close) = loop {
+            match parse_head(&self.buf, want_timing)? {
+                // An interim answer (100 Continue, 103 Early Hints): the final one follows.
+                Some((reply, head_len, ..)) if (100..200).contains(&reply.status) && reply.status != 101 => {
+                    self.buf.advance(head_len);
+                }
+                Some((reply, head_len, framing, close)) => {
+                    self.buf.advance(head_len);
+                    break (reply, framing, close);
+                }
+                None => {
+                    if self.buf.len() > MAX_HEAD {
+                        return Err(invalid("answer head too large"));
+                    }
                     fill(stream, &mut self.buf).await?;
                 }
-                self.buf.advance(n);
+            }
+        };
+        match framing {
+            Framing::Length(mut left) => {
+                // Dropped as it arrives: the engine needs the answer's end, not its body.
+                loop {
+                    let here = left.min(self.buf.len());
+                    self.buf.advance(here);
+                    left -= here;
+                    if left == 0 {
+                        break;
+                    }
+                    fill(stream, &mut self.buf).await?;
+                }
             }
             Framing::Chunked => loop {
                 match chunk(&self.buf)? {
