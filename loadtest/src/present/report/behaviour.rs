@@ -201,9 +201,13 @@ impl Report<'_> {
             }
             // Small multiples: one panel per variant, the same axes, the fault shaded in each.
             let mut panels = Vec::new();
+            let x_label = if self.r.schema_version >= 6 {
+                "intended send time since the fault began (s)"
+            } else {
+                "time since the fault began (s)"
+            };
             for o in &records {
-                let mut panel =
-                    Panel::new("time since the fault began (s)", Unit::Seconds, "answered 2xx (%)", Unit::Percent);
+                let mut panel = Panel::new(x_label, Unit::Seconds, "answered 2xx (%)", Unit::Percent);
                 panel.title = Some(o.variant.clone());
                 panel.y_range = Some((0.0, 112.0));
                 let step = o.bucket_ms / 1000.0;
