@@ -315,7 +315,8 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
         outcome.offered = (rate * spec.duration.as_secs_f64()).round() as u64;
     }
     if cancel.load(Ordering::Relaxed) {
-        let measured = Instant::now().saturating_duration_since(window.start);
+        let ended = outcome.ended.unwrap_or_else(Instant::now);
+        let measured = ended.saturating_duration_since(window.start);
         outcome.window = measured.min(spec.duration).max(Duration::from_millis(1));
         if let Schedule::Open { rate } = spec.schedule {
             outcome.offered = (rate * outcome.window.as_secs_f64()).round() as u64;
@@ -367,6 +368,7 @@ async fn closed_thread(
         outcome.merge(part);
         sent += n;
     }
+    outcome.ended = Some(Instant::now());
     stop.set(true);
     let _ = dog.await;
     Ok((outcome, sent))

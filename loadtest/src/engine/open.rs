@@ -170,6 +170,7 @@ pub(super) async fn run_thread(
         tokio::task::yield_now().await;
     }
     let paced = ThreadClock::now();
+    let stopped_sending = Instant::now();
     // The answers still owed arrive, or their deadline passes (the watchdog ends them).
     let give_up = Instant::now() + plan.spec.timeout + Duration::from_secs(1);
     while pool.borrow().in_flight > 0 && Instant::now() < give_up && !stop.now() {
@@ -187,6 +188,7 @@ pub(super) async fn run_thread(
     }
     let mut outcome = std::mem::replace(&mut pool.outcome, LoadOutcome::empty(window.end - window.start));
     outcome.peak_connections = pool.peak;
+    outcome.ended = Some(stopped_sending);
     outcome.connection_limit = pool.limit;
     Ok((outcome, pool.sent, Some(paced)))
 }

@@ -48,6 +48,8 @@ pub struct LoadOutcome {
     pub timeline: Vec<Bucket>,
     /// What the generator threads themselves cost.
     pub generator: GeneratorUse,
+    /// When the threads stopped sending (the end of the window after a Ctrl-C).
+    pub(super) ended: Option<Instant>,
 }
 
 impl LoadOutcome {
@@ -70,6 +72,7 @@ impl LoadOutcome {
             server_timings: Vec::new(),
             timeline: Vec::new(),
             generator: GeneratorUse::default(),
+            ended: None,
         }
     }
 
@@ -110,6 +113,7 @@ impl LoadOutcome {
             mine.add(theirs);
         }
         self.generator.merge(other.generator);
+        self.ended = self.ended.max(other.ended);
     }
 
     /// Completed requests per second of window.
