@@ -221,7 +221,8 @@ fn an_open_loop_splits_its_sends_evenly_across_instances() {
     let (at_a, at_b) = (at_a.load(Ordering::Relaxed), at_b.load(Ordering::Relaxed));
     assert_eq!(outcome.dropped, 0);
     assert!(at_a + at_b >= 400, "{at_a} + {at_b}");
-    assert!(at_a.abs_diff(at_b) <= 4, "split {at_a} / {at_b}");
+    // Round robin per send; a send that waited for a connection may take the other instance's.
+    assert!(at_a.abs_diff(at_b) <= (at_a + at_b) / 20, "split {at_a} / {at_b}");
 }
 
 #[test]
