@@ -6,7 +6,6 @@
 //! tests drive the orchestration over a fake one in milliseconds.
 
 use std::fmt;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -14,6 +13,7 @@ use super::progress::Progress;
 use crate::plan::SuitePlan;
 use crate::present::terminal;
 use crate::results::{Fault, Record, ResultsWriter, Scenario};
+use crate::scenario::rounds::{self, Cell, Windows};
 use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject};
 
 /// One measurement of a run, named by the variant it measures.
@@ -21,7 +21,9 @@ use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject};
 pub enum Step {
     /// The generator (and wrk) against baseline.
     Calibration,
-    Steady(String),
+    /// Steady (capacity) and cost (CPU at one common rate) of these variants, in rounds, on
+    /// servers started once and kept until each variant's `Release`.
+    Rounds(Vec<String>),
     Sweep(String),
     /// Open loop at a fixed rate (requests per second).
     Rate(String, f64),
@@ -30,8 +32,10 @@ pub enum Step {
     Release(String),
     Revocation(String),
     Outage(String, Fault),
-    Rtt(String, Duration),
-    Tokensize(String, usize),
+    /// Every rtt point (variant × round trip), in rounds.
+    Rtt,
+    /// Every tokensize point (variant × claim size), in rounds.
+    Tokensize,
     Scale(String, usize),
 }
 
@@ -39,16 +43,13 @@ impl Step {
     /// The variant the step measures, if any.
     pub fn variant(&self) -> Option<&str> {
         match self {
-            Self::Calibration => None,
-            Self::Steady(v)
-            | Self::Sweep(v)
+            Self::Calibration | Self::Rounds(_) | Self::Rtt | Self::Tokensize => None,
+            Self::Sweep(v)
             | Self::Rate(v, _)
             | Self::Login(v)
             | Self::Release(v)
             | Self::Revocation(v)
             | Self::Outage(v, _)
-            | Self::Rtt(v, _)
-            | Self::Tokensize(v, _)
             | Self::Scale(v, _) => Some(v),
         }
     }
@@ -58,15 +59,15 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Calibration => write!(f, "calibration: engine and wrk against baseline"),
-            Self::Steady(v) => write!(f, "{v}: steady"),
+            Self::Rounds(vs) => write!(f, "steady and cost in rounds: {}", vs.join(", ")),
             Self::Sweep(v) => write!(f, "{v}: sweep"),
             Self::Rate(v, rate) => write!(f, "{v}: fixed rate, {rate} req/s"),
             Self::Login(v) => write!(f, "{v}: login flows"),
             Self::Release(v) => write!(f, "{v}: stopping its servers"),
             Self::Revocation(v) => write!(f, "{v}: revocation"),
             Self::Outage(v, fault) => write!(f, "{v}: outage, {}", fault.as_str()),
-            Self::Rtt(v, rtt) => write!(f, "{v}: rtt {:.2} ms", rtt.as_secs_f64() * 1e3),
-            Self::Tokensize(v, pad) => write!(f, "{v}: tokensize +{pad} B"),
+            Self::Rtt => write!(f, "rtt points in rounds"),
+            Self::Tokensize => write!(f, "tokensize points in rounds"),
             Self::Scale(v, entries) => write!(f, "{v}: scale, {entries} entries"),
         }
     }
@@ -84,14 +85,18 @@ pub trait Fleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()>;
 }
 
-/// The steps of a plan, in order: calibration; per variant its steady, sweep and login (in
-/// the plan's order) on servers it keeps until `Release`, then its revocation on servers of
-/// its own; then outages, rtt and tokensize points, and scale, which start their own.
+/// The steps of a plan, in order: calibration; steady and cost of every variant in rounds;
+/// per variant its sweep and login (in the plan's order) on the servers the rounds started,
+/// kept until `Release`, then its revocation on servers of its own; then outages, rtt and
+/// tokensize points, and scale, which start their own.
 pub fn steps(plan: &SuitePlan, calibrate: bool) -> Vec<Step> {
     let has = |s: Scenario| plan.scenarios.contains(&s);
     let mut steps = Vec::new();
     if calibrate {
         steps.push(Step::Calibration);
+    }
+    if has(Scenario::Steady) || has(Scenario::Cost) {
+        steps.push(Step::Rounds(plan.variants.iter().map(|v| v.name.to_owned()).collect()));
     }
     for v in &plan.variants {
         steps.extend(subject_steps(plan, v.name, v.measures_revocation()));
@@ -101,15 +106,11 @@ pub fn steps(plan: &SuitePlan, calibrate: bool) -> Vec<Step> {
             steps.extend(plan.outage_faults(v).into_iter().map(|f| Step::Outage(v.name.to_owned(), f)));
         }
     }
-    if has(Scenario::Rtt) {
-        for v in plan.variants.iter().filter(|v| plan.measures_rtt(v)) {
-            steps.extend(plan.rtt_steps.iter().map(|rtt| Step::Rtt(v.name.to_owned(), *rtt)));
-        }
+    if has(Scenario::Rtt) && plan.variants.iter().any(|v| plan.measures_rtt(v)) {
+        steps.push(Step::Rtt);
     }
-    if has(Scenario::Tokensize) {
-        for v in plan.variants.iter().filter(|v| plan.measures_tokensize(v)) {
-            steps.extend(plan.token_paddings.iter().map(|pad| Step::Tokensize(v.name.to_owned(), *pad)));
-        }
+    if has(Scenario::Tokensize) && plan.variants.iter().any(|v| plan.measures_tokensize(v)) {
+        steps.push(Step::Tokensize);
     }
     if has(Scenario::Scale) {
         for v in plan.variants.iter().filter(|v| plan.measures_scale(v)) {
@@ -119,21 +120,21 @@ pub fn steps(plan: &SuitePlan, calibrate: bool) -> Vec<Step> {
     steps
 }
 
-/// The steps of one subject (a variant, or the server `load` measures): its steady, sweep and
-/// login (and fixed rate) in the plan's order on servers kept until `Release`, then its
-/// revocation.
+/// The steps of one subject (a variant, or the server `load` measures) after the rounds: its
+/// sweep and login (and fixed rate) in the plan's order on servers kept until `Release`, then
+/// its revocation.
 pub fn subject_steps(plan: &SuitePlan, name: &str, measures_revocation: bool) -> Vec<Step> {
     let mut steps = Vec::new();
+    let rounds = plan.scenarios.iter().any(|s| matches!(s, Scenario::Steady | Scenario::Cost));
     for s in &plan.scenarios {
         match s {
-            Scenario::Steady => steps.push(Step::Steady(name.to_owned())),
             Scenario::Sweep => steps.push(Step::Sweep(name.to_owned())),
             Scenario::Rate => steps.extend(plan.rate.map(|r| Step::Rate(name.to_owned(), r))),
             Scenario::Login => steps.push(Step::Login(name.to_owned())),
             _ => {}
         }
     }
-    if !steps.is_empty() {
+    if !steps.is_empty() || rounds {
         steps.push(Step::Release(name.to_owned()));
     }
     if plan.scenarios.contains(&Scenario::Revocation) && measures_revocation {
@@ -142,8 +143,30 @@ pub fn subject_steps(plan: &SuitePlan, name: &str, measures_revocation: bool) ->
     steps
 }
 
-/// Steady, sweep or login on a subject whose servers run, the same for every fleet; `load` (the
-/// `/me` requests) is needed by steady and sweep only.
+/// Steady and cost of `cells` in rounds, the same for every fleet: one record per cell and
+/// scenario once every round ran (or Ctrl-C ended them), so the terminal prints one line each.
+pub fn rounds_step(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow::Result<()> {
+    let plan = &knobs.plan;
+    let windows = Windows {
+        closed: plan.scenarios.contains(&Scenario::Steady).then_some(Scenario::Steady),
+        cost: plan.scenarios.contains(&Scenario::Cost),
+    };
+    let measured = rounds::measure(cells, windows, plan.rate, knobs, sink)?;
+    for (i, cell) in cells.iter().enumerate() {
+        if let Some(record) = rounds::closed_record(&measured, i, cell, Scenario::Steady, knobs) {
+            sink(Event::Record(Record::Run(Box::new(record))))?;
+        }
+    }
+    for (i, cell) in cells.iter().enumerate() {
+        if let Some(record) = rounds::cost_record(&measured, i, cell, knobs) {
+            sink(Event::Record(Record::Run(Box::new(record))))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sweep, rate or login on a subject whose servers run, the same for every fleet; `load` (the
+/// `/me` requests) is needed by sweep and rate only.
 pub fn subject_step(
     step: &Step,
     subject: &Subject,
@@ -154,10 +177,6 @@ pub fn subject_step(
 ) -> anyhow::Result<()> {
     let load = || load.ok_or_else(|| anyhow::anyhow!("{step}: no tokens to load with"));
     match step {
-        Step::Steady(_) => {
-            let record = scenario::steady(subject, knobs, load()?, Scenario::Steady)?;
-            sink(Event::Record(Record::Run(Box::new(record))))
-        }
         Step::Sweep(name) => {
             let max = match known.max_rps {
                 Some(max) => max,
@@ -310,6 +329,14 @@ pub mod fake {
             redis_rtt_measured_ms: None,
             claims_padding_bytes: None,
             keyspace_entries: None,
+            rate_rps: None,
+            rounds: None,
+            server_cpu_ns_per_request: None,
+            redis_cpu_ns_per_request: None,
+            generator_cpu_ns_per_request: None,
+            latency_p50_us: None,
+            latency_p99_us: None,
+            noisy_windows: None,
             histogram: String::new(),
         }
     }
@@ -356,7 +383,14 @@ pub mod fake {
                     engine_to_wrk: Some(1.0),
                     generator_bound_threshold: 0.9,
                 }))?,
-                Step::Steady(v) => send(Record::Run(Box::new(run_record(v, Scenario::Steady, self.steady_rps))))?,
+                Step::Rounds(vs) => {
+                    for v in vs {
+                        send(Record::Run(Box::new(run_record(v, Scenario::Steady, self.steady_rps))))?;
+                    }
+                    for v in vs {
+                        send(Record::Run(Box::new(run_record(v, Scenario::Cost, self.steady_rps / 2.0))))?;
+                    }
+                }
                 Step::Sweep(v) => {
                     let max = known.max_rps.unwrap_or(1.0);
                     for fraction in [0.5, 1.0] {
@@ -410,15 +444,19 @@ pub mod fake {
                     revoked_checked: 0,
                     timeline: Vec::new(),
                 }))?,
-                Step::Rtt(v, rtt) => {
-                    let mut r = run_record(v, Scenario::Rtt, 900.0);
-                    r.redis_rtt_ms = Some(rtt.as_secs_f64() * 1e3);
-                    send(Record::Run(Box::new(r)))?;
+                Step::Rtt => {
+                    for rtt in [0.0, 1.0] {
+                        let mut r = run_record("session", Scenario::Rtt, 900.0);
+                        r.redis_rtt_ms = Some(rtt);
+                        send(Record::Run(Box::new(r)))?;
+                    }
                 }
-                Step::Tokensize(v, pad) => {
-                    let mut r = run_record(v, Scenario::Tokensize, 900.0);
-                    r.claims_padding_bytes = Some(*pad as u64);
-                    send(Record::Run(Box::new(r)))?;
+                Step::Tokensize => {
+                    for pad in [0, 1024] {
+                        let mut r = run_record("session", Scenario::Tokensize, 900.0);
+                        r.claims_padding_bytes = Some(pad);
+                        send(Record::Run(Box::new(r)))?;
+                    }
                 }
                 Step::Scale(v, entries) => {
                     send(Record::Scale(ScaleRecord {

@@ -1,17 +1,19 @@
 //! The fleet of `authbench run`: servers and Redis on this machine that the harness starts,
-//! owns and stops. A variant's servers for steady, sweep and login start at its first such step
-//! and stop at its `Release`; the other scenarios start servers of their own.
+//! owns and stops. Every variant's servers for the rounds (steady and cost), sweep and login
+//! start once, each variant with a Redis of its own, and stop at the variant's `Release`; the
+//! other scenarios start servers of their own on the run's shared Redis.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use authbench_server::redis_process::{RedisOptions, RedisServer};
 
-use super::fleet::{Fleet, Known, Step, subject_step};
+use super::fleet::{Fleet, Known, Step, rounds_step, subject_step};
 use crate::observe::cpus_allowed;
 use crate::plan::{CpuPlacement, GENERATOR_BOUND, Variant, variant};
 use crate::process::{Backing, Launcher, ServerProcess, further_instance_args, variant_args};
 use crate::results::Record;
+use crate::scenario::rounds::Cell;
 use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, outage, points, revocation, scale};
 
 /// A variant's servers while its steady, sweep and login run.
@@ -20,8 +22,9 @@ struct Running {
     variant: &'static Variant,
     subject: Subject,
     load: MeLoad,
-    /// Held for their lifetime: dropping them stops the servers.
+    /// Held for their lifetime: dropping them stops the servers (first) and their Redis.
     _servers: Vec<ServerProcess>,
+    _redis: Option<Backing>,
     /// The signing key shared by further instances, removed on release.
     key_file: PathBuf,
 }
@@ -33,9 +36,11 @@ pub struct LocalFleet {
     placement: CpuPlacement,
     /// The cluster the run was pointed at, until the first step that needs Redis adopts it.
     cluster: Option<Backing>,
-    /// The Redis the variants share (emptied before each), started when first needed.
+    /// The Redis the scenarios that start their own servers share (emptied before each),
+    /// started when first needed; the cluster, when the run was given one.
     redis: Option<Backing>,
-    running: Option<Running>,
+    /// Variants whose servers run, until their `Release`.
+    running: Vec<Running>,
 }
 
 fn find(name: &str) -> anyhow::Result<&'static Variant> {
@@ -44,7 +49,7 @@ fn find(name: &str) -> anyhow::Result<&'static Variant> {
 
 impl LocalFleet {
     pub fn new(knobs: Knobs, placement: CpuPlacement, cluster: Option<Backing>) -> Self {
-        Self { knobs, placement, cluster, redis: None, running: None }
+        Self { knobs, placement, cluster, redis: None, running: Vec::new() }
     }
 
     fn launcher(&self) -> anyhow::Result<&Launcher> {
@@ -91,48 +96,69 @@ impl LocalFleet {
         sink(Event::Record(Record::Calibration(calibration)))
     }
 
-    /// Starts `v`'s servers (every instance the plan asks for) on an emptied Redis, unless
-    /// they already run.
+    /// Starts `v`'s servers (every instance the plan asks for) on a Redis of their own (or the
+    /// run's cluster, emptied), unless they already run.
     fn start(&mut self, v: &'static Variant, sink: Sink<'_>) -> anyhow::Result<()> {
-        if self.running.as_ref().is_some_and(|r| r.variant.name != v.name) {
-            self.release();
+        if self.running.iter().any(|r| r.variant.name == v.name) {
+            return Ok(());
         }
-        if self.running.is_none() {
-            let redis_flags = match self.redis_for(v, sink)? {
-                Some(redis) => {
-                    // Every strategy starts from an empty Redis.
-                    redis.flush()?;
-                    Some((redis.server_args(), redis.probe()))
-                }
-                None => None,
-            };
-            let mut args = variant_args(v, redis_flags.as_ref().map(|(f, _)| f.as_slice()));
-            // Further instances share Redis and, for the JWT designs, the signing key.
-            let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
-            let _ = std::fs::remove_file(&key_file);
-            let instances = self.knobs.plan.instances;
-            if instances > 1 && v.uses_jwt() {
-                args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+        let cluster = self.cluster.is_some() || matches!(self.redis, Some(Backing::Cluster { .. }));
+        let own = if v.uses_redis() && !cluster {
+            Some(Backing::Own(RedisServer::start_with(RedisOptions {
+                cpu: self.placement.redis,
+                ..RedisOptions::default()
+            })?))
+        } else {
+            None
+        };
+        if own.is_none() && v.uses_redis() {
+            // A cluster is shared: every variant starts from an emptied one.
+            self.ensure_redis(sink)?;
+            if let Some(redis) = &self.redis {
+                redis.flush()?;
             }
-            let launcher = self.launcher()?;
-            let server = launcher.start(&args)?;
-            let mut more = Vec::new();
-            for _ in 1..instances {
-                more.push(launcher.start(&further_instance_args(&args))?);
-            }
-            let probe = redis_flags.map(|(_, probe)| probe);
-            let subject = Subject::started(v, &server, &more, args, probe, &self.knobs)?;
-            let tokens = self.knobs.plan.connections.min(16);
-            let load = self.knobs.runtime.block_on(MeLoad::login(&subject, tokens))?;
-            let mut servers = vec![server];
-            servers.extend(more);
-            self.running = Some(Running { variant: v, subject, load, _servers: servers, key_file });
         }
+        let backing = own.as_ref().or(if v.uses_redis() { self.redis.as_ref() } else { None });
+        if let Some(cpus) =
+            own.as_ref().and_then(|b| b.probe().nodes.first().and_then(|(_, pid)| *pid)).and_then(cpus_allowed)
+        {
+            sink(Event::Record(Record::Placement { process: "redis".into(), cpus }))?;
+        }
+        let redis_flags = backing.map(|b| (b.server_args(), b.probe()));
+        let mut args = variant_args(v, redis_flags.as_ref().map(|(f, _)| f.as_slice()));
+        // Further instances share Redis and, for the JWT designs, the signing key.
+        let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
+        let _ = std::fs::remove_file(&key_file);
+        let instances = self.knobs.plan.instances;
+        if instances > 1 && v.uses_jwt() {
+            args.extend(["--jwt-key-file".into(), key_file.display().to_string()]);
+        }
+        let launcher = self.launcher()?;
+        let server = launcher.start(&args)?;
+        let mut more = Vec::new();
+        for _ in 1..instances {
+            more.push(launcher.start(&further_instance_args(&args))?);
+        }
+        let probe = redis_flags.map(|(_, probe)| probe);
+        let subject = Subject::started(v, &server, &more, args, probe, &self.knobs)?;
+        let tokens = self.knobs.plan.connections.min(16);
+        let load = self.knobs.runtime.block_on(MeLoad::login(&subject, tokens))?;
+        let mut servers = vec![server];
+        servers.extend(more);
+        self.running.push(Running { variant: v, subject, load, _servers: servers, _redis: own, key_file });
         Ok(())
     }
 
-    fn release(&mut self) {
-        if let Some(running) = self.running.take() {
+    fn running(&self, name: &str) -> anyhow::Result<&Running> {
+        self.running.iter().find(|r| r.variant.name == name).ok_or_else(|| anyhow::anyhow!("{name} did not start"))
+    }
+
+    /// Stops `name`'s servers (every variant's when `None`).
+    fn release(&mut self, name: Option<&str>) {
+        let (gone, kept): (Vec<Running>, Vec<Running>) =
+            std::mem::take(&mut self.running).into_iter().partition(|r| name.is_none_or(|n| r.variant.name == n));
+        self.running = kept;
+        for running in gone {
             let key_file = running.key_file.clone();
             drop(running);
             let _ = std::fs::remove_file(key_file);
@@ -144,14 +170,26 @@ impl Fleet for LocalFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
             Step::Calibration => self.calibrate(sink)?,
-            Step::Steady(name) | Step::Sweep(name) | Step::Rate(name, _) | Step::Login(name) => {
+            Step::Rounds(names) => {
+                for name in names {
+                    sink(Event::Status(format!("{name}: starting its servers")))?;
+                    self.start(find(name)?, sink)?;
+                }
+                let running: Vec<&Running> = names.iter().map(|n| self.running(n)).collect::<anyhow::Result<_>>()?;
+                let cells: Vec<Cell<'_>> = running
+                    .iter()
+                    .map(|r| Cell { subject: &r.subject, load: &r.load, label: r.variant.name })
+                    .collect();
+                rounds_step(&cells, &self.knobs, sink)?;
+            }
+            Step::Sweep(name) | Step::Rate(name, _) | Step::Login(name) => {
                 self.start(find(name)?, sink)?;
-                let running = self.running.as_ref().ok_or_else(|| anyhow::anyhow!("{name} did not start"))?;
+                let running = self.running(name)?;
                 subject_step(step, &running.subject, Some(&running.load), &self.knobs, known, sink)?;
             }
-            Step::Release(_) => self.release(),
+            Step::Release(name) => self.release(Some(name)),
             Step::Revocation(name) => {
-                self.release();
+                self.release(None);
                 let v = find(name)?;
                 self.redis_for(v, sink)?;
                 let redis = if v.uses_redis() { self.redis.as_ref() } else { None };
@@ -160,7 +198,7 @@ impl Fleet for LocalFleet {
                 revocation::run_variant(v, redis, background, &self.knobs, sink)?;
             }
             Step::Outage(name, fault) => {
-                self.release();
+                self.release(None);
                 let v = find(name)?;
                 let max = match known.max_rps {
                     Some(max) => max,
@@ -172,24 +210,30 @@ impl Fleet for LocalFleet {
                 let record = outage::run_variant(v, *fault, max, &self.knobs)?;
                 sink(Event::Record(Record::Outage(record)))?;
             }
-            Step::Rtt(name, rtt) => {
-                self.release();
-                let v = find(name)?;
-                self.redis_for(v, sink)?;
-                let redis = if v.uses_redis() { self.redis.as_ref().and_then(Backing::own) } else { None };
-                let record = points::rtt(v, *rtt, redis, &self.knobs)?;
-                sink(Event::Record(Record::Run(Box::new(record))))?;
-            }
-            Step::Tokensize(name, padding) => {
-                self.release();
-                let v = find(name)?;
-                self.redis_for(v, sink)?;
-                let redis = if v.uses_redis() { self.redis.as_ref().and_then(Backing::own) } else { None };
-                let record = points::tokensize(v, *padding, redis, &self.knobs)?;
-                sink(Event::Record(Record::Run(Box::new(record))))?;
+            Step::Rtt | Step::Tokensize => {
+                self.release(None);
+                let plan = self.knobs.plan.clone();
+                let variants: Vec<&Variant> = plan
+                    .variants
+                    .iter()
+                    .copied()
+                    .filter(|v| if *step == Step::Rtt { plan.measures_rtt(v) } else { plan.measures_tokensize(v) })
+                    .collect();
+                if variants.iter().any(|v| v.uses_redis()) {
+                    self.ensure_redis(sink)?;
+                }
+                let redis = self.redis.as_ref().and_then(Backing::own);
+                let records = if *step == Step::Rtt {
+                    points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?
+                } else {
+                    points::tokensize(&variants, &plan.token_paddings, redis, &self.knobs, sink)?
+                };
+                for record in records {
+                    sink(Event::Record(Record::Run(Box::new(record))))?;
+                }
             }
             Step::Scale(name, entries) => {
-                self.release();
+                self.release(None);
                 let (scale, record) = scale::run(find(name)?, *entries, &self.knobs)?;
                 sink(Event::Record(Record::Scale(scale)))?;
                 sink(Event::Record(Record::Run(Box::new(record))))?;

@@ -132,7 +132,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<Finished> {
         let names: Vec<&str> = plan.variants.iter().map(|v| v.name).collect();
         let scenarios: Vec<&str> = plan.scenarios.iter().map(|s| s.as_str()).collect();
         eprintln!(
-            "authbench run: suite {} — {} × {} — {} repetitions — about {}",
+            "authbench run: suite {} — {} × {} — {} rounds — about {}",
             plan.name.as_str(),
             names.join(", "),
             scenarios.join(", "),
@@ -204,7 +204,11 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
             writer.path().display()
         );
     }
-    let steps = fleet::subject_steps(plan, &subject.variant, true);
+    let mut steps = Vec::new();
+    if plan.scenarios.iter().any(|s| matches!(s, crate::results::Scenario::Steady | crate::results::Scenario::Cost)) {
+        steps.push(fleet::Step::Rounds(vec![subject.variant.clone()]));
+    }
+    steps.extend(fleet::subject_steps(plan, &subject.variant, true));
     let mut fleet = remote::RemoteFleet::new(knobs, subject, capabilities, &config);
     let progress = Progress::new(config.quiet, plan.estimate);
     let outcome =

@@ -1,9 +1,10 @@
 //! The fleet of `authbench load`: one server someone else runs, in any language, reached on
 //! loopback. Only the scenarios that need no control over its processes run here.
 
-use super::fleet::{Fleet, Known, Step, subject_step};
+use super::fleet::{Fleet, Known, Step, rounds_step, subject_step};
 use crate::plan::LoadConfig;
 use crate::results::Capabilities;
+use crate::scenario::rounds::Cell;
 use crate::scenario::{Knobs, MeLoad, Sink, Subject, revocation};
 
 /// Someone else's server and what `load` was told about it.
@@ -42,7 +43,13 @@ impl RemoteFleet {
 impl Fleet for RemoteFleet {
     fn measure(&mut self, step: &Step, known: Known, sink: Sink<'_>) -> anyhow::Result<()> {
         match step {
-            Step::Steady(_) | Step::Sweep(_) | Step::Rate(..) | Step::Login(_) => {
+            Step::Rounds(_) => {
+                let load = self.load()?;
+                let label = self.subject.variant.clone();
+                let cells = [Cell { subject: &self.subject, load: &load, label: &label }];
+                rounds_step(&cells, &self.knobs, sink)
+            }
+            Step::Sweep(_) | Step::Rate(..) | Step::Login(_) => {
                 // A login flow logs its own users in; steady and sweep need the `/me` tokens.
                 let load = if matches!(step, Step::Login(_)) { None } else { Some(self.load()?) };
                 subject_step(step, &self.subject, load.as_ref(), &self.knobs, known, sink)
@@ -56,7 +63,7 @@ impl Fleet for RemoteFleet {
                 &self.knobs,
                 sink,
             ),
-            Step::Calibration | Step::Outage(..) | Step::Rtt(..) | Step::Tokensize(..) | Step::Scale(..) => {
+            Step::Calibration | Step::Outage(..) | Step::Rtt | Step::Tokensize | Step::Scale(..) => {
                 anyhow::bail!("`load` cannot run this step: it needs servers authbench starts")
             }
         }

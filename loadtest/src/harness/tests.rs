@@ -79,12 +79,12 @@ fn a_plan_runs_in_order_calibration_then_each_variant_then_the_faults_and_points
         names[..7],
         [
             "calibration: engine and wrk against baseline",
-            "session: steady",
+            "steady and cost in rounds: session, jwt",
             "session: sweep",
             "session: login flows",
             "session: stopping its servers",
             "session: revocation",
-            "jwt: steady",
+            "jwt: sweep",
         ]
     );
     // session's three faults, jwt's hang (no Redis on its request path).
@@ -93,7 +93,7 @@ fn a_plan_runs_in_order_calibration_then_each_variant_then_the_faults_and_points
     assert!(steps.contains(&Step::Outage("jwt".into(), Fault::Hang)));
     assert!(!steps.contains(&Step::Outage("jwt".into(), Fault::KillEmpty)));
     // Points come after every variant's own steps, scale last.
-    let first_point = steps.iter().position(|s| matches!(s, Step::Rtt(..))).unwrap();
+    let first_point = steps.iter().position(|s| matches!(s, Step::Rtt)).unwrap();
     assert!(steps.iter().position(|s| *s == Step::Revocation("jwt".into())).unwrap() < first_point);
     assert!(matches!(steps.last(), Some(Step::Scale(v, 100_000)) if v == "session"));
 
@@ -118,8 +118,8 @@ fn a_plan_runs_in_order_calibration_then_each_variant_then_the_faults_and_points
     assert_eq!(results.outage.len(), 4);
     assert_eq!(results.scale.len(), 2, "session's two sizes; jwt keeps no entries");
     // Every record was on disk before the next step began: the counts grow step by step.
-    let steady_at = steps.iter().position(|s| *s == Step::Steady("session".into())).unwrap();
-    assert_eq!(fleet.on_disk[steady_at + 1].0, 1, "session's steady record is written before its sweep");
+    let rounds_at = steps.iter().position(|s| matches!(s, Step::Rounds(_))).unwrap();
+    assert_eq!(fleet.on_disk[rounds_at + 1].0, 4, "steady and cost records are written before the sweeps");
     let revocation_at = steps.iter().position(|s| *s == Step::Revocation("session".into())).unwrap();
     assert_eq!(fleet.on_disk[revocation_at + 1].1, 7, "both revocation groups are written before jwt starts");
 }
@@ -133,7 +133,7 @@ fn later_steps_get_the_steady_maximum_of_their_variant() {
     let (outcome, results) = drive(&steps, &mut fleet, writer, &AtomicBool::new(false));
     outcome.unwrap();
     for (step, known) in &fleet.seen {
-        let expected = if *step == Step::Steady("session".into()) { None } else { Some(4000.0) };
+        let expected = if step.variant().is_none() { None } else { Some(4000.0) };
         assert_eq!(known.max_rps, expected, "{step}");
     }
     assert_eq!(results.sweep("session").unwrap().max_rps, 4000.0);
@@ -156,7 +156,7 @@ fn ctrl_c_stops_after_the_current_step_and_keeps_what_was_measured() {
     assert!(results.interrupted && !results.complete);
     assert!(results.steady("session").is_some());
     assert_eq!(results.sweeps.len(), 1, "the interrupted step's records are kept");
-    assert!(results.steady("jwt").is_none());
+    assert!(results.sweep("jwt").is_none());
     assert!(results.finished_at.is_some());
 }
 

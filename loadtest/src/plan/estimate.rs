@@ -44,15 +44,29 @@ impl SuitePlan {
                 }
             }
         }
-        let point = (self.point_duration + self.point_warmup).as_secs_f64() + 1.0;
+        // Rounds: every window has its warm-up and a quarter second of connecting and reading
+        // counters; every server starts and logs in once (about 0.7 s).
+        let window = |warmup: Duration, duration: Duration| (warmup + duration).as_secs_f64() + 0.25;
+        let has = |s: Scenario| self.scenarios.contains(&s);
+        let mut per_round = 0.0;
+        if has(Scenario::Steady) {
+            per_round += window(self.warmup, self.steady_duration);
+        }
+        if has(Scenario::Cost) {
+            per_round += window(self.cost_warmup, self.cost_duration);
+        }
+        if per_round > 0.0 {
+            total += self.variants.len() as f64 * (reps * per_round + 0.7);
+        }
+        let point = reps * window(self.point_warmup, self.point_duration) + 0.8;
         for v in &self.variants {
-            if self.scenarios.contains(&Scenario::Rtt) && self.measures_rtt(v) {
+            if has(Scenario::Rtt) && self.measures_rtt(v) {
                 total += self.rtt_steps.len() as f64 * point;
             }
-            if self.scenarios.contains(&Scenario::Tokensize) && self.measures_tokensize(v) {
+            if has(Scenario::Tokensize) && self.measures_tokensize(v) {
                 total += self.token_paddings.len() as f64 * point;
             }
-            if self.scenarios.contains(&Scenario::Scale) && self.measures_scale(v) {
+            if has(Scenario::Scale) && self.measures_scale(v) {
                 // Seeding runs at about 100k entries per second on 2 cores.
                 total += self.scale_sizes.iter().map(|n| point + *n as f64 / 100_000.0 + 0.5).sum::<f64>();
             }
@@ -60,8 +74,13 @@ impl SuitePlan {
         let mut per_variant = 0.5;
         for s in &self.scenarios {
             per_variant += match s {
-                Scenario::Revocation | Scenario::Outage | Scenario::Rtt | Scenario::Tokensize | Scenario::Scale => 0.0,
-                Scenario::Steady => reps * (self.warmup + self.steady_duration).as_secs_f64() + 0.3,
+                Scenario::Revocation
+                | Scenario::Outage
+                | Scenario::Rtt
+                | Scenario::Tokensize
+                | Scenario::Scale
+                | Scenario::Steady
+                | Scenario::Cost => 0.0,
                 Scenario::Sweep => {
                     self.sweep_fractions.len() as f64 * (self.sweep_warmup + self.sweep_step).as_secs_f64() + 0.3
                 }
@@ -70,7 +89,7 @@ impl SuitePlan {
                 Scenario::Login => self.login_duration.as_secs_f64().ceil() + 1.0,
             };
         }
-        let calibration = 2.0 * reps * self.calibration_duration.as_secs_f64() + 3.0;
+        let calibration = 2.0 * reps.min(3.0) * self.calibration_duration.as_secs_f64() + 3.0;
         secs(per_variant * self.variants.len() as f64 + calibration + total)
     }
 }

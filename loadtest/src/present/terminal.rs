@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::present::units::{bytes, count, cpu_us, ms, opt, pct, per_request, rate, ratio, us};
-use crate::results::{Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
+use crate::present::units::{bytes, count, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, us};
+use crate::results::{Estimate, Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
 
 /// One line printed as each measurement finishes.
 pub fn progress_line(r: &RunRecord) -> String {
@@ -36,17 +36,37 @@ pub fn progress_line(r: &RunRecord) -> String {
                 if dropped > 0 { red(&dropped.to_string()) } else { "0".to_owned() },
             )
         }
-        _ => format!(
-            "  {:<16} {:<6} {} req/s ({} .. {})  p50 {}  p99 {}  errors {}{bound}",
-            r.variant,
-            r.scenario.as_str(),
-            rate(r.throughput_rps.median),
-            rate(r.throughput_rps.min),
-            rate(r.throughput_rps.max),
-            us(r.latency_us.p50),
-            us(r.latency_us.p99),
-            r.errors,
-        ),
+        Scenario::Cost => {
+            let cpu = |e: Option<&Estimate>| e.map_or_else(|| "–".to_owned(), |e| interval(e.median, e.ci95, ns));
+            let p99 = r.latency_p99_us.as_ref().map_or_else(|| us(r.latency_us.p99), |e| interval(e.median, e.ci95, us));
+            format!(
+                "  {:<16} cost   at {} req/s, {} rounds: CPU/request server {}, Redis {}, generator {}; p99 {}  {}{bound}",
+                r.variant,
+                rate(r.rate_rps.unwrap_or(0.0)),
+                r.rounds.unwrap_or(r.repetitions),
+                cpu(r.server_cpu_ns_per_request.as_ref()),
+                cpu(r.redis_cpu_ns_per_request.as_ref()),
+                cpu(r.generator_cpu_ns_per_request.as_ref()),
+                p99,
+                outcome_counts(r),
+            )
+        }
+        _ => {
+            let t = &r.throughput_rps;
+            let spread = match t.ci95 {
+                Some(ci) => interval(t.median, ci, rate),
+                None => rate(t.median),
+            };
+            format!(
+                "  {:<16} {:<6} {} req/s  p50 {}  p99 {}  errors {}{bound}",
+                r.variant,
+                r.scenario.as_str(),
+                spread,
+                us(r.latency_us.p50),
+                us(r.latency_us.p99),
+                r.errors,
+            )
+        }
     }
 }
 
@@ -174,7 +194,10 @@ pub fn table(results: &Results) -> String {
         );
     }
     let mut variants: Vec<&str> = Vec::new();
-    for r in results.runs.iter().filter(|r| matches!(r.scenario, Scenario::Steady | Scenario::Sweep | Scenario::Login))
+    for r in results
+        .runs
+        .iter()
+        .filter(|r| matches!(r.scenario, Scenario::Steady | Scenario::Cost | Scenario::Sweep | Scenario::Login))
     {
         if !variants.contains(&r.variant.as_str()) {
             variants.push(&r.variant);
@@ -187,7 +210,7 @@ pub fn table(results: &Results) -> String {
     if let Some(s) = steady {
         let _ = writeln!(
             out,
-            "\nsteady: {} repetition(s) of {} s after {} s warm-up, {} connections; latency is service time over all repetitions.",
+            "\nRounds: {} of {} s after {} s warm-up on the same connections, {} connections, every variant once per round in a shuffled order; [95 %] is the interval of the median over the rounds.",
             s.repetitions, s.duration_s, s.warmup_s, s.connections
         );
     }
@@ -228,47 +251,44 @@ pub fn table(results: &Results) -> String {
     out
 }
 
-/// One line per variant with closed-loop figures, its sweep knee and its login rate.
+/// One line per variant: capacity (closed loop) with its interval, then what a request costs
+/// at the rate common to every variant (CPU of server and Redis, latency from the intended send
+/// time), its sweep knee and its login rate.
 fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
+    let common = results.runs.iter().find(|r| r.scenario == Scenario::Cost).and_then(|r| r.rate_rps);
     let _ = writeln!(
         out,
-        "\n{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}",
+        "\n{:<16} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}",
         "variant",
-        "steady req/s (min..max)",
-        "p50",
+        "capacity req/s [95 %]",
+        "server CPU/req [95 %]",
+        "Redis CPU/req [95 %]",
         "p99",
-        "p99.9",
-        "CPU µs",
         "Redis/r",
         "token B",
-        "errors",
         "knee req/s",
         "logins/s"
     );
     for &v in variants {
         let steady = results.steady(v);
+        let cost = results.run(v, Scenario::Cost);
         let login = results.run(v, Scenario::Login);
         let knee = results.sweep(v).map(|s| s.knee_rps);
-        let throughput = steady.map_or("–".into(), |s| {
-            format!(
-                "{} ({}..{})",
-                rate(s.throughput_rps.median),
-                rate(s.throughput_rps.min),
-                rate(s.throughput_rps.max)
-            )
+        let throughput = steady.map_or("–".into(), |s| match s.throughput_rps.ci95 {
+            Some(ci) => interval(s.throughput_rps.median, ci, rate),
+            None => rate(s.throughput_rps.median),
         });
+        let cpu = |e: Option<&Estimate>| e.map_or_else(|| "–".to_owned(), |e| interval(e.median, e.ci95, ns));
         let _ = writeln!(
             out,
-            "{:<16} {:>22} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>11} {:>9}{}",
+            "{:<16} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}{}",
             v,
             throughput,
-            steady.map_or("–".into(), |s| us(s.latency_us.p50)),
-            steady.map_or("–".into(), |s| us(s.latency_us.p99)),
-            steady.map_or("–".into(), |s| us(s.latency_us.p999)),
-            opt(steady.and_then(|s| s.server_cpu_us_per_request), cpu_us),
-            opt(steady.and_then(|s| s.redis_commands_per_request), per_request),
-            steady.and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
-            steady.map_or("–".into(), |s| s.errors.to_string()),
+            cpu(cost.and_then(|c| c.server_cpu_ns_per_request.as_ref())),
+            cpu(cost.and_then(|c| c.redis_cpu_ns_per_request.as_ref())),
+            cost.map_or("–".into(), |c| us(c.latency_us.p99)),
+            opt(cost.or(steady).and_then(|s| s.redis_commands_per_request), per_request),
+            steady.or(cost).and_then(|s| s.token_bytes).map_or("–".into(), |t| t.to_string()),
             match knee {
                 Some(Some(k)) => rate(k),
                 Some(None) => "none".into(),
@@ -276,6 +296,13 @@ fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
             },
             login.map_or("–".into(), |l| rate(l.throughput_rps.median)),
             if steady.is_some_and(|s| s.generator_bound) { "  ← generator-bound" } else { "" },
+        );
+    }
+    if let Some(rate_rps) = common {
+        let _ = writeln!(
+            out,
+            "CPU per request and p99 (from the intended send time) at {} req/s, the rate every variant was offered.",
+            rate(rate_rps)
         );
     }
 }
@@ -349,7 +376,7 @@ mod tests {
         assert!(bad.contains(" 1234  2xx") && bad.contains("latency invalid: generator dropped sends"), "{bad}");
         assert!(bad.ends_with("← generator-bound"), "{bad}");
         // The steady table is still there, before it.
-        assert!(text.find("steady req/s").unwrap() < text.find("fixed rate").unwrap());
+        assert!(text.find("capacity req/s").unwrap() < text.find("fixed rate").unwrap());
     }
 
     #[test]
@@ -358,7 +385,7 @@ mod tests {
         results.runs.retain(|r| r.scenario == Scenario::Rate);
         results.revocation.clear();
         let text = table(&results);
-        assert!(!text.contains("steady req/s"), "{text}");
+        assert!(!text.contains("capacity req/s"), "{text}");
         assert_eq!(text.lines().filter(|l| l.starts_with("jwt")).count(), 2, "{text}");
     }
 }

@@ -102,6 +102,16 @@ pub fn ratio(v: f64) -> String {
     format!("{v:.2}")
 }
 
+/// A figure with its 95 % interval, each printed by `f`: `12.4 µs [11.9–13.0]`.
+pub fn interval(median: f64, ci95: [f64; 2], f: impl Fn(f64) -> String) -> String {
+    format!("{} [{}–{}]", f(median), f(ci95[0]), f(ci95[1]))
+}
+
+/// A ratio with its 95 % interval: `1.32× [1.25–1.41]`.
+pub fn ratio_interval(median: f64, ci95: [f64; 2]) -> String {
+    format!("{}× [{}–{}]", ratio(median), ratio(ci95[0]), ratio(ci95[1]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +131,7 @@ mod tests {
         assert_eq!(pct(1.0), "100 %");
         assert_eq!(count(100_000), "100k");
         assert_eq!(per_request(0.0018), "0.0018");
+        assert_eq!(interval(12_400.0, [11_900.0, 13_000.0], ns), "12.4 µs [11.9 µs–13.0 µs]");
+        assert_eq!(ratio_interval(1.321, [1.25, 1.414]), "1.32× [1.25–1.41]");
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 mod capabilities;
 mod environment;
+mod estimate;
 mod outage;
 mod revocation;
 mod run;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use capabilities::Capabilities;
 pub use environment::Environment;
+pub use estimate::{CONFIDENCE, Estimate, Side, range_coverage};
 pub use outage::{Bucket, Fault, OutageRecord};
 pub use revocation::{BackgroundLoad, Kind, RevocationRecord, Segment};
 pub use run::{
@@ -160,6 +162,10 @@ pub struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// 95 % interval of the median over the values (see [`Estimate`]); absent for one value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
+    /// In the order measured (round order, where the values are rounds).
     pub values: Vec<f64>,
 }
 
@@ -174,7 +180,19 @@ impl Spread {
             n if n % 2 == 1 => sorted.get(n / 2).copied().unwrap_or(0.0),
             n => (sorted.get(n / 2 - 1).copied().unwrap_or(0.0) + sorted.get(n / 2).copied().unwrap_or(0.0)) / 2.0,
         };
-        Self { median, min: sorted.first().copied().unwrap_or(0.0), max: sorted.last().copied().unwrap_or(0.0), values }
+        let ci95 = (values.len() >= 2).then(|| Estimate::of(&values).map(|e| e.ci95)).flatten();
+        Self {
+            median,
+            min: sorted.first().copied().unwrap_or(0.0),
+            max: sorted.last().copied().unwrap_or(0.0),
+            ci95,
+            values,
+        }
+    }
+
+    /// The values as an estimate (median, interval, values in order).
+    pub fn estimate(&self) -> Option<Estimate> {
+        Estimate::of(&self.values)
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::{Capabilities, Spread};
+use super::{Capabilities, Estimate, Spread};
 
 /// The scenarios a run can measure; a [`RunRecord`] names the one that produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub enum Scenario {
     Sweep,
     /// Open loop at one fixed arrival rate (`--rate`), every intended request accounted for.
     Rate,
+    /// Open loop at one rate common to every variant, in rounds: CPU per request of the
+    /// server, Redis and generator, and latency from the intended send time.
+    Cost,
     /// Goose user flows (log in, call /me, log out): tokens issued per second.
     Login,
     /// How long a revoked token keeps working, per revocation kind, on one and two instances.
@@ -39,6 +42,7 @@ impl Scenario {
             Self::Steady => "steady",
             Self::Sweep => "sweep",
             Self::Rate => "rate",
+            Self::Cost => "cost",
             Self::Login => "login",
             Self::Revocation => "revocation",
             Self::Outage => "outage",
@@ -137,6 +141,27 @@ pub struct RunRecord {
     /// scale scenario: entries in the keyspace the load drew its tokens from.
     #[serde(default)]
     pub keyspace_entries: Option<u64>,
+    /// Measured in rounds (steady, cost, rtt, tokensize): the rate every variant was offered
+    /// (cost), the rounds, and per-request costs and latency as a median over the rounds
+    /// with its 95 % interval. CPU comes from the kernel's per-thread scheduler counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_rps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ns_per_request: Option<Estimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_cpu_ns_per_request: Option<Estimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_ns_per_request: Option<Estimate>,
+    /// Per-round p50 and p99 (µs); from the intended send time in an open loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_us: Option<Estimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_us: Option<Estimate>,
+    /// Windows of this record measured again because other processes used the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noisy_windows: Option<u32>,
     /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
     pub histogram: String,
 }

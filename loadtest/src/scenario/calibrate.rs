@@ -59,7 +59,7 @@ pub fn calibrate(addr: SocketAddr, knobs: &Knobs) -> anyhow::Result<Calibration>
     let mut wrk_command = None;
     let mut latency = new_histogram();
     let url = format!("http://{addr}/me");
-    for _ in 0..plan.repetitions {
+    for _ in 0..plan.repetitions.min(3) {
         let warm = knobs.spec(addr, templates.clone(), Duration::ZERO, plan.warmup.min(Duration::from_millis(500)));
         engine::run(&warm, Keep::default(), &knobs.cancel)?;
         let spec = knobs.spec(addr, templates.clone(), Duration::ZERO, plan.calibration_duration);

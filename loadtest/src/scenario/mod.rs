@@ -10,6 +10,7 @@ pub mod outage;
 pub mod points;
 mod rate;
 pub mod revocation;
+pub mod rounds;
 pub mod scale;
 mod steady;
 mod sweep;
@@ -130,11 +131,10 @@ impl Knobs {
             .ok_or_else(|| anyhow::anyhow!("this scenario starts its own servers, which `load` cannot"))
     }
 
-    /// A copy whose steady measurement is one short point: `point_warmup`, then
-    /// `point_duration` (rtt, tokensize and scale points).
+    /// A copy whose closed-loop windows are short points: `point_warmup`, then
+    /// `point_duration` (rtt and tokensize points, once per round; the scale point once).
     pub fn point(&self) -> Self {
         let mut point = self.clone();
-        point.plan.repetitions = 1;
         point.plan.warmup = self.plan.point_warmup;
         point.plan.steady_duration = self.plan.point_duration;
         point
@@ -243,6 +243,14 @@ fn record(subject: &Subject, scenario: Scenario, latency: &Histogram<u64>) -> Ru
         redis_rtt_measured_ms: None,
         claims_padding_bytes: None,
         keyspace_entries: None,
+        rate_rps: None,
+        rounds: None,
+        server_cpu_ns_per_request: None,
+        redis_cpu_ns_per_request: None,
+        generator_cpu_ns_per_request: None,
+        latency_p50_us: None,
+        latency_p99_us: None,
+        noisy_windows: None,
         histogram: serialize_histogram(latency),
     }
 }

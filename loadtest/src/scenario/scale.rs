@@ -95,7 +95,9 @@ pub fn run(variant: &Variant, entries: usize, knobs: &Knobs) -> anyhow::Result<(
         tokens.iter().map(|t| RequestTemplate::get("/me", Some(t))).collect::<anyhow::Result<_>>()?;
     let token_bytes = tokens.first().map_or(0, |t| t.len() as u64);
     let load = MeLoad { templates, token_bytes };
-    let mut record = steady(&subject, &knobs.point(), &load, Scenario::Scale)?;
+    let mut point = knobs.point();
+    point.plan.repetitions = 1;
+    let mut record = steady(&subject, &point, &load, Scenario::Scale)?;
     record.keyspace_entries = Some(entries as u64);
     drop(server);
     drop(redis);

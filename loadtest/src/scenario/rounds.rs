@@ -1,0 +1,353 @@
+//! Measuring in rounds: every configuration (a variant, or a variant at one rtt or claim size)
+//! runs on servers started once, and each round measures every configuration once, in a
+//! shuffled order, so the drift of a shared machine hits all of them alike. A figure is then
+//! the median over the rounds with its 95 % interval, and two configurations' ratio is taken
+//! round by round.
+//!
+//! Two windows per configuration and round, each with its warm-up on the same connections and
+//! no gap before the measured part: a closed loop (capacity: `steady`, and the rtt and
+//! tokensize points) and an open loop at one rate common to every configuration (`cost`).
+//! Costs are read at the edges of the measured part only, from a thread that wakes there.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+
+use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts};
+use crate::engine::{self, Keep, LoadOutcome, LoadSpec, Schedule};
+use crate::observe::{CostSnapshot, Costs};
+use crate::plan::COST_FRACTION;
+use crate::results::{Estimate, Percentiles, RunRecord, Scenario, Spread};
+
+/// One configuration measured in the rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell<'a> {
+    pub subject: &'a Subject,
+    pub load: &'a MeLoad,
+    /// How progress names it (`session`, `session at 1 ms`).
+    pub label: &'a str,
+}
+
+/// Which windows each round measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Windows {
+    /// The closed loop (capacity), recorded as this scenario (steady, rtt, tokensize).
+    pub closed: Option<Scenario>,
+    /// The open loop at the common rate (the cost scenario).
+    pub cost: bool,
+}
+
+/// What one window measured, per round.
+#[derive(Debug, Clone, Default)]
+struct Round {
+    throughput: f64,
+    p50_us: f64,
+    p99_us: f64,
+    server_ns: Option<f64>,
+    redis_ns: Option<f64>,
+    generator_ns: Option<f64>,
+    costs: Costs,
+    busy: Option<f64>,
+    flagged: bool,
+}
+
+/// One cell's windows of one kind over every round: per-round figures and the merged load.
+#[derive(Debug, Default)]
+struct Series {
+    rounds: Vec<Round>,
+    merged: Option<LoadOutcome>,
+}
+
+impl Series {
+    fn add(&mut self, outcome: LoadOutcome, costs: Costs, knobs: &Knobs) {
+        let latency = Percentiles::of(&outcome.latency);
+        let ns = |us: Option<f64>| us.map(|u| u * 1e3);
+        self.rounds.push(Round {
+            throughput: outcome.throughput(),
+            p50_us: latency.p50,
+            p99_us: latency.p99,
+            server_ns: ns(costs.server_cpu_us_per_request),
+            redis_ns: ns(costs.redis_cpu_us_per_request),
+            generator_ns: ns(outcome.generator.cpu_us_per_request()),
+            busy: outcome.generator.busiest(),
+            flagged: super::generator_limited(&outcome, knobs.generator_bound_threshold),
+            costs,
+        });
+        match &mut self.merged {
+            Some(m) => m.merge(outcome),
+            None => self.merged = Some(outcome),
+        }
+    }
+
+    fn estimate(&self, field: impl Fn(&Round) -> Option<f64>) -> Option<Estimate> {
+        let values: Option<Vec<f64>> = self.rounds.iter().map(field).collect();
+        values.and_then(|v| Estimate::of(&v))
+    }
+
+    fn mean(&self, field: impl Fn(&Round) -> Option<f64>) -> Option<f64> {
+        let values: Vec<f64> = self.rounds.iter().filter_map(field).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    }
+
+    /// Flagged when the generator set the pace in more than half the rounds.
+    fn generator_bound(&self) -> bool {
+        2 * self.rounds.iter().filter(|r| r.flagged).count() > self.rounds.len()
+    }
+}
+
+/// A small, seedable shuffle (splitmix64): the order of a round need not be cryptographic, only
+/// different from round to round and reproducible from the seed the method records.
+#[derive(Debug, Clone)]
+pub struct Shuffle(u64);
+
+impl Shuffle {
+    pub fn from_clock() -> Self {
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Self(nanos)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A random order of `0..n` (Fisher–Yates).
+    pub fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        order
+    }
+}
+
+/// The per-cell results of [`measure`], turned into records by [`closed_record`] and
+/// [`cost_record`].
+#[derive(Debug, Default)]
+pub struct Measured {
+    closed: Vec<Series>,
+    cost: Vec<Series>,
+    /// The common rate of the cost windows, when they ran.
+    pub rate: Option<f64>,
+}
+
+/// Runs `knobs.plan.repetitions` rounds over `cells`. The cost windows' rate is `rate` when
+/// given, else [`COST_FRACTION`] of the slowest cell's closed-loop rate in the first round.
+pub fn measure(
+    cells: &[Cell<'_>],
+    windows: Windows,
+    rate: Option<f64>,
+    knobs: &Knobs,
+    sink: Sink<'_>,
+) -> anyhow::Result<Measured> {
+    let plan = &knobs.plan;
+    let rounds = plan.repetitions.max(1);
+    let mut shuffle = Shuffle::from_clock();
+    let mut m = Measured {
+        closed: cells.iter().map(|_| Series::default()).collect(),
+        cost: cells.iter().map(|_| Series::default()).collect(),
+        rate,
+    };
+    for round in 0..rounds {
+        if let Some(scenario) = windows.closed {
+            for i in shuffle.order(cells.len()) {
+                let (Some(cell), Some(series)) = (cells.get(i), m.closed.get_mut(i)) else { continue };
+                if knobs.cancelled() {
+                    return Ok(m);
+                }
+                sink(Event::Status(format!("round {}/{rounds}: {} {}", round + 1, cell.label, scenario.as_str())))?;
+                let spec = knobs.spec_for(cell.subject, cell.load.templates.clone(), plan.warmup, plan.steady_duration);
+                let (outcome, costs) = bracketed(cell.subject, &spec, knobs)?;
+                series.add(outcome, costs, knobs);
+            }
+        }
+        if !windows.cost {
+            continue;
+        }
+        let rate = match m.rate {
+            Some(rate) => rate,
+            None => {
+                let slowest = m
+                    .closed
+                    .iter()
+                    .filter_map(|s| s.rounds.first())
+                    .map(|r| r.throughput)
+                    .fold(f64::INFINITY, f64::min);
+                let slowest = if slowest.is_finite() { slowest } else { probe_slowest(cells, knobs, sink)? };
+                let rate = (slowest * COST_FRACTION).max(1.0).round();
+                m.rate = Some(rate);
+                rate
+            }
+        };
+        for i in shuffle.order(cells.len()) {
+            let (Some(cell), Some(series)) = (cells.get(i), m.cost.get_mut(i)) else { continue };
+            if knobs.cancelled() {
+                return Ok(m);
+            }
+            sink(Event::Status(format!("round {}/{rounds}: {} cost at {rate:.0} req/s", round + 1, cell.label)))?;
+            let mut spec =
+                knobs.spec_for(cell.subject, cell.load.templates.clone(), plan.cost_warmup, plan.cost_duration);
+            spec.schedule = Schedule::Open { rate };
+            spec.max_connections = plan.rate_connection_limit;
+            let (outcome, costs) = bracketed(cell.subject, &spec, knobs)?;
+            series.add(outcome, costs, knobs);
+        }
+    }
+    Ok(m)
+}
+
+/// The slowest cell's closed-loop rate, by a short probe of each (when no closed windows ran).
+fn probe_slowest(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow::Result<f64> {
+    let mut slowest = f64::INFINITY;
+    for cell in cells {
+        sink(Event::Status(format!("{}: probing the maximum for the common rate", cell.label)))?;
+        let spec =
+            knobs.spec_for(cell.subject, cell.load.templates.clone(), knobs.plan.warmup, knobs.plan.steady_duration);
+        let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
+        slowest = slowest.min(outcome.throughput());
+    }
+    anyhow::ensure!(slowest.is_finite() && slowest > 0.0, "no cell answered the probe for the common rate");
+    Ok(slowest)
+}
+
+/// One load whose costs are read exactly at the edges of its measured window (after the
+/// warm-up, on the same connections).
+fn bracketed(subject: &Subject, spec: &LoadSpec, knobs: &Knobs) -> anyhow::Result<(LoadOutcome, Costs)> {
+    // The engine opens its connections before its clock starts; 200 ms is ample on loopback.
+    let t0 = Instant::now() + Duration::from_millis(200);
+    let start = t0 + spec.warmup;
+    let end = start + spec.duration;
+    let pids = subject.pids();
+    let redis = subject.redis.clone();
+    let cancel = knobs.cancel.clone();
+    let reader = std::thread::Builder::new().name("authbench-costs".into()).spawn(move || {
+        let wait = |until: Instant| {
+            while Instant::now() < until && !cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+            }
+        };
+        wait(start);
+        let before = CostSnapshot::take(&pids, redis.as_ref());
+        wait(end);
+        let after = CostSnapshot::take(&pids, redis.as_ref());
+        (before, after)
+    })?;
+    let outcome = engine::run(spec, Keep { start_at: Some(t0), ..Keep::default() }, &knobs.cancel);
+    let (before, after) = reader.join().map_err(|_| anyhow::anyhow!("the cost reader panicked"))?;
+    let outcome = outcome?;
+    let costs = Costs::between(&before, &after, outcome.requests);
+    Ok((outcome, costs))
+}
+
+fn merged_latency(series: &Series) -> Histogram<u64> {
+    series.merged.as_ref().map_or_else(crate::results::new_histogram, |m| m.latency.clone())
+}
+
+/// The closed-loop record of cell `i` (steady, or an rtt or tokensize point): throughput per
+/// round with its interval, latency over every round, costs per round.
+pub fn closed_record(m: &Measured, i: usize, cell: &Cell<'_>, scenario: Scenario, knobs: &Knobs) -> Option<RunRecord> {
+    let series = m.closed.get(i).filter(|s| !s.rounds.is_empty())?;
+    let outcome = series.merged.as_ref()?;
+    let plan = &knobs.plan;
+    let mut commands = std::collections::BTreeMap::new();
+    for r in &series.rounds {
+        for (k, v) in &r.costs.redis_commands {
+            *commands.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    Some(RunRecord {
+        connections: plan.connections,
+        repetitions: series.rounds.len() as u32,
+        rounds: Some(series.rounds.len() as u32),
+        warmup_s: plan.warmup.as_secs_f64(),
+        duration_s: plan.steady_duration.as_secs_f64(),
+        throughput_rps: Spread::of(&series.rounds.iter().map(|r| r.throughput).collect::<Vec<_>>()),
+        requests: outcome.requests,
+        errors: outcome.failures(),
+        status_counts: status_counts(outcome),
+        redis_commands_per_request: series.mean(|r| r.costs.redis_commands_per_request),
+        redis_bytes_per_request: series.mean(|r| r.costs.redis_bytes_per_request),
+        redis_commands: commands,
+        server_cpu_us_per_request: series.mean(|r| r.costs.server_cpu_us_per_request),
+        redis_cpu_us_per_request: series.mean(|r| r.costs.redis_cpu_us_per_request),
+        generator_cpu_us_per_request: series.mean(|r| r.generator_ns.map(|n| n / 1e3)),
+        generator_busy: series.rounds.iter().filter_map(|r| r.busy).reduce(f64::max),
+        server_cpu_ns_per_request: series.estimate(|r| r.server_ns),
+        redis_cpu_ns_per_request: series.estimate(|r| r.redis_ns),
+        generator_cpu_ns_per_request: series.estimate(|r| r.generator_ns),
+        latency_p50_us: series.estimate(|r| Some(r.p50_us)),
+        latency_p99_us: series.estimate(|r| Some(r.p99_us)),
+        token_bytes: Some(cell.load.token_bytes),
+        generator_bound: series.generator_bound(),
+        ..record(cell.subject, scenario, &merged_latency(series))
+    })
+}
+
+/// The cost record of cell `i`: CPU per request of server, Redis and generator at the common
+/// rate, per round, with latency from the intended send time.
+pub fn cost_record(m: &Measured, i: usize, cell: &Cell<'_>, knobs: &Knobs) -> Option<RunRecord> {
+    let series = m.cost.get(i).filter(|s| !s.rounds.is_empty())?;
+    let outcome = series.merged.as_ref()?;
+    let rate = m.rate?;
+    let plan = &knobs.plan;
+    let rounds = series.rounds.len() as u32;
+    Some(RunRecord {
+        schedule: "open".into(),
+        connections: plan.connections,
+        offered_rps: Some(rate),
+        rate_rps: Some(rate),
+        achieved_rps: Some(outcome.achieved_rps()),
+        dropped: Some(outcome.dropped),
+        outcomes: outcome.outcomes(),
+        latency_valid: outcome.latency_valid(),
+        peak_connections: Some(outcome.peak_connections),
+        connection_limit: Some(outcome.connection_limit),
+        repetitions: rounds,
+        rounds: Some(rounds),
+        warmup_s: plan.cost_warmup.as_secs_f64(),
+        duration_s: plan.cost_duration.as_secs_f64(),
+        throughput_rps: Spread::of(&series.rounds.iter().map(|r| r.throughput).collect::<Vec<_>>()),
+        latency_basis: "intended_send_time".into(),
+        service_latency_us: Some(Percentiles::of(&outcome.service)),
+        pacer_lag_us: Some(Percentiles::of(&outcome.pacer_lag)),
+        connection_wait_us: Some(Percentiles::of(&outcome.connection_wait)),
+        requests: outcome.requests,
+        errors: outcome.failures(),
+        status_counts: status_counts(outcome),
+        redis_commands_per_request: series.mean(|r| r.costs.redis_commands_per_request),
+        redis_bytes_per_request: series.mean(|r| r.costs.redis_bytes_per_request),
+        server_cpu_us_per_request: series.mean(|r| r.costs.server_cpu_us_per_request),
+        redis_cpu_us_per_request: series.mean(|r| r.costs.redis_cpu_us_per_request),
+        generator_cpu_us_per_request: series.mean(|r| r.generator_ns.map(|n| n / 1e3)),
+        generator_busy: series.rounds.iter().filter_map(|r| r.busy).reduce(f64::max),
+        server_cpu_ns_per_request: series.estimate(|r| r.server_ns),
+        redis_cpu_ns_per_request: series.estimate(|r| r.redis_ns),
+        generator_cpu_ns_per_request: series.estimate(|r| r.generator_ns),
+        latency_p50_us: series.estimate(|r| Some(r.p50_us)),
+        latency_p99_us: series.estimate(|r| Some(r.p99_us)),
+        token_bytes: Some(cell.load.token_bytes),
+        generator_bound: series.generator_bound() || outcome.dropped > 0,
+        ..record(cell.subject, Scenario::Cost, &merged_latency(series))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_round_visits_every_cell_once_in_changing_orders() {
+        let mut shuffle = Shuffle(7);
+        let orders: Vec<Vec<usize>> = (0..6).map(|_| shuffle.order(8)).collect();
+        for order in &orders {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..8).collect::<Vec<_>>());
+        }
+        assert!(orders.windows(2).any(|w| w[0] != w[1]), "the order changes between rounds");
+    }
+}
