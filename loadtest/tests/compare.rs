@@ -153,16 +153,16 @@ fn every_variant_appears_with_throughput_ratio_and_only_in_a() {
     }
     assert!(text.contains("runs/a") && text.contains("runs/b"), "labels are shown");
 
-    let steady = row(&text, "session", "steady req/s");
-    assert!(steady.contains("40.0k (38.0k..42.0k)"), "A's median and spread: {steady}");
-    assert!(steady.contains("20.0k (19.0k..21.0k)"), "B's median and spread: {steady}");
+    let steady = row(&text, "session", "capacity req/s");
+    assert!(steady.contains("40.0k [38.0k–42.0k]"), "A's median and spread: {steady}");
+    assert!(steady.contains("20.0k [19.0k–21.0k]"), "B's median and spread: {steady}");
     assert!(steady.contains("0.50"), "the B/A ratio is printed: {steady}");
     assert!(steady.trim_end().ends_with("slower"), "ranges do not overlap, so B is slower: {steady}");
 
-    let p50 = row(&text, "session", "steady p50");
-    assert!(p50.contains("= same"), "an unchanged figure: {p50}");
+    let cpu = row(&text, "session", "server CPU/request");
+    assert!(cpu.contains("= same"), "an unchanged figure: {cpu}");
 
-    let jwt = row(&text, "jwt", "steady req/s");
+    let jwt = row(&text, "jwt", "capacity req/s");
     assert!(jwt.trim_end().ends_with("only in A"), "jwt was removed from B: {jwt}");
     assert!(jwt.contains('–'), "the missing figure prints as –: {jwt}");
     assert!(row(&text, "jwt", "revoke logout (2 inst.)").contains("still accepted at 10 s cap"));
@@ -178,15 +178,15 @@ fn every_variant_appears_with_throughput_ratio_and_only_in_a() {
 }
 
 #[test]
-fn overlapping_spreads_are_within_spread() {
+fn overlapping_intervals_are_within_interval() {
     let a = results_a();
     let mut b = a.clone();
     // 41k (39k..43k) overlaps 40k (38k..42k).
     b["runs"][0]["throughput_rps"] =
         json!({"median": 41_000.0, "min": 39_000.0, "max": 43_000.0, "values": [41_000.0, 39_000.0, 43_000.0]});
     let text = compare(&parse(a), &parse(b), "a", "b");
-    let steady = row(&text, "session", "steady req/s");
-    assert!(steady.contains("1.02") && steady.contains("~ within spread"), "{steady}");
+    let steady = row(&text, "session", "capacity req/s");
+    assert!(steady.contains("1.02") && steady.contains("~ within interval"), "{steady}");
 }
 
 #[test]
@@ -197,8 +197,8 @@ fn a_variant_only_in_b_and_generator_bound_are_marked() {
     extra["generator_bound"] = json!(true);
     b["runs"].as_array_mut().unwrap().push(extra);
     let text = compare(&parse(a), &parse(b), "a", "b");
-    let steady = row(&text, "baseline", "steady req/s");
-    assert!(steady.contains("80.0k (79.0k..81.0k) †") && steady.trim_end().ends_with("only in B"), "{steady}");
+    let steady = row(&text, "baseline", "capacity req/s");
+    assert!(steady.contains("80.0k [79.0k–81.0k] †") && steady.trim_end().ends_with("only in B"), "{steady}");
     assert!(text.contains("† generator-bound"), "the marker is explained:\n{text}");
     // The variant order is A's first appearance, then B's.
     let order: Vec<&str> = text.lines().filter(|l| ["session", "jwt", "baseline"].contains(l)).collect();
@@ -261,7 +261,7 @@ fn loads_a_run_directory_or_a_results_file() {
     write(&db, &results_b(&a));
     let text = compare_paths(&da, &db.join("results.json")).unwrap();
     assert!(text.contains(&da.display().to_string()));
-    assert!(row(&text, "session", "steady req/s").contains("0.50"));
+    assert!(row(&text, "session", "capacity req/s").contains("0.50"));
     let code = authbench::main_with(Cli::parse_from([
         OsStr::new("authbench"),
         OsStr::new("compare"),
@@ -347,7 +347,7 @@ fn a_schema_5_run_compares_with_a_schema_6_run_and_its_rate_records() {
     println!("{text}");
 
     // The figures both have compare as before.
-    assert!(row(&text, "jwt", "steady req/s").contains("= same"));
+    assert!(row(&text, "jwt", "capacity req/s").contains("= same"));
     // A schema 5 run has no rate records: they are B's alone, paired by the rate offered.
     for metric in ["rate 1000 req/s: achieved req/s", "rate 1000 req/s: p99", "rate 1000 req/s: dropped"] {
         let line = row(&text, "jwt", metric);

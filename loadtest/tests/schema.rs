@@ -236,7 +236,7 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
-    assert_eq!(results.schema_version, 6);
+    assert_eq!(results.schema_version, 7);
     check_revocation(&results);
     check_outage(&results);
 
@@ -458,7 +458,8 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("schema_version 3", mutate(&doc, "/schema_version", Some(Value::from(3)))),
         ("schema_version 4", mutate(&doc, "/schema_version", Some(Value::from(4)))),
         ("schema_version 5", mutate(&doc, "/schema_version", Some(Value::from(5)))),
-        ("schema_version 7", mutate(&doc, "/schema_version", Some(Value::from(7)))),
+        ("schema_version 6", mutate(&doc, "/schema_version", Some(Value::from(6)))),
+        ("schema_version 8", mutate(&doc, "/schema_version", Some(Value::from(8)))),
         ("schema_version \"6\"", mutate(&doc, "/schema_version", Some(Value::from("6")))),
         ("runs[0].latency_valid removed", mutate(&doc, "/runs/0/latency_valid", None)),
         ("runs[0].latency_valid null", mutate(&doc, "/runs/0/latency_valid", Some(Value::Null))),

@@ -75,6 +75,7 @@ fn finalize(mut writer: ResultsWriter, cancel: &AtomicBool, outcome: anyhow::Res
     writer.results.finished_at = Some(timestamp(SystemTime::now()));
     writer.results.interrupted = interrupted;
     writer.results.complete = outcome.is_ok() && !interrupted;
+    writer.results.guide = crate::present::guide::entries(&writer.results);
     writer.save()?;
     outcome?;
     Ok(Finished { dir: writer.dir().to_path_buf(), interrupted })

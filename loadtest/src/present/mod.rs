@@ -3,6 +3,7 @@
 //! module imports nothing of the crate but `results`), so a run can be re-rendered later.
 
 pub mod compare;
+pub mod guide;
 pub mod report;
 pub mod terminal;
 pub mod units;

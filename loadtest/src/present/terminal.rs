@@ -38,7 +38,8 @@ pub fn progress_line(r: &RunRecord) -> String {
         }
         Scenario::Cost => {
             let cpu = |e: Option<&Estimate>| e.map_or_else(|| "–".to_owned(), |e| interval(e.median, e.ci95, ns));
-            let p99 = r.latency_p99_us.as_ref().map_or_else(|| us(r.latency_us.p99), |e| interval(e.median, e.ci95, us));
+            let p99 =
+                r.latency_p99_us.as_ref().map_or_else(|| us(r.latency_us.p99), |e| interval(e.median, e.ci95, us));
             format!(
                 "  {:<16} cost   at {} req/s, {} rounds: CPU/request server {}, Redis {}, generator {}; p99 {}  {}{bound}",
                 r.variant,

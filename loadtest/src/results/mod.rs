@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 mod capabilities;
 mod environment;
 mod estimate;
+mod guide;
 mod outage;
 mod revocation;
 mod run;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use capabilities::Capabilities;
 pub use environment::Environment;
 pub use estimate::{CONFIDENCE, Estimate, Side, range_coverage};
+pub use guide::{GuideEntry, Verdict};
 pub use outage::{Bucket, Fault, OutageRecord};
 pub use revocation::{BackgroundLoad, Kind, RevocationRecord, Segment};
 pub use run::{
@@ -33,8 +35,9 @@ pub use run::{
 pub use scale::{EntryKind, ScaleRecord};
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 6;
-/// The oldest version this authbench still reads (version 6 added the fixed-rate fields).
+pub const SCHEMA_VERSION: u32 = 7;
+/// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
+/// version 7 the rounds: cost records, intervals and the guide's verdicts).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.
@@ -74,6 +77,10 @@ pub struct Results {
     /// How Redis round-trip time was injected in the rtt scenario.
     #[serde(default)]
     pub rtt_injection: Option<String>,
+    /// The decision guide's verdicts, computed from this file's figures when the run ends
+    /// (`authbench report` and `compare` compute them again from the figures).
+    #[serde(default)]
+    pub guide: Vec<GuideEntry>,
 }
 
 impl Results {

@@ -16,8 +16,8 @@ pub(super) enum Better {
 /// How large a difference must be before it counts.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Noise {
-    /// Throughput: overlapping min..max ranges of the repetitions are within spread (with a
-    /// single repetition on either side, the relative band).
+    /// A figure measured in rounds: overlapping 95 % intervals are "within interval" (with no
+    /// interval on either side, the relative band).
     Spread,
     /// Within `relative` of A's figure, or within `absolute` (the figure's resolution).
     Band { relative: f64, absolute: f64 },
@@ -37,14 +37,25 @@ pub(super) struct Judge {
 
 pub(super) const THROUGHPUT: Judge =
     Judge { better: Better::Higher, up: "faster", down: "slower", noise: Noise::Spread };
-pub(super) const LATENCY: Judge =
-    Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: NOISE, absolute: 0.0 } };
-pub(super) const HIGHER: Judge = Judge {
+/// A cost or latency measured in rounds: lower is better, judged by its interval.
+pub(super) const COST: Judge = Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Spread };
+/// The sweep's knee, from one pass whose steps are fractions of a measured maximum: within a
+/// third, it has not moved by more than the steps' own spacing.
+pub(super) const KNEE: Judge = Judge {
     better: Better::Higher,
     up: "better",
     down: "worse",
-    noise: Noise::Band { relative: NOISE, absolute: 0.0 },
+    noise: Noise::Band { relative: 1.0 / 3.0, absolute: 0.0 },
 };
+/// Logins per second, from one window of argon2-bound work: within 15 %.
+pub(super) const LOGINS: Judge = Judge {
+    better: Better::Higher,
+    up: "faster",
+    down: "slower",
+    noise: Noise::Band { relative: 0.15, absolute: 0.0 },
+};
+pub(super) const LATENCY: Judge =
+    Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: NOISE, absolute: 0.0 } };
 pub(super) const COMMANDS: Judge =
     Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: 0.02, absolute: 0.02 } };
 /// An achieved rate: within 1 % of A's is noise (an open loop holds its offered rate closely).
@@ -64,7 +75,7 @@ pub(super) struct Figure {
     pub(super) text: String,
     /// What is compared; `f64::INFINITY` for "still accepted at the cap", "never", "no knee".
     pub(super) value: f64,
-    /// min..max over repetitions, when there were at least two.
+    /// The 95 % interval over rounds (or trials), when there were at least two.
     pub(super) spread: Option<(f64, f64)>,
 }
 
@@ -122,7 +133,7 @@ pub(super) fn verdict(judge: Judge, a: Option<&Figure>, b: Option<&Figure>) -> &
         };
     if within {
         return if matches!(judge.noise, Noise::Spread) && a.spread.is_some() && b.spread.is_some() {
-            "~ within spread"
+            "~ within interval"
         } else {
             "~ within noise"
         };

@@ -7,11 +7,12 @@
 //! for fixed-rate runs), each judged (`judge`). Units are chosen here, at printing time;
 //! results hold base units.
 //!
-//! Verdicts: throughput is "~ within spread" when the min..max ranges of the two runs'
-//! repetitions overlap, else faster or slower. Figures without a spread (percentiles over all
-//! repetitions, costs, windows) are "~ within noise" when they differ by less than 5 % (or the
-//! figure's resolution), else better or worse; counted figures (token bytes, errors) by any
-//! difference at all.
+//! Verdicts: a figure measured in rounds (capacity, CPU per request and latency at the common
+//! rate, rtt and tokensize points) is "~ within interval" when the two runs' 95 % intervals
+//! overlap, else faster or slower (better or worse). Figures without an interval (windows,
+//! availability, the one-pass knee) are "~ within noise" inside a band (5 %, or the figure's
+//! resolution), else better or worse; counted figures (token bytes, errors) by any difference
+//! at all. Then the guide's verdicts of both runs, and every one that differs (`verdicts`).
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ mod header;
 mod judge;
 mod rate;
 mod rows;
+mod verdicts;
 
 use crate::results::{self, Results};
 use header::{describe, environment_differences, method_differences};
@@ -139,11 +141,11 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
     wrapped(
         &mut out,
         &format!(
-            "B against A: {} better or faster, {} worse or slower, {} unchanged (same or within spread or noise), \
+            "B against A: {} better or faster, {} worse or slower, {} unchanged (same, or within interval or noise), \
          {} only in A, {} only in B.",
             tally(&["faster", "better"]),
             tally(&["slower", "worse"]),
-            tally(&["= same", "~ within spread", "~ within noise"]),
+            tally(&["= same", "~ within interval", "~ within noise"]),
             tally(&["only in A"]),
             tally(&["only in B"]),
         ),
@@ -171,6 +173,8 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
         }
     }
 
+    verdicts::section(&mut out, a, b);
+
     let _ = writeln!(out);
     if bound {
         let (rule_a, rule_b) = (generator_bound_rule(a), generator_bound_rule(b));
@@ -187,11 +191,13 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
     wrapped(
         &mut out,
         &format!(
-            "B/A is B's figure over A's (– when either is missing, zero or unbounded). Throughput is \"~ within \
-             spread\" when the runs' min..max ranges over repetitions overlap; figures without a spread are \"~ within \
+            "B/A is B's figure over A's (– when either is missing, zero or unbounded). A figure measured in \
+             rounds (capacity, CPU per request and latency at the common rate, rtt and tokensize points) is \"~ \
+             within interval\" when the two runs' 95 % intervals overlap; figures without an interval are \"~ within \
              noise\" under a {:.0} % difference (or their resolution: 1 ms for revocation windows, one timeline bucket \
-             for recovery, 1 percentage point for availability, 1 % for an achieved rate); token bytes, errors and \
-             dropped sends count any difference.",
+             for recovery, 1 percentage point for availability, 1 % for an achieved rate; a third for the one-pass \
+             sweep knee, 15 % for the one-window login rate); token bytes, errors and dropped sends count any \
+             difference.",
             NOISE * 100.0
         ),
     );

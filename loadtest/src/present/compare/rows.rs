@@ -2,10 +2,10 @@
 
 use super::GENERATOR_BOUND;
 use super::judge::{
-    AVAILABILITY, COMMANDS, COUNTED, Figure, HIGHER, Judge, LATENCY, NOISE, Noise, Row, THROUGHPUT, WINDOW,
+    AVAILABILITY, COMMANDS, COST, COUNTED, Figure, Judge, KNEE, LATENCY, LOGINS, NOISE, Noise, Row, THROUGHPUT, WINDOW,
 };
-use crate::present::units::{bytes, count, cpu_us, ms, pct, per_request, rate, us};
-use crate::results::{Kind, Results, RevocationRecord, RunRecord, Scenario};
+use crate::present::units::{bytes, count, cpu_us, ms, ns, pct, per_request, rate, us};
+use crate::results::{Estimate, Kind, Results, RevocationRecord, RunRecord, Scenario};
 
 fn window(x: &RevocationRecord) -> Figure {
     match x.window_ms {
@@ -14,13 +14,31 @@ fn window(x: &RevocationRecord) -> Figure {
     }
 }
 
+fn cost<'r>(r: &'r Results, v: &str) -> Option<&'r RunRecord> {
+    r.run(v, Scenario::Cost)
+}
+
 pub(super) fn throughput(r: &RunRecord) -> Figure {
     let t = &r.throughput_rps;
-    let mut text = format!("{} ({}..{})", rate(t.median), rate(t.min), rate(t.max));
+    // Files before schema 7 have min..max over repetitions and no interval.
+    let spread = t.ci95.map(|[lo, hi]| (lo, hi)).or((t.values.len() >= 2).then_some((t.min, t.max)));
+    let mut text = match spread {
+        Some((lo, hi)) => format!("{} [{}–{}]", rate(t.median), rate(lo), rate(hi)),
+        None => rate(t.median),
+    };
     if r.generator_bound {
         text.push_str(GENERATOR_BOUND);
     }
-    Figure { text, value: t.median, spread: (t.values.len() >= 2).then_some((t.min, t.max)) }
+    Figure { text, value: t.median, spread }
+}
+
+/// A figure measured in rounds, with its interval.
+fn estimate(e: &Estimate, f: impl Fn(f64) -> String) -> Figure {
+    Figure {
+        text: format!("{} [{}–{}]", f(e.median), f(e.ci95[0]), f(e.ci95[1])),
+        value: e.median,
+        spread: (e.values.len() >= 2).then_some((e.ci95[0], e.ci95[1])),
+    }
 }
 
 /// Variants in order of first appearance in A, then in B.
@@ -64,20 +82,33 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
             rows.push(Row { name, judge, a: fa, b: fb });
         }
     };
-    add("steady req/s (min..max)".into(), THROUGHPUT, &|r| r.steady(v).map(throughput));
-    add("steady p50".into(), LATENCY, &|r| r.steady(v).map(|s| Figure::new(us(s.latency_us.p50), s.latency_us.p50)));
-    add("steady p99".into(), LATENCY, &|r| r.steady(v).map(|s| Figure::new(us(s.latency_us.p99), s.latency_us.p99)));
-    add("steady p99.9".into(), LATENCY, &|r| {
-        r.steady(v).map(|s| Figure::new(us(s.latency_us.p999), s.latency_us.p999))
-    });
+    add("capacity req/s [95 %]".into(), THROUGHPUT, &|r| r.steady(v).map(throughput));
     if [a, b].iter().any(|r| r.steady(v).is_some_and(|s| s.errors > 0)) {
         add("steady errors".into(), COUNTED, &|r| {
             r.steady(v).map(|s| Figure::new(s.errors.to_string(), s.errors as f64))
         });
     }
-    add("server CPU µs/request".into(), LATENCY, &|r| {
-        r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c))
+    // Cost at the common rate: CPU per request and latency from the intended send time. Files
+    // before schema 7 have no cost records: their server CPU at saturation stands in.
+    add("server CPU/request [95 %]".into(), COST, &|r| match cost(r, v) {
+        Some(c) => c.server_cpu_ns_per_request.as_ref().map(|e| estimate(e, ns)),
+        None => r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c * 1e3)),
     });
+    add("Redis CPU/request [95 %]".into(), COST, &|r| {
+        cost(r, v).and_then(|c| c.redis_cpu_ns_per_request.as_ref()).map(|e| estimate(e, ns))
+    });
+    add("generator CPU/request [95 %]".into(), COST, &|r| {
+        cost(r, v).and_then(|c| c.generator_cpu_ns_per_request.as_ref()).map(|e| estimate(e, ns))
+    });
+    add("cost p50 [95 %]".into(), COST, &|r| {
+        cost(r, v).and_then(|c| c.latency_p50_us.as_ref()).map(|e| estimate(e, us))
+    });
+    add("cost p99 [95 %]".into(), COST, &|r| {
+        cost(r, v).and_then(|c| c.latency_p99_us.as_ref()).map(|e| estimate(e, us))
+    });
+    if [a, b].iter().any(|r| cost(r, v).is_some_and(|c| c.errors > 0 || c.dropped.unwrap_or(0) > 0)) {
+        add("cost errors".into(), COUNTED, &|r| cost(r, v).map(|c| Figure::new(c.errors.to_string(), c.errors as f64)));
+    }
     add("Redis commands/request".into(), COMMANDS, &|r| {
         r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(per_request(c), c))
     });
@@ -87,18 +118,15 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     add("token bytes".into(), COUNTED, &|r| {
         r.steady(v).and_then(|s| s.token_bytes).map(|t| Figure::new(format!("{t} B"), t as f64))
     });
-    add("sweep knee req/s".into(), HIGHER, &|r| {
+    add("sweep knee req/s (one pass)".into(), KNEE, &|r| {
         r.sweeps.iter().find(|s| s.variant == v).map(|s| match s.knee_rps {
             Some(k) => Figure::new(rate(k), k),
             None => Figure::new("none (flat)".into(), f64::INFINITY),
         })
     });
     super::rate::rows(a, b, v, &mut add);
-    add("login logins/s".into(), THROUGHPUT, &|r| {
-        r.run(v, Scenario::Login).map(|l| {
-            let t = &l.throughput_rps;
-            Figure { text: rate(t.median), value: t.median, spread: (t.values.len() >= 2).then_some((t.min, t.max)) }
-        })
+    add("login logins/s (one window)".into(), LOGINS, &|r| {
+        r.run(v, Scenario::Login).map(|l| Figure::new(rate(l.throughput_rps.median), l.throughput_rps.median))
     });
 
     let of_variant = |r: &Results| -> Vec<(Kind, u32)> {
@@ -134,13 +162,13 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     };
     let rtt_key = |x: &RunRecord| x.redis_rtt_ms.map_or_else(String::new, |m| format!("{m}"));
     for key in union(point(a, Scenario::Rtt, &rtt_key), point(b, Scenario::Rtt, &rtt_key)) {
-        add(format!("rtt {key} ms: req/s"), THROUGHPUT, &|r| {
+        add(format!("rtt {key} ms: req/s [95 %]"), THROUGHPUT, &|r| {
             r.runs_of(v, Scenario::Rtt).into_iter().find(|x| rtt_key(x) == key).map(throughput)
         });
     }
     let pad_key = |x: &RunRecord| x.claims_padding_bytes.map_or_else(String::new, |p| p.to_string());
     for key in union(point(a, Scenario::Tokensize, &pad_key), point(b, Scenario::Tokensize, &pad_key)) {
-        add(format!("tokensize +{key} B: req/s"), THROUGHPUT, &|r| {
+        add(format!("tokensize +{key} B: req/s [95 %]"), THROUGHPUT, &|r| {
             r.runs_of(v, Scenario::Tokensize).into_iter().find(|x| pad_key(x) == key).map(throughput)
         });
     }
