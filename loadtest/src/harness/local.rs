@@ -224,7 +224,25 @@ impl Fleet for LocalFleet {
                 }
                 let redis = self.redis.as_ref().and_then(Backing::own);
                 let records = if *step == Step::Rtt {
-                    points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?
+                    let mut records = points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?;
+                    // The controls (no store path) must read no change; if one moved, the
+                    // machine was noisy: measure the scenario once more, and say so.
+                    let moved = points::moved_controls(&records);
+                    if !moved.is_empty() && !self.knobs.cancelled() {
+                        sink(Event::Status(format!("rtt: controls moved ({}), measuring again", moved.join("; "))))?;
+                        records = points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?;
+                        let again = points::moved_controls(&records);
+                        let outcome = if again.is_empty() {
+                            "the second pass's controls read no change; its figures are the ones kept".to_owned()
+                        } else {
+                            format!("they moved again ({}): the rtt figures of this run are noisy", again.join("; "))
+                        };
+                        sink(Event::Record(Record::Note(format!(
+                            "rtt: a control (a design with no Redis on its request path) read a change in the first pass ({}), so the scenario was measured again; {outcome}.",
+                            moved.join("; ")
+                        ))))?;
+                    }
+                    records
                 } else {
                     points::tokensize(&variants, &plan.token_paddings, redis, &self.knobs, sink)?
                 };

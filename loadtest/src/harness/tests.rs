@@ -183,3 +183,32 @@ fn a_plan_without_load_scenarios_starts_no_shared_servers() {
     plan.scenarios = vec![Scenario::Revocation];
     assert_eq!(steps(&plan, false), [Step::Revocation("session".into())]);
 }
+
+#[test]
+fn rtt_controls_that_move_are_named_and_store_designs_are_not_controls() {
+    use super::fleet::fake::run_record;
+    use crate::results::Spread;
+    let point = |variant: &str, rtt: f64, values: &[f64], commands: Option<f64>| {
+        let mut r = run_record(variant, Scenario::Rtt, 0.0);
+        r.redis_rtt_ms = Some(rtt);
+        r.throughput_rps = Spread::of(values);
+        r.redis_commands_per_request = commands;
+        r
+    };
+    let base = [100.0, 80.0, 120.0, 90.0, 110.0, 100.0];
+    let faster: Vec<f64> = base.iter().map(|v| v * 1.2).collect();
+    let halved: Vec<f64> = base.iter().map(|v| v * 0.5).collect();
+    // jwt at 1 ms moves round by round within 5 % either way: its ratio's interval holds 1.
+    // versioned-g1 reads 1.2 in every round: a control that moved. session has a store path.
+    let records = vec![
+        point("jwt", 0.0, &base, Some(0.0)),
+        point("jwt", 1.0, &[100.0, 84.0, 114.0, 90.0, 112.0, 98.0], Some(0.0)),
+        point("versioned-g1", 0.0, &base, Some(0.0002)),
+        point("versioned-g1", 1.0, &faster, Some(0.0002)),
+        point("session", 0.0, &base, Some(1.0)),
+        point("session", 1.0, &halved, Some(1.0)),
+    ];
+    let moved = crate::scenario::points::moved_controls(&records);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(moved[0].starts_with("versioned-g1 at 1 ms: 1.20"), "{moved:?}");
+}

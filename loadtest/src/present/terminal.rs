@@ -175,6 +175,7 @@ pub fn record_line(record: &Record) -> Option<String> {
                 us(s.latency_p99_us)
             )
         }
+        Record::Note(note) => format!("  note: {note}"),
         Record::Placement { .. } => return None,
     })
 }

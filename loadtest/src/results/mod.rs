@@ -236,6 +236,8 @@ pub enum Record {
     Revocation(Vec<RevocationRecord>),
     Outage(OutageRecord),
     Scale(ScaleRecord),
+    /// A sentence for the method section (how a measurement went, e.g. repeated for noise).
+    Note(String),
     /// The CPUs a process (`server`, `generator`, `redis`) was seen allowed to run on.
     Placement {
         process: String,
@@ -286,6 +288,7 @@ impl ResultsWriter {
             Record::Revocation(group) => r.revocation.extend(group),
             Record::Outage(o) => r.outage.push(o),
             Record::Scale(s) => r.scale.push(s),
+            Record::Note(note) => r.method.notes.push(note),
             Record::Placement { process, cpus } => {
                 r.placement.observed.insert(process, cpus);
             }

@@ -142,3 +142,32 @@ pub fn tokensize(
     }
     measure(&points, Scenario::Tokensize, knobs, sink)
 }
+
+/// Below this many Redis commands per request a design has no store on its request path (the
+/// guide's threshold): its rtt points are controls.
+const NO_STORE_PATH: f64 = 0.001;
+
+/// The rtt controls that read a change: designs with no store path whose capacity at some
+/// round trip differs from their capacity direct by more than the interval allows (the ratio's
+/// 95 % interval, taken round by round, excludes 1). Each as `jwt at 1.0 ms: 1.12 [1.05, 1.20]`.
+pub fn moved_controls(records: &[RunRecord]) -> Vec<String> {
+    let mut moved = Vec::new();
+    let direct = records.iter().filter(|r| r.redis_rtt_ms == Some(0.0));
+    for base in direct.filter(|r| r.redis_commands_per_request.is_none_or(|c| c < NO_STORE_PATH)) {
+        let Some(base_e) = base.throughput_rps.estimate() else { continue };
+        for far in records.iter().filter(|r| r.variant == base.variant && r.redis_rtt_ms.is_some_and(|m| m > 0.0)) {
+            let Some(ratio) = far.throughput_rps.estimate().and_then(|e| e.ratio_to(&base_e)) else { continue };
+            if ratio.ci95[0] > 1.0 || ratio.ci95[1] < 1.0 {
+                moved.push(format!(
+                    "{} at {} ms: {:.2} [{:.2}, {:.2}]",
+                    far.variant,
+                    far.redis_rtt_ms.unwrap_or(0.0),
+                    ratio.median,
+                    ratio.ci95[0],
+                    ratio.ci95[1]
+                ));
+            }
+        }
+    }
+    moved
+}

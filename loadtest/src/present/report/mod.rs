@@ -14,6 +14,7 @@ mod method;
 mod performance;
 mod points;
 mod rate;
+mod ratios;
 pub mod style;
 
 use std::path::{Path, PathBuf};
@@ -21,12 +22,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use plotters::prelude::SeriesLabelPosition;
 
-use crate::results::{Capabilities, Fault, Kind, OutageRecord, Results, RevocationRecord, RunRecord, Scenario};
+use crate::results::{
+    Capabilities, Estimate, Fault, Kind, OutageRecord, Results, RevocationRecord, RunRecord, Scenario,
+};
 use charts::{Bar, Bars, Figure, Mark, Panel, Series, Shade, Timeline, TimelineRow, Unit};
 use doc::{Block, ChartRef, Table};
 use style::Palette;
 
-use crate::present::units::{bytes, cpu_us, ms, ns, opt, pct, per_request, rate, ratio, us};
+use crate::present::units::{bytes, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, ratio_interval, us};
 
 /// What `render` wrote.
 #[derive(Debug, Clone)]
@@ -206,15 +209,27 @@ impl Report<'_> {
         let m = &self.r.method;
         let instances =
             if m.instances > 1 { format!(", load split over {} server instances", m.instances) } else { String::new() };
+        // Files before schema 7 repeated each variant back to back; since, every round visits
+        // every variant once in a shuffled order.
+        let rounds = if self.r.schema_version >= 7 {
+            format!(
+                "{} rounds (every variant once per round, shuffled; the whole range covers the median with {:.1} %)",
+                m.repetitions,
+                crate::results::range_coverage(m.repetitions as usize) * 100.0
+            )
+        } else {
+            format!("{} repetitions", m.repetitions)
+        };
         format!(
-            "{} repetitions of {} s after {} s warm-up, {} connections, {} generator threads{instances}",
-            m.repetitions, m.steady_duration_s, m.warmup_s, m.connections, m.generator_threads
+            "{rounds} of {} s after {} s warm-up, {} connections, {} generator threads{instances}",
+            m.steady_duration_s, m.warmup_s, m.connections, m.generator_threads
         )
     }
 
     fn build(&mut self, bench: Option<&criterion::Criterion>) -> anyhow::Result<()> {
         self.header();
         self.summary()?;
+        self.ratios();
         let guide = guide::guide(self.r);
         self.h2("Decision guide");
         self.p("Each line is a requirement, the strategies of this run that meet it and the figures that decide it. Thresholds are the guide's; every number is this run's. Where a figure was not measured, the line says so instead of guessing.");

@@ -8,45 +8,62 @@ impl Report<'_> {
         self.h2("Summary");
         let mut t = Table::new([
             "variant",
-            "steady req/s (min–max)",
-            "p50",
-            "p99",
-            "p99.9",
-            "server CPU µs/req",
-            "Redis CPU µs/req",
-            "generator CPU µs/req",
+            "capacity req/s [95 %]",
+            "server CPU/req [95 %]",
+            "Redis CPU/req [95 %]",
+            "generator CPU/req",
+            "p99 at the common rate [95 %]",
             "Redis cmd/req",
             "Redis B/req",
             "token B",
             "sweep knee req/s",
             "logins/s",
         ]);
+        let interval_of = |e: Option<&Estimate>, f: fn(f64) -> String| {
+            e.map_or_else(|| "–".to_owned(), |e| interval(e.median, e.ci95, f))
+        };
+        let mut common = None;
         for v in self.variants() {
             let s = self.r.steady(&v);
+            let c = self.r.run(&v, Scenario::Cost);
             let knee = self.r.sweeps.iter().find(|x| x.variant == v);
-            if s.is_none() && knee.is_none() && self.r.run(&v, Scenario::Login).is_none() {
+            if s.is_none() && c.is_none() && knee.is_none() && self.r.run(&v, Scenario::Login).is_none() {
                 continue;
             }
+            common = common.or(c.and_then(|c| c.rate_rps));
             let flag = if s.is_some_and(|s| s.generator_bound) { " ⚑ generator-bound" } else { "" };
+            // Files before schema 7 have no cost records: their saturation figures stand in.
+            let per = c.or(s);
             t.row(vec![
                 format!("{v}{flag}"),
-                opt(s, |s| {
-                    format!(
+                opt(s, |s| match s.throughput_rps.ci95 {
+                    Some(ci) => interval(s.throughput_rps.median, ci, rate),
+                    None => format!(
                         "{} ({}–{})",
                         rate(s.throughput_rps.median),
                         rate(s.throughput_rps.min),
                         rate(s.throughput_rps.max)
-                    )
+                    ),
                 }),
-                opt(s, |s| us(s.latency_us.p50)),
-                opt(s, |s| us(s.latency_us.p99)),
-                opt(s, |s| us(s.latency_us.p999)),
-                opt(s.and_then(|s| s.server_cpu_us_per_request), cpu_us),
-                opt(s.and_then(|s| s.redis_cpu_us_per_request), cpu_us),
-                opt(s.and_then(|s| s.generator_cpu_us_per_request), cpu_us),
-                opt(s.and_then(redis_per_request), per_request),
-                opt(s.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
-                opt(s.and_then(|s| s.token_bytes), |b| b.to_string()),
+                match c.and_then(|c| c.server_cpu_ns_per_request.as_ref()) {
+                    Some(e) => interval(e.median, e.ci95, ns),
+                    None => opt(s.and_then(|s| s.server_cpu_us_per_request), |u| ns(u * 1e3)),
+                },
+                match c.and_then(|c| c.redis_cpu_ns_per_request.as_ref()) {
+                    Some(e) => interval(e.median, e.ci95, ns),
+                    None => opt(s.and_then(|s| s.redis_cpu_us_per_request), |u| ns(u * 1e3)),
+                },
+                match c.and_then(|c| c.generator_cpu_ns_per_request.as_ref()) {
+                    Some(e) => ns(e.median),
+                    None => opt(s.and_then(|s| s.generator_cpu_us_per_request), |u| ns(u * 1e3)),
+                },
+                match c {
+                    Some(c) => interval_of(c.latency_p99_us.as_ref(), us),
+                    None => opt(s, |s| format!("{} (closed loop)", us(s.latency_us.p99))),
+                },
+                opt(per.and_then(redis_per_request), per_request),
+                opt(per.and_then(|s| s.redis_bytes_per_request), |b| format!("{b:.0}")),
+                opt(s.or(c).and_then(|s| s.token_bytes), |b| b.to_string()),
                 match knee {
                     None => "–".into(),
                     Some(k) => k.knee_rps.map_or_else(|| format!("none up to {}", rate(k.max_rps)), rate),
@@ -54,14 +71,16 @@ impl Report<'_> {
                 opt(self.r.run(&v, Scenario::Login), |l| rate(l.throughput_rps.median)),
             ]);
         }
+        let cost = match common {
+            Some(r) => format!(
+                "CPU per request and p99 at {} req/s, the open-loop rate every variant was offered (half the slowest variant's capacity in the first round): server and Redis from the kernel's per-thread scheduler counters over the measured window, the generator's from its own threads (what the load itself cost, on the same machine); p99 from each request's intended send time",
+                rate(r)
+            ),
+            None => "CPU per request at each variant's own saturation (no cost scenario in this run); latency is the closed loop's service time".into(),
+        };
         t.note = Some(format!(
-            "Steady: closed loop, {}; throughput is the median over repetitions with min–max; latency percentiles over all repetitions (service time). CPU per request: the server's and Redis's from /proc over the measured window, the generator's {} (what the load itself cost, on the same machine); Redis commands and bytes from INFO deltas. ⚑ generator-bound: {}.",
+            "Capacity: closed loop, {}; [95 %] is the interval of the median over the rounds. {cost}. Redis commands and bytes from INFO deltas. ⚑ generator-bound: {}.",
             self.method_line(),
-            if self.r.schema_version >= 6 {
-                "from its own threads' scheduler counters"
-            } else {
-                "from /proc for the whole authbench process"
-            },
             generator_bound_rule(self.r)
         ));
         self.push(Block::Table(t));
@@ -128,8 +147,8 @@ impl Report<'_> {
                 label: s.variant.clone(),
                 colour: self.palette.colour(&s.variant),
                 value: s.throughput_rps.median,
-                min: s.throughput_rps.min,
-                max: s.throughput_rps.max,
+                min: s.throughput_rps.ci95.map_or(s.throughput_rps.min, |c| c[0]),
+                max: s.throughput_rps.ci95.map_or(s.throughput_rps.max, |c| c[1]),
                 note: format!(
                     "{}{}",
                     rate(s.throughput_rps.median),
@@ -150,14 +169,14 @@ impl Report<'_> {
             )
         });
         let bars = Bars {
-            title: "Steady throughput per strategy (median, whiskers min–max)".into(),
+            title: "Capacity per strategy (median, whiskers: 95 % interval)".into(),
             x_desc: "completed requests per second".into(),
             unit: Unit::Rate,
             rows,
             legend: cal,
         };
         let caption = format!(
-            "Closed loop GET /me, {}. Bar: median over repetitions; whiskers: min and max.",
+            "Closed loop GET /me, {}. Bar: median over the rounds; whiskers: its 95 % interval (min and max for files before schema 7).",
             self.method_line()
         );
         self.chart(&bars, "throughput", "Steady throughput per strategy", caption)
