@@ -76,6 +76,7 @@ pub fn new_results(
         outage: Vec::new(),
         scale: Vec::new(),
         rtt_injection: None,
+        noise: None,
         not_measured: Vec::new(),
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 mod capabilities;
 mod environment;
+mod noise;
 mod outage;
 mod revocation;
 mod run;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use capabilities::Capabilities;
 pub use environment::Environment;
+pub use noise::{Noise, NoiseSample};
 pub use outage::{Bucket, Fault, OutageRecord};
 pub use revocation::{BackgroundLoad, Kind, RevocationRecord, Segment};
 pub use run::{
@@ -31,8 +33,9 @@ pub use run::{
 pub use scale::{EntryKind, ScaleRecord};
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 6;
-/// The oldest version this authbench still reads (version 6 added the fixed-rate fields).
+pub const SCHEMA_VERSION: u32 = 7;
+/// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
+/// version 7 the noise monitor).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.
@@ -72,6 +75,10 @@ pub struct Results {
     /// How Redis round-trip time was injected in the rtt scenario.
     #[serde(default)]
     pub rtt_injection: Option<String>,
+    /// How much other load the machine carried while windows were measured; none in files
+    /// before schema 7 and in runs that watched no window.
+    #[serde(default)]
+    pub noise: Option<Noise>,
 }
 
 impl Results {
