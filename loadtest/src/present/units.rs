@@ -97,6 +97,11 @@ pub fn cpu_us(v: f64) -> String {
     format!("{v:.1}")
 }
 
+/// CPUs' worth of time (foreign load): `0.25 CPU`.
+pub fn cpus(v: f64) -> String {
+    format!("{v:.2} CPU")
+}
+
 /// A ratio of two figures (engine/wrk, B/A).
 pub fn ratio(v: f64) -> String {
     format!("{v:.2}")
@@ -121,5 +126,6 @@ mod tests {
         assert_eq!(pct(1.0), "100 %");
         assert_eq!(count(100_000), "100k");
         assert_eq!(per_request(0.0018), "0.0018");
+        assert_eq!(cpus(0.25), "0.25 CPU");
     }
 }

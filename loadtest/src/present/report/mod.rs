@@ -26,7 +26,7 @@ use charts::{Bar, Bars, Figure, Mark, Panel, Series, Shade, Timeline, TimelineRo
 use doc::{Block, ChartRef, Table};
 use style::Palette;
 
-use crate::present::units::{bytes, cpu_us, ms, ns, opt, pct, per_request, rate, ratio, us};
+use crate::present::units::{bytes, cpu_us, cpus, ms, ns, opt, pct, per_request, rate, ratio, us};
 
 /// What `render` wrote.
 #[derive(Debug, Clone)]
