@@ -476,3 +476,45 @@ fn a_schema_5_run_says_how_it_decided_generator_bound_and_has_no_fixed_rate() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The noise monitor's account in the method section: windows watched and repeated, the
+/// threshold, the worst window and the steal; files without it (schema 5 and 6, or runs that
+/// watched no window) say nothing about noise.
+#[test]
+fn the_method_says_how_noisy_the_run_was() {
+    use authbench::results::{Noise, NoiseSample, SCHEMA_VERSION};
+    let dir = temp_dir("noise");
+    let mut results = authbench::results::load(Path::new(FIXTURE)).unwrap();
+    results.schema_version = SCHEMA_VERSION;
+    let sample = |label: &str, foreign_cpu: f64, steal: f64, repeated: bool| NoiseSample {
+        label: label.into(),
+        foreign_cpu,
+        steal,
+        busy: 0.9,
+        repeated,
+    };
+    results.noise = Some(Noise::of(
+        0.25,
+        vec![
+            sample("steady jwt round 1", 0.04, 0.0, false),
+            sample("steady session round 1", 0.62, 0.003, true),
+            sample("steady session round 1", 0.11, 0.001, false),
+        ],
+    ));
+    std::fs::write(dir.join("results.json"), serde_json::to_string(&results).unwrap()).unwrap();
+    let md = std::fs::read_to_string(render_report(&dir, None).unwrap().markdown).unwrap();
+    let method = section(&md, "## Method and environment", "### Not measured");
+    let noise = method.lines().find(|l| l.starts_with("| noise |")).unwrap_or_else(|| panic!("{method}"));
+    assert!(
+        noise.contains(
+            "3 windows watched, 1 repeated above 0.25 CPU of foreign load (processes other than the servers, Redis and the generator); worst 0.62 CPU (steady session round 1), steal at most 0.3 %"
+        ),
+        "{noise}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = with_fixture("no-noise", |_| {});
+    let md = std::fs::read_to_string(render_report(&dir, None).unwrap().markdown).unwrap();
+    assert!(!md.contains("| noise |"), "a file without noise says nothing about it");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -460,7 +460,8 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("schema_version 5", mutate(&doc, "/schema_version", Some(Value::from(5)))),
         ("schema_version 6", mutate(&doc, "/schema_version", Some(Value::from(6)))),
         ("schema_version 8", mutate(&doc, "/schema_version", Some(Value::from(8)))),
-        ("schema_version \"6\"", mutate(&doc, "/schema_version", Some(Value::from("6")))),
+        ("schema_version \"7\"", mutate(&doc, "/schema_version", Some(Value::from("7")))),
+        ("noise removed (a version 6 document)", mutate(&doc, "/noise", None)),
         ("runs[0].latency_valid removed", mutate(&doc, "/runs/0/latency_valid", None)),
         ("runs[0].latency_valid null", mutate(&doc, "/runs/0/latency_valid", Some(Value::Null))),
         ("runs[0].outcomes with an unknown class", mutate(&doc, "/runs/0/outcomes/6xx", Some(Value::from(1)))),
@@ -559,10 +560,10 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     }
 }
 
-/// A schema 6 document with what the smoke suite does not produce: a fixed-rate record whose
-/// generator dropped sends (latency invalid, generator-bound) next to a clean one, and an outage
-/// with generator drops in its timeline. Built from the committed schema 5 fixture (read as
-/// version 5, written as 6), so it needs no measurement.
+/// A document of the current schema with what the smoke suite does not produce: a fixed-rate
+/// record whose generator dropped sends (latency invalid, generator-bound) next to a clean one,
+/// and an outage with generator drops in its timeline. Built from the committed schema 5
+/// fixture (read as version 5, written as the current version), so it needs no measurement.
 #[test]
 fn rate_records_and_generator_drops_match_the_schema() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
@@ -600,7 +601,7 @@ fn rate_records_and_generator_drops_match_the_schema() {
     let doc = serde_json::to_value(&results).unwrap();
     assert!(doc["runs"].as_array().unwrap().iter().all(|r| r.get("dropped_sends").is_none()));
     let validator = validator();
-    assert_valid(&validator, &doc, "the fixture as schema 6 with rate records");
+    assert_valid(&validator, &doc, "the fixture as the current schema with rate records");
     let last = doc["runs"].as_array().unwrap().len() - 1;
     assert_eq!(doc["runs"][last]["scenario"], "rate");
     for (what, broken) in [
@@ -610,6 +611,60 @@ fn rate_records_and_generator_drops_match_the_schema() {
         ),
         ("a rate record without outcomes", mutate(&doc, &format!("/runs/{last}/outcomes"), None)),
         ("a rate record without pacer_lag_us", mutate(&doc, &format!("/runs/{last}/pacer_lag_us"), None)),
+    ] {
+        assert!(!validator.is_valid(&broken), "the schema accepts {what}");
+    }
+}
+
+/// A schema 7 document whose noise monitor watched windows, one of them repeated (the smoke
+/// suite watches none, so its `noise` is null). Built from the committed fixture, so it needs no
+/// measurement; broken variants of the account must be refused.
+#[test]
+fn a_noise_account_matches_the_schema() {
+    use authbench::results::{Noise, NoiseSample};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+    let mut results = authbench::results::load(&fixture).unwrap();
+    results.schema_version = authbench::results::SCHEMA_VERSION;
+    let sample = |label: &str, foreign_cpu: f64, repeated: bool| NoiseSample {
+        label: label.into(),
+        foreign_cpu,
+        steal: 0.002,
+        busy: 0.93,
+        repeated,
+    };
+    results.noise = Some(Noise::of(
+        0.25,
+        vec![
+            sample("steady session round 1", 0.71, true),
+            sample("steady session round 1", 0.08, false),
+            sample("steady jwt round 1", 0.02, false),
+        ],
+    ));
+    let doc = serde_json::to_value(&results).unwrap();
+    assert_eq!(doc["noise"]["windows"], 3);
+    assert_eq!(doc["noise"]["repeated"], 1);
+    let validator = validator();
+    assert_valid(&validator, &doc, "the fixture with a noise account");
+    results.noise = None;
+    assert_valid(&validator, &serde_json::to_value(&results).unwrap(), "the fixture with noise null");
+    let extra = mutate(&doc, "/noise/per_window/0/future_field", Some(Value::from(1)));
+    assert_valid(&validator, &extra, "a noise sample with an unknown extra field");
+
+    for (what, broken) in [
+        ("noise.windows negative", mutate(&doc, "/noise/windows", Some(Value::from(-1)))),
+        ("noise.repeated fractional", mutate(&doc, "/noise/repeated", Some(Value::from(0.5)))),
+        ("noise.max_foreign_cpu negative", mutate(&doc, "/noise/max_foreign_cpu", Some(Value::from(-0.1)))),
+        ("noise.max_steal above 1", mutate(&doc, "/noise/max_steal", Some(Value::from(1.5)))),
+        ("noise.threshold removed", mutate(&doc, "/noise/threshold", None)),
+        ("noise.per_window not an array", mutate(&doc, "/noise/per_window", Some(serde_json::json!({})))),
+        ("noise.per_window[0].label removed", mutate(&doc, "/noise/per_window/0/label", None)),
+        ("noise.per_window[0].busy above 1", mutate(&doc, "/noise/per_window/0/busy", Some(Value::from(1.2)))),
+        ("noise.per_window[0].steal null", mutate(&doc, "/noise/per_window/0/steal", Some(Value::Null))),
+        (
+            "noise.per_window[0].foreign_cpu a string",
+            mutate(&doc, "/noise/per_window/0/foreign_cpu", Some(Value::from("0.7"))),
+        ),
+        ("noise.per_window[0].repeated a number", mutate(&doc, "/noise/per_window/0/repeated", Some(Value::from(1)))),
     ] {
         assert!(!validator.is_valid(&broken), "the schema accepts {what}");
     }

@@ -10,7 +10,7 @@ use std::fmt;
 use anyhow::Context as _;
 
 use super::progress::Progress;
-use crate::plan::SuitePlan;
+use crate::plan::{NOISE_THRESHOLD, SuitePlan};
 use crate::present::terminal;
 use crate::results::{Fault, Record, ResultsWriter, Scenario};
 use crate::scenario::rounds::{self, Cell, Windows};
@@ -152,6 +152,7 @@ pub fn rounds_step(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow:
         cost: plan.scenarios.contains(&Scenario::Cost),
     };
     let measured = rounds::measure(cells, windows, plan.rate, knobs, sink)?;
+    sink(Event::Record(Record::Noise { threshold: NOISE_THRESHOLD, windows: measured.noise.clone() }))?;
     for (i, cell) in cells.iter().enumerate() {
         if let Some(record) = rounds::closed_record(&measured, i, cell, Scenario::Steady, knobs) {
             sink(Event::Record(Record::Run(Box::new(record))))?;

@@ -40,7 +40,7 @@ fn method_of(plan: &SuitePlan, timeout: Duration) -> Method {
             "sweep and rate: open loop at constant arrival rates, each generator thread pacing its share on a timerfd; connections open on demand (idle ones close after 1 s) up to a limit (1.25 × rate × the request deadline, at most 8192 and what the descriptor limit allows, or --max-connections). Every intended request is counted: answered (by status class), failed, timed out (not answered within the deadline from its intended send time), or dropped when every connection was busy at the limit. Latency is measured from the intended send time for every request sent, timeouts at their deadline (coordinated omission corrected); the pacer's lag, the wait for a connection and the service time are recorded apart. A run with drops is marked: its latency is not the server's.".into(),
             "rate: the open loop at one fixed rate (--rate), after a warm-up at the same rate.".into(),
             "login: goose user flows (login, /me, logout), each step timed around the goose call; argon2 and minting times come from the server's Server-Timing header.".into(),
-            "CPU per request: /proc/<pid>/stat user+system deltas over the measured window (10 ms clock ticks) divided by requests; Redis commands per request: INFO commandstats deltas. The generator's CPU per request comes from its own threads' scheduler counters (/proc/thread-self/schedstat) over every request they sent.".into(),
+            "CPU per request: the server's and Redis's time on a CPU over the measured window, in nanoseconds from each thread's scheduler counters (/proc/<pid>/task/<tid>/schedstat, thread by thread, so a thread that exits loses only what it ran in the window), divided by requests; Redis commands per request: INFO commandstats deltas. The generator's CPU per request comes from its own threads' scheduler counters (/proc/thread-self/schedstat) over every request they sent; in login, from the whole process's /proc/self/stat (10 ms clock ticks), since goose's threads come and go.".into(),
             "generator-bound: a run is flagged when the generator dropped sends, or when its busiest thread was running or waiting for a CPU for at least 90 % of the window (it never waited for the server, so the server might have done more). The engine's rate against wrk on baseline (calibration) is the cross-check of the generator's ceiling.".into(),
             "The generator, the server and Redis share this machine's CPUs unless --cpus pins them; see placement.".into(),
         ],
@@ -77,6 +77,7 @@ pub fn new_results(
         scale: Vec::new(),
         rtt_injection: None,
         guide: Vec::new(),
+        noise: None,
         not_measured: Vec::new(),
     }
 }

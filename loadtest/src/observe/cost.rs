@@ -1,11 +1,16 @@
 //! Cost instruments read from outside the processes: CPU time and peak memory from `/proc`,
 //! Redis command counts from `INFO commandstats`, Redis network bytes from `INFO stats`.
+//! The server's and Redis's CPU time come from their threads' scheduler counters, in
+//! nanoseconds (`schedstat.rs`); `/proc/<pid>/stat`'s clock ticks remain for the generator's
+//! whole process, whose threads come and go within a window.
 
 use std::collections::BTreeMap;
 
 use std::net::SocketAddr;
 
 use authbench_server::redis_process::{RedisServer, command_at};
+
+use super::schedstat::ProcessCpu;
 
 /// The Redis to read counters from: one server, or every master of a cluster, each with its
 /// process id when it runs here. Counters of several nodes are summed.
@@ -29,9 +34,9 @@ impl RedisProbe {
         self.nodes.iter().map(|(addr, _)| command_at(*addr, line).ok()).collect()
     }
 
-    /// CPU seconds of every node; none unless each is known.
-    fn cpu_seconds(&self) -> Option<f64> {
-        self.nodes.iter().map(|(_, pid)| pid.and_then(cpu_seconds)).sum()
+    /// The CPU counters of every node's threads; none unless each is known.
+    fn cpu(&self) -> Option<BTreeMap<u32, ProcessCpu>> {
+        self.nodes.iter().map(|(_, pid)| pid.and_then(|pid| Some((pid, ProcessCpu::read(pid)?)))).collect()
     }
 }
 
@@ -53,7 +58,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
-fn clock_ticks() -> f64 {
+pub(super) fn clock_ticks() -> f64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(ticks)) if ticks > 0 => ticks as f64,
         _ => 100.0,
@@ -151,9 +156,13 @@ pub fn redis_used_memory(redis: &RedisProbe) -> Option<u64> {
 /// A snapshot of the counters a measurement window is bracketed by.
 #[derive(Debug, Clone, Default)]
 pub struct CostSnapshot {
-    pub server_cpu: Option<f64>,
-    pub redis_cpu: Option<f64>,
-    pub generator_cpu: Option<f64>,
+    /// Every server instance's threads, by process id; none unless each one's are known.
+    server_cpu: Option<BTreeMap<u32, ProcessCpu>>,
+    /// Every Redis node's threads, by process id; none unless each one's are known.
+    redis_cpu: Option<BTreeMap<u32, ProcessCpu>>,
+    /// This process's CPU time in 10 ms clock ticks, as nanoseconds: the login scenario's goose
+    /// threads exit within the window, and only the process-wide count keeps what they ran.
+    generator_cpu_ns: Option<u64>,
     pub redis_commands: Option<BTreeMap<String, u64>>,
     /// Redis network bytes in + out so far; read last, after the command counts.
     pub redis_net_bytes: Option<u64>,
@@ -162,11 +171,13 @@ pub struct CostSnapshot {
 impl CostSnapshot {
     /// `server_pids`: every instance of the server measured; their CPU time is summed.
     pub fn take(server_pids: &[u32], redis: Option<&RedisProbe>) -> Self {
-        let cpu: Vec<f64> = server_pids.iter().filter_map(|pid| cpu_seconds(*pid)).collect();
+        let server_cpu = (!server_pids.is_empty())
+            .then(|| server_pids.iter().map(|&pid| Some((pid, ProcessCpu::read(pid)?))).collect())
+            .flatten();
         Self {
-            server_cpu: (!cpu.is_empty() && cpu.len() == server_pids.len()).then(|| cpu.iter().sum()),
-            redis_cpu: redis.and_then(RedisProbe::cpu_seconds),
-            generator_cpu: own_cpu_seconds(),
+            server_cpu,
+            redis_cpu: redis.and_then(RedisProbe::cpu),
+            generator_cpu_ns: own_cpu_seconds().map(|s| (s * 1e9).round() as u64),
             redis_commands: redis.and_then(redis_command_calls),
             redis_net_bytes: redis.and_then(redis_net_bytes),
         }
@@ -189,18 +200,18 @@ pub struct Costs {
 
 impl Costs {
     pub fn between(before: &CostSnapshot, after: &CostSnapshot, requests: u64) -> Self {
-        let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if requests > 0 => Some((b - a).max(0.0) * 1e6 / requests as f64),
-            _ => None,
-        };
+        let per = |ns: Option<u64>| ns.filter(|_| requests > 0).map(|ns| ns as f64 / 1e3 / requests as f64);
         let commands = match (&before.redis_commands, &after.redis_commands) {
             (Some(b), Some(a)) => Some(command_delta(b, a)),
             _ => None,
         };
         Self {
-            server_cpu_us_per_request: per(before.server_cpu, after.server_cpu),
-            redis_cpu_us_per_request: per(before.redis_cpu, after.redis_cpu),
-            generator_cpu_us_per_request: per(before.generator_cpu, after.generator_cpu),
+            server_cpu_us_per_request: per(cpu_ns_between(before.server_cpu.as_ref(), after.server_cpu.as_ref())),
+            redis_cpu_us_per_request: per(cpu_ns_between(before.redis_cpu.as_ref(), after.redis_cpu.as_ref())),
+            generator_cpu_us_per_request: per(match (before.generator_cpu_ns, after.generator_cpu_ns) {
+                (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+                _ => None,
+            }),
             redis_commands_per_request: commands
                 .as_ref()
                 .filter(|_| requests > 0)
@@ -212,6 +223,18 @@ impl Costs {
             redis_commands: commands.unwrap_or_default(),
         }
     }
+}
+
+/// Nanoseconds on a CPU of the same processes between two snapshots, thread by thread; none
+/// unless both snapshots read every process.
+fn cpu_ns_between(
+    before: Option<&BTreeMap<u32, ProcessCpu>>,
+    after: Option<&BTreeMap<u32, ProcessCpu>>,
+) -> Option<u64> {
+    let (before, after) = (before?, after?);
+    (before.len() == after.len())
+        .then(|| after.iter().map(|(pid, a)| Some(a.ns_since(before.get(pid)?))).sum())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -248,6 +271,62 @@ mod tests {
         assert_eq!(costs.redis_bytes_per_request, Some(400.0));
         assert_eq!(Costs::between(&at(Some(1_000)), &at(Some(41_000)), 0).redis_bytes_per_request, None);
         assert_eq!(Costs::between(&at(None), &at(Some(41_000)), 100).redis_bytes_per_request, None);
+    }
+
+    #[test]
+    fn cpu_per_request_adds_up_threads_of_every_process() {
+        let at = |server: Vec<(u32, ProcessCpu)>, redis: Option<ProcessCpu>, generator_ns: u64| CostSnapshot {
+            server_cpu: Some(server.into_iter().collect()),
+            redis_cpu: redis.map(|r| [(7, r)].into()),
+            generator_cpu_ns: Some(generator_ns),
+            ..CostSnapshot::default()
+        };
+        let before = at(
+            vec![(100, ProcessCpu::of(&[(100, 1_000_000), (101, 9_000_000_000)])), (200, ProcessCpu::of(&[(200, 0)]))],
+            Some(ProcessCpu::of(&[(7, 50_000)])),
+            10_000_000,
+        );
+        // Server 100's thread 101 exited (its 9 s before the window must not come off), 102
+        // started; 1000 requests.
+        let after = at(
+            vec![
+                (100, ProcessCpu::of(&[(100, 3_000_000), (102, 500_000)])),
+                (200, ProcessCpu::of(&[(200, 1_500_000)])),
+            ],
+            Some(ProcessCpu::of(&[(7, 2_050_000)])),
+            30_000_000,
+        );
+        let costs = Costs::between(&before, &after, 1000);
+        assert_eq!(costs.server_cpu_us_per_request, Some(4.0));
+        assert_eq!(costs.redis_cpu_us_per_request, Some(2.0));
+        assert_eq!(costs.generator_cpu_us_per_request, Some(20.0));
+
+        // A server gone at the end, or never read, gives no figure rather than a low one.
+        let gone = at(vec![(100, ProcessCpu::of(&[(100, 3_000_000)]))], None, 30_000_000);
+        let costs = Costs::between(&before, &gone, 1000);
+        assert_eq!((costs.server_cpu_us_per_request, costs.redis_cpu_us_per_request), (None, None));
+        assert_eq!(Costs::between(&before, &after, 0).server_cpu_us_per_request, None);
+    }
+
+    #[test]
+    fn a_snapshot_of_this_process_reads_its_threads() {
+        let me = std::process::id();
+        let before = CostSnapshot::take(&[me], None);
+        // Until this thread has run 30 ms by its own counter (at most 3 s of wall time).
+        let ran = || {
+            let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+            text.split_whitespace().next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+        };
+        let (start, wall) = (ran(), std::time::Instant::now());
+        while ran() < start + 30_000_000 && wall.elapsed() < std::time::Duration::from_secs(3) {
+            std::hint::spin_loop();
+        }
+        let after = CostSnapshot::take(&[me], None);
+        // At least the 30 ms spun on this thread, over 1000 requests: 30 µs each.
+        let server = Costs::between(&before, &after, 1000).server_cpu_us_per_request;
+        assert!(server.is_some_and(|us| us >= 25.0), "{server:?}");
+        assert!(CostSnapshot::take(&[], None).server_cpu.is_none());
+        assert!(CostSnapshot::take(&[me, u32::MAX], None).server_cpu.is_none());
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub const GENERATOR_BOUND: f64 = 0.9;
 /// The cost scenario's common rate, as a share of the slowest variant's closed-loop maximum in
 /// the first round: a rate every variant sustains with margin.
 pub const COST_FRACTION: f64 = 0.5;
+/// Foreign load, in CPUs, above which a measured window is thrown away and measured again:
+/// a quarter of a CPU taken by processes other than the servers, Redis and the generator. On a
+/// 2-core machine that is an eighth of it, enough to move a saturated variant's rate by more
+/// than the differences compared; yet it is far above what an idle machine here reads (about
+/// 0.01 CPU of background) and above the counters' rounding (10 ms ticks on each of a few
+/// processes: a few hundredths of a CPU over a 1 s window), while one competing busy process
+/// reads near 1.
+pub const NOISE_THRESHOLD: f64 = 0.25;
+/// How many times one window is measured again while it stays above [`NOISE_THRESHOLD`]; the
+/// last measurement is kept, noisy or not, so a busy machine costs at most three windows each.
+pub const NOISE_RETRIES: u32 = 2;
 
 /// A named amount of measuring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

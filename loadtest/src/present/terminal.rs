@@ -176,6 +176,7 @@ pub fn record_line(record: &Record) -> Option<String> {
             )
         }
         Record::Note(note) => format!("  note: {note}"),
+        Record::Noise { .. } => return None,
         Record::Placement { .. } => return None,
     })
 }

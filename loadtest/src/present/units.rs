@@ -97,6 +97,11 @@ pub fn cpu_us(v: f64) -> String {
     format!("{v:.1}")
 }
 
+/// CPUs' worth of time (foreign load): `0.25 CPU`.
+pub fn cpus(v: f64) -> String {
+    format!("{v:.2} CPU")
+}
+
 /// A ratio of two figures (engine/wrk, B/A).
 pub fn ratio(v: f64) -> String {
     format!("{v:.2}")
@@ -133,5 +138,6 @@ mod tests {
         assert_eq!(per_request(0.0018), "0.0018");
         assert_eq!(interval(12_400.0, [11_900.0, 13_000.0], ns), "12.4 µs [11.9 µs–13.0 µs]");
         assert_eq!(ratio_interval(1.321, [1.25, 1.414]), "1.32× [1.25–1.41]");
+        assert_eq!(cpus(0.25), "0.25 CPU");
     }
 }

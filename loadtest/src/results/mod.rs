@@ -15,6 +15,7 @@ mod capabilities;
 mod environment;
 mod estimate;
 mod guide;
+mod noise;
 mod outage;
 mod revocation;
 mod run;
@@ -26,6 +27,7 @@ pub use capabilities::Capabilities;
 pub use environment::Environment;
 pub use estimate::{CONFIDENCE, Estimate, Side, range_coverage};
 pub use guide::{GuideEntry, Verdict};
+pub use noise::{Noise, NoiseSample};
 pub use outage::{Bucket, Fault, OutageRecord};
 pub use revocation::{BackgroundLoad, Kind, RevocationRecord, Segment};
 pub use run::{
@@ -37,7 +39,7 @@ pub use scale::{EntryKind, ScaleRecord};
 /// Bumped on any change that could break a reader.
 pub const SCHEMA_VERSION: u32 = 7;
 /// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
-/// version 7 the rounds: cost records, intervals and the guide's verdicts).
+/// version 7 the rounds: cost records, intervals, the guide's verdicts and the noise monitor).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.
@@ -81,6 +83,10 @@ pub struct Results {
     /// (`authbench report` and `compare` compute them again from the figures).
     #[serde(default)]
     pub guide: Vec<GuideEntry>,
+    /// How much other load the machine carried while windows were measured; none in files
+    /// before schema 7 and in runs that watched no window.
+    #[serde(default)]
+    pub noise: Option<Noise>,
 }
 
 impl Results {
@@ -238,6 +244,11 @@ pub enum Record {
     Scale(ScaleRecord),
     /// A sentence for the method section (how a measurement went, e.g. repeated for noise).
     Note(String),
+    /// Windows the noise monitor watched, against its threshold (CPUs of foreign load).
+    Noise {
+        threshold: f64,
+        windows: Vec<NoiseSample>,
+    },
     /// The CPUs a process (`server`, `generator`, `redis`) was seen allowed to run on.
     Placement {
         process: String,
@@ -289,6 +300,11 @@ impl ResultsWriter {
             Record::Outage(o) => r.outage.push(o),
             Record::Scale(s) => r.scale.push(s),
             Record::Note(note) => r.method.notes.push(note),
+            Record::Noise { threshold, windows } => {
+                let mut all = r.noise.take().map(|n| n.per_window).unwrap_or_default();
+                all.extend(windows);
+                r.noise = Some(Noise::of(threshold, all));
+            }
             Record::Placement { process, cpus } => {
                 r.placement.observed.insert(process, cpus);
             }

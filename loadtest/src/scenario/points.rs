@@ -9,9 +9,10 @@ use authbench_server::redis_process::RedisServer;
 use super::rounds::{self, Cell, Windows};
 use super::{Event, Knobs, MeLoad, Sink, Subject};
 use crate::observe::{DelayRelay, RedisProbe, measure_rtt};
+use crate::plan::NOISE_THRESHOLD;
 use crate::plan::Variant;
 use crate::process::{ServerProcess, variant_args};
-use crate::results::{RunRecord, Scenario};
+use crate::results::{Record, RunRecord, Scenario};
 
 /// How the rtt scenario puts Redis at a distance, for the method section.
 pub const RTT_INJECTION: &str = "authbench's own delaying TCP relay on loopback (a reader and a writer thread per direction, std::thread::sleep until half the round trip has passed; bandwidth not limited)";
@@ -53,6 +54,7 @@ fn measure(points: &[Point], scenario: Scenario, knobs: &Knobs, sink: Sink<'_>) 
         points.iter().map(|p| Cell { subject: &p.subject, load: &p.load, label: &p.label }).collect();
     let windows = Windows { closed: Some(scenario), cost: false };
     let measured = rounds::measure(&cells, windows, None, &knobs, sink)?;
+    sink(Event::Record(Record::Noise { threshold: NOISE_THRESHOLD, windows: measured.noise.clone() }))?;
     let mut records = Vec::new();
     for (i, (cell, point)) in cells.iter().zip(points).enumerate() {
         if let Some(mut record) = rounds::closed_record(&measured, i, cell, scenario, &knobs) {

@@ -15,9 +15,9 @@ use hdrhistogram::Histogram;
 
 use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts};
 use crate::engine::{self, Keep, LoadOutcome, LoadSpec, Schedule};
-use crate::observe::{CostSnapshot, Costs};
-use crate::plan::COST_FRACTION;
-use crate::results::{Estimate, Percentiles, RunRecord, Scenario, Spread};
+use crate::observe::{CostSnapshot, Costs, NoiseWatch, NoiseWindow};
+use crate::plan::{COST_FRACTION, NOISE_RETRIES, NOISE_THRESHOLD};
+use crate::results::{Estimate, NoiseSample, Percentiles, RunRecord, Scenario, Spread};
 
 /// One configuration measured in the rounds.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +56,8 @@ struct Round {
 struct Series {
     rounds: Vec<Round>,
     merged: Option<LoadOutcome>,
+    /// Windows measured again because other processes loaded the machine.
+    repeated: u32,
 }
 
 impl Series {
@@ -133,6 +135,8 @@ pub struct Measured {
     cost: Vec<Series>,
     /// The common rate of the cost windows, when they ran.
     pub rate: Option<f64>,
+    /// Every window the noise monitor watched, repeats included.
+    pub noise: Vec<NoiseSample>,
 }
 
 /// Runs `knobs.plan.repetitions` rounds over `cells`. The cost windows' rate is `rate` when
@@ -151,6 +155,7 @@ pub fn measure(
         closed: cells.iter().map(|_| Series::default()).collect(),
         cost: cells.iter().map(|_| Series::default()).collect(),
         rate,
+        noise: Vec::new(),
     };
     for round in 0..rounds {
         if let Some(scenario) = windows.closed {
@@ -161,7 +166,8 @@ pub fn measure(
                 }
                 sink(Event::Status(format!("round {}/{rounds}: {} {}", round + 1, cell.label, scenario.as_str())))?;
                 let spec = knobs.spec_for(cell.subject, cell.load.templates.clone(), plan.warmup, plan.steady_duration);
-                let (outcome, costs) = bracketed(cell.subject, &spec, knobs)?;
+                let label = format!("{} {} round {}", cell.label, scenario.as_str(), round + 1);
+                let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, series, &mut m.noise, sink)?;
                 series.add(outcome, costs, knobs);
             }
         }
@@ -193,7 +199,8 @@ pub fn measure(
                 knobs.spec_for(cell.subject, cell.load.templates.clone(), plan.cost_warmup, plan.cost_duration);
             spec.schedule = Schedule::Open { rate };
             spec.max_connections = plan.rate_connection_limit;
-            let (outcome, costs) = bracketed(cell.subject, &spec, knobs)?;
+            let label = format!("{} cost round {}", cell.label, round + 1);
+            let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, series, &mut m.noise, sink)?;
             series.add(outcome, costs, knobs);
         }
     }
@@ -214,15 +221,53 @@ fn probe_slowest(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
     Ok(slowest)
 }
 
-/// One load whose costs are read exactly at the edges of its measured window (after the
-/// warm-up, on the same connections).
-fn bracketed(subject: &Subject, spec: &LoadSpec, knobs: &Knobs) -> anyhow::Result<(LoadOutcome, Costs)> {
+/// One window, measured again (at most [`NOISE_RETRIES`] times) while other processes used
+/// more than [`NOISE_THRESHOLD`] CPUs of the machine; the last measurement is kept, noisy or
+/// not, and every one is accounted for in `noise`.
+fn watched(
+    subject: &Subject,
+    spec: &LoadSpec,
+    knobs: &Knobs,
+    label: &str,
+    series: &mut Series,
+    noise: &mut Vec<NoiseSample>,
+    sink: Sink<'_>,
+) -> anyhow::Result<(LoadOutcome, Costs)> {
+    let mut attempt = 0;
+    loop {
+        let (outcome, costs, window) = bracketed(subject, spec, knobs)?;
+        let again =
+            attempt < NOISE_RETRIES && !knobs.cancelled() && window.as_ref().is_some_and(|w| w.above(NOISE_THRESHOLD));
+        if let Some(w) = &window {
+            noise.push(w.sample(label, again));
+        }
+        if !again {
+            return Ok((outcome, costs));
+        }
+        series.repeated += 1;
+        attempt += 1;
+        let foreign = window.map_or(0.0, |w| w.foreign_cpu);
+        sink(Event::Status(format!("{label}: other processes used {foreign:.2} CPU, measuring again")))?;
+    }
+}
+
+/// One load whose costs (and the machine's other load) are read exactly at the edges of its
+/// measured window (after the warm-up, on the same connections).
+fn bracketed(
+    subject: &Subject,
+    spec: &LoadSpec,
+    knobs: &Knobs,
+) -> anyhow::Result<(LoadOutcome, Costs, Option<NoiseWindow>)> {
     // The engine opens its connections before its clock starts; 200 ms is ample on loopback.
     let t0 = Instant::now() + Duration::from_millis(200);
     let start = t0 + spec.warmup;
     let end = start + spec.duration;
     let pids = subject.pids();
     let redis = subject.redis.clone();
+    // Ours: the servers, their Redis and this process (the generator).
+    let mut ours = pids.clone();
+    ours.extend(redis.iter().flat_map(|r| r.nodes.iter().filter_map(|(_, pid)| *pid)));
+    ours.push(std::process::id());
     let cancel = knobs.cancel.clone();
     let reader = std::thread::Builder::new().name("authbench-costs".into()).spawn(move || {
         let wait = |until: Instant| {
@@ -232,15 +277,17 @@ fn bracketed(subject: &Subject, spec: &LoadSpec, knobs: &Knobs) -> anyhow::Resul
         };
         wait(start);
         let before = CostSnapshot::take(&pids, redis.as_ref());
+        let watch = NoiseWatch::start(&ours);
         wait(end);
+        let noise = watch.finish();
         let after = CostSnapshot::take(&pids, redis.as_ref());
-        (before, after)
+        (before, after, noise)
     })?;
     let outcome = engine::run(spec, Keep { start_at: Some(t0), ..Keep::default() }, &knobs.cancel);
-    let (before, after) = reader.join().map_err(|_| anyhow::anyhow!("the cost reader panicked"))?;
+    let (before, after, noise) = reader.join().map_err(|_| anyhow::anyhow!("the cost reader panicked"))?;
     let outcome = outcome?;
     let costs = Costs::between(&before, &after, outcome.requests);
-    Ok((outcome, costs))
+    Ok((outcome, costs, noise))
 }
 
 fn merged_latency(series: &Series) -> Histogram<u64> {
@@ -283,6 +330,7 @@ pub fn closed_record(m: &Measured, i: usize, cell: &Cell<'_>, scenario: Scenario
         latency_p99_us: series.estimate(|r| Some(r.p99_us)),
         token_bytes: Some(cell.load.token_bytes),
         generator_bound: series.generator_bound(),
+        noisy_windows: Some(series.repeated),
         ..record(cell.subject, scenario, &merged_latency(series))
     })
 }
@@ -331,6 +379,7 @@ pub fn cost_record(m: &Measured, i: usize, cell: &Cell<'_>, knobs: &Knobs) -> Op
         latency_p99_us: series.estimate(|r| Some(r.p99_us)),
         token_bytes: Some(cell.load.token_bytes),
         generator_bound: series.generator_bound() || outcome.dropped > 0,
+        noisy_windows: Some(series.repeated),
         ..record(cell.subject, Scenario::Cost, &merged_latency(series))
     })
 }

@@ -102,6 +102,9 @@ impl Report<'_> {
             kv("generator calibration", "not run".into());
         }
         kv("generator-bound", self.generator_bound_method());
+        if let Some(n) = &r.noise {
+            kv("noise", noise_line(n));
+        }
         self.push(Block::Table(t));
         self.push(Block::List(m.notes.clone()));
         self.push(Block::Heading(3, "Not measured".into()));
@@ -137,4 +140,17 @@ impl Report<'_> {
         };
         format!("a record is flagged when {}; {flagged}.", generator_bound_rule(self.r))
     }
+}
+
+/// How many windows the noise monitor watched and repeated, and how noisy the worst was.
+fn noise_line(n: &crate::results::Noise) -> String {
+    let worst = n.worst().map_or_else(String::new, |w| format!(" ({})", w.label));
+    format!(
+        "{} windows watched, {} repeated above {} of foreign load (processes other than the servers, Redis and the generator); worst {}{worst}, steal at most {}",
+        n.windows,
+        n.repeated,
+        cpus(n.threshold),
+        cpus(n.max_foreign_cpu),
+        pct(n.max_steal)
+    )
 }

@@ -29,7 +29,9 @@ use charts::{Bar, Bars, Figure, Mark, Panel, Series, Shade, Timeline, TimelineRo
 use doc::{Block, ChartRef, Table};
 use style::Palette;
 
-use crate::present::units::{bytes, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, ratio_interval, us};
+use crate::present::units::{
+    bytes, cpu_us, cpus, interval, ms, ns, opt, pct, per_request, rate, ratio, ratio_interval, us,
+};
 
 /// What `render` wrote.
 #[derive(Debug, Clone)]
