@@ -196,9 +196,10 @@ impl Context<'_> {
     }
 }
 
-/// Runs `steps` on `fleet`: every record is written as it arrives and its line printed; a
-/// Ctrl-C ends the run after the current step; an error ends it and is passed on, with the
-/// step it happened in. What was written stays written either way.
+/// Runs `steps` on `fleet`: every record is written as it arrives and its line printed (a
+/// revocation step's one line when it ends); a Ctrl-C ends the run after the current step; an
+/// error ends it and is passed on, with the step it happened in. What was written stays written
+/// either way.
 pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>) -> anyhow::Result<()> {
     for step in steps {
         if ctx.cancelled() {
@@ -223,6 +224,12 @@ pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>)
             Ok(())
         };
         fleet.measure(step, known, &mut sink).with_context(|| step.to_string())?;
+        // The revocation scenario prints one line for the variant, from all its trials.
+        if let Step::Revocation(v) = step
+            && let Some(line) = terminal::revocation_summary(&ctx.writer.results, v)
+        {
+            ctx.progress.println(line);
+        }
     }
     Ok(())
 }
