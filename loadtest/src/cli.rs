@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::plan::{
-    CpuPlacement, LoadConfig, RunConfig, ServeConfig, SuiteName, SuitePlan, VARIANTS, select_variants, variant,
+    CpuPlacement, LoadConfig, MAX_REVOCATION_TRIALS, RunConfig, ServeConfig, SuiteName, SuitePlan, VARIANTS,
+    select_variants, variant,
 };
 use crate::results::Scenario;
 
@@ -65,7 +66,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RunArgs {
-    /// How much to measure: smoke (<1 min), default (<10 min), full (longer).
+    /// How much to measure: smoke (about 1 min), default (<15 min), full (longer).
     #[arg(long, value_enum)]
     pub suite: Option<SuiteName>,
     /// Strategies or variants, comma-separated (e.g. session,jwt-rs256); default: the suite's.
@@ -77,6 +78,9 @@ pub struct RunArgs {
     /// Repetitions of each steady measurement (median, min and max are reported).
     #[arg(long)]
     pub repetitions: Option<u32>,
+    /// Trials per revocation kind and instance pairing (median and maximum are reported).
+    #[arg(long, value_name = "N")]
+    pub revocation_trials: Option<u32>,
     /// Where run directories are created.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -145,6 +149,9 @@ pub struct LoadArgs {
     pub suite: SuiteName,
     #[arg(long)]
     pub repetitions: Option<u32>,
+    /// Trials per revocation kind (median and maximum are reported).
+    #[arg(long, value_name = "N")]
+    pub revocation_trials: Option<u32>,
     #[arg(long)]
     pub connections: Option<usize>,
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -261,6 +268,18 @@ fn fixed_rate(
     Ok(())
 }
 
+/// `--revocation-trials`: at least one, and no more than the seeded victims allow.
+fn revocation_trials(plan: &mut SuitePlan, trials: Option<u32>) -> anyhow::Result<()> {
+    if let Some(n) = trials {
+        anyhow::ensure!(
+            (1..=MAX_REVOCATION_TRIALS).contains(&n),
+            "--revocation-trials must be between 1 and {MAX_REVOCATION_TRIALS} (one victim per kind and trial)"
+        );
+        plan.revocation_trials = n;
+    }
+    Ok(())
+}
+
 impl RunArgs {
     /// Fills unset fields from the TOML file named by `--config`.
     fn merge_file(mut self) -> anyhow::Result<Self> {
@@ -274,6 +293,7 @@ impl RunArgs {
         self.strategies = self.strategies.or(file.strategies);
         self.scenarios = self.scenarios.or(file.scenarios);
         self.repetitions = self.repetitions.or(file.repetitions);
+        self.revocation_trials = self.revocation_trials.or(file.revocation_trials);
         self.out = self.out.or(file.out);
         self.cpus = self.cpus.or(file.cpus);
         self.connections = self.connections.or(file.connections);
@@ -300,6 +320,7 @@ impl RunArgs {
             anyhow::ensure!((1..=100).contains(&r), "--repetitions must be between 1 and 100");
             plan.repetitions = r;
         }
+        revocation_trials(&mut plan, args.revocation_trials)?;
         if let Some(c) = args.connections {
             anyhow::ensure!((1..=10_000).contains(&c), "--connections must be between 1 and 10000");
             plan.connections = c;
@@ -360,6 +381,7 @@ impl LoadArgs {
         if let Some(r) = self.repetitions {
             plan.repetitions = r.clamp(1, 100);
         }
+        revocation_trials(&mut plan, self.revocation_trials)?;
         if let Some(c) = self.connections {
             plan.connections = c.clamp(1, 10_000);
         }

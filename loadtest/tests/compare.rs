@@ -141,6 +141,28 @@ fn row<'t>(text: &'t str, variant: &str, metric: &str) -> &'t str {
     panic!("no row {metric:?} for {variant:?} in:\n{text}");
 }
 
+/// Trials of one kind and pairing: one row, judged on the median, with the longest beside it.
+#[test]
+fn revocation_trials_compare_as_one_row_by_their_median() {
+    let a = results_a();
+    let mut b = results_b(&a);
+    let trial = |n: u32, window: f64| {
+        let mut r = revocation("session", "logout", 1, Some(window));
+        r["trial"] = json!(n);
+        r
+    };
+    let list = b["revocation"].as_array_mut().unwrap();
+    list.retain(|r| !(r["kind"] == "logout" && r["instances"] == 1));
+    list.extend([trial(0, 400.0), trial(1, 10.0), trial(2, 900.0)]);
+    let text = compare(&parse(a), &parse(b), "runs/a", "runs/b");
+    let session = text.split("\njwt\n").next().unwrap().split("\nsession\n").nth(1).unwrap();
+    let rows = session.lines().filter(|l| l.trim_start().starts_with("revoke logout (1 inst.)")).count();
+    assert_eq!(rows, 1, "one row per kind and pairing for session:\n{text}");
+    let window = row(&text, "session", "revoke logout (1 inst.)");
+    assert!(window.contains("400 ms (max 900 ms, 3 trials)"), "median and longest of B: {window}");
+    assert!(window.trim_end().ends_with("worse"), "0 ms against a median of 400 ms: {window}");
+}
+
 #[test]
 fn every_variant_appears_with_throughput_ratio_and_only_in_a() {
     let a = results_a();

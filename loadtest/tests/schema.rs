@@ -3,9 +3,10 @@
 //! suite promises (a calibration against wrk; for baseline, session, jwt and hybrid a clean
 //! steady record, sweep steps and a login record; about one Redis command per request for
 //! session and hybrid, none for jwt and baseline; a readable latency histogram behind every
-//! record; one revocation record per kind with the window each design promises: session and
-//! hybrid refuse a revoked token at once, jwt only for revoke-all and otherwise not before the
-//! token expires, baseline never, and every victim token accepted before its revoke; one `hang`
+//! record; one revocation record per kind and trial (two trials) with the window each design
+//! promises, inside the bound its settings give: session and hybrid refuse a revoked token at
+//! once, jwt only for revoke-all and otherwise not before the token expires, baseline never, and
+//! every victim token accepted before its revoke; one `hang`
 //! outage record for each variant that uses Redis (session, hybrid and the fail-open
 //! hybrid-open), with session and hybrid unavailable while Redis hangs, recovering after it, and
 //! losing no session or revocation, while hybrid-open stays available and lets a revoked token
@@ -40,6 +41,8 @@ const PROMPT_WINDOW_MS: f64 = 50.0;
 /// The smoke suite's access-token lifetime is 2 s; a design that cannot revoke keeps accepting
 /// the token for (most of) it, plus the servers' leeway.
 const UNREVOKED_WINDOW_MS: f64 = 1000.0;
+/// Trials per revocation kind in the smoke suite.
+const SMOKE_TRIALS: u32 = 2;
 /// The variants the smoke suite's outage pass measures: those that call Redis (hybrid-open is
 /// added automatically when hybrid runs). baseline and jwt never call Redis and get no record.
 const OUTAGE_VARIANTS: [&str; 3] = ["session", "hybrid", "hybrid-open"];
@@ -255,12 +258,12 @@ fn smoke_results_match_the_schema_and_the_suite() {
     }
 }
 
-/// What the smoke suite's revocation scenario must show: for each variant one record per kind,
-/// on one instance, with the window its design promises, and a timeline that accounts for every
-/// probe.
+/// What the smoke suite's revocation scenario must show: for each variant one record per kind
+/// and trial, on one instance, with the window its design promises inside the bound its
+/// settings give, and a timeline that accounts for every probe.
 fn check_revocation(results: &Results) {
     for (i, r) in results.revocation.iter().enumerate() {
-        let what = format!("revocation[{i}] ({} {})", r.variant, r.kind.as_str());
+        let what = format!("revocation[{i}] ({} {} trial {})", r.variant, r.kind.as_str(), r.trial);
         assert!(r.probes > 0, "{what}: no probes");
         assert!(!r.timeline.is_empty(), "{what}: empty timeline");
         let in_timeline: u64 = r.timeline.iter().map(|s| s.probes).sum();
@@ -271,43 +274,68 @@ fn check_revocation(results: &Results) {
             r.accepted_after_ack + r.rejected_after_ack + r.errors_after_ack <= r.probes,
             "{what}: more probes after the acknowledgement than in all: {r:?}"
         );
+        // Both bounds of the window, the upper one no earlier than the lower.
+        assert_eq!(r.window_ms.is_some(), r.window_answer_ms.is_some(), "{what}: {r:?}");
+        if let (Some(w), Some(a)) = (r.window_ms, r.window_answer_ms) {
+            assert!(a >= w, "{what}: answer bound {a} below send bound {w}");
+        }
+        assert!(r.revoke_after_login_ms.is_some_and(|ms| ms >= 99.0), "{what}: {r:?}");
     }
 
     for variant in SMOKE_VARIANTS {
         let records: Vec<&RevocationRecord> = results.revocation.iter().filter(|r| r.variant == variant).collect();
-        assert_eq!(records.len(), Kind::ALL.len(), "{variant}: one revocation record per kind expected: {records:#?}");
+        assert_eq!(
+            records.len(),
+            Kind::ALL.len() * SMOKE_TRIALS as usize,
+            "{variant}: one revocation record per kind and trial expected: {records:#?}"
+        );
         for kind in Kind::ALL {
             let of_kind: Vec<_> = records.iter().filter(|r| r.kind == kind).collect();
-            assert_eq!(of_kind.len(), 1, "{variant} {}: one record expected, found {}", kind.as_str(), of_kind.len());
-            let r = of_kind[0];
-            let what = format!("{variant} {}", kind.as_str());
-            assert_eq!(r.instances, 1, "{what}: the smoke suite runs one instance");
-            let window = r.window_ms;
-            match variant {
-                // Server-side state: every kind (single_device on servers with the single-device
-                // policy) is refused from the acknowledgement on.
-                "session" | "hybrid" => {
-                    assert!(r.supported, "{what}: not supported: {r:?}");
-                    assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
-                    assert_eq!(r.accepted_after_ack, 0, "{what}: accepted after the acknowledgement: {r:?}");
-                }
-                // Stateless tokens: only a key rotation (revoke-all) ends them early; the rest
-                // live out their lifetime plus the leeway, which ends before the cap.
-                "jwt" if kind == Kind::RevokeAll => {
-                    assert!(r.supported, "{what}: not supported: {r:?}");
-                    assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
-                }
-                "jwt" => {
-                    assert!(!r.supported, "{what}: claimed supported: {r:?}");
-                    assert!(
-                        window.is_some_and(|w| w > UNREVOKED_WINDOW_MS),
-                        "{what}: window_ms {window:?}, expected the token's remaining lifetime: {r:?}"
-                    );
-                }
-                // Checks nothing: the token is still accepted when the (short) cap runs out.
-                _ => {
-                    assert!(!r.supported, "{what}: claimed supported: {r:?}");
-                    assert_eq!(window, None, "{what}: expected still accepted at the cap: {r:?}");
+            let mut trials: Vec<u32> = of_kind.iter().map(|r| r.trial).collect();
+            trials.sort_unstable();
+            assert_eq!(
+                trials,
+                (0..SMOKE_TRIALS).collect::<Vec<_>>(),
+                "{variant} {}: one record per trial",
+                kind.as_str()
+            );
+            for r in of_kind {
+                let what = format!("{variant} {} trial {}", kind.as_str(), r.trial);
+                assert_eq!(r.instances, 1, "{what}: the smoke suite runs one instance");
+                let window = r.window_ms;
+                let bound = r.expected_bound_ms;
+                match variant {
+                    // Server-side state: every kind (single_device on servers with the single-device
+                    // policy) is refused from the acknowledgement on.
+                    "session" | "hybrid" => {
+                        assert!(r.supported, "{what}: not supported: {r:?}");
+                        assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
+                        assert_eq!(r.accepted_after_ack, 0, "{what}: accepted after the acknowledgement: {r:?}");
+                        assert_eq!(bound, Some(0.0), "{what}: acts at once: {r:?}");
+                    }
+                    // Stateless tokens: only a key rotation (revoke-all) ends them early; the rest
+                    // live out their lifetime plus the leeway, which ends before the cap.
+                    "jwt" if kind == Kind::RevokeAll => {
+                        assert!(r.supported, "{what}: not supported: {r:?}");
+                        assert!(window.is_some_and(|w| w < PROMPT_WINDOW_MS), "{what}: window_ms {window:?}: {r:?}");
+                        assert_eq!(bound, Some(0.0), "{what}: {r:?}");
+                    }
+                    "jwt" => {
+                        assert!(!r.supported, "{what}: claimed supported: {r:?}");
+                        assert!(
+                            window.is_some_and(|w| w > UNREVOKED_WINDOW_MS),
+                            "{what}: window_ms {window:?}, expected the token's remaining lifetime: {r:?}"
+                        );
+                        // Its remaining lifetime and leeway, as the token's exp says.
+                        let (w, b) = (window.unwrap_or(0.0), bound.unwrap_or(0.0));
+                        assert!(bound.is_some() && w <= b + 10.0 && w >= b - 200.0, "{what}: window {w}, bound {b}");
+                    }
+                    // Checks nothing: the token is still accepted when the (short) cap runs out.
+                    _ => {
+                        assert!(!r.supported, "{what}: claimed supported: {r:?}");
+                        assert_eq!(window, None, "{what}: expected still accepted at the cap: {r:?}");
+                        assert_eq!(bound, None, "{what}: nothing bounds it: {r:?}");
+                    }
                 }
             }
         }
@@ -426,6 +454,9 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     }
     for r in &mut results.revocation {
         r.window_ms = None;
+        r.window_answer_ms = None;
+        r.expected_bound_ms = None;
+        r.revoke_after_login_ms = None;
     }
     for o in &mut results.outage {
         o.recovery_ms = None;
@@ -434,6 +465,7 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
     let nulls = serde_json::to_value(&results).unwrap();
     assert_eq!(nulls["runs"][0]["login"], Value::Null);
     assert_eq!(nulls["revocation"][0]["window_ms"], Value::Null);
+    assert_eq!(nulls["revocation"][0]["expected_bound_ms"], Value::Null);
     assert_eq!(nulls["outage"][0]["recovery_ms"], Value::Null);
     assert_eq!(nulls["outage"][0]["revocations_lost"], Value::Null);
     assert_valid(&validator, &nulls, "the smoke results with every inner Option set to None");
@@ -503,6 +535,19 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("revocation[0].kind in another case", mutate(&doc, "/revocation/0/kind", Some(Value::from("RevokeAll")))),
         ("revocation[0].window_ms a string", mutate(&doc, "/revocation/0/window_ms", Some(Value::from("12")))),
         ("revocation[0].window_ms removed", mutate(&doc, "/revocation/0/window_ms", None)),
+        ("revocation[0].trial removed (a version 6 record)", mutate(&doc, "/revocation/0/trial", None)),
+        ("revocation[0].trial negative", mutate(&doc, "/revocation/0/trial", Some(Value::from(-1)))),
+        ("revocation[0].window_answer_ms removed", mutate(&doc, "/revocation/0/window_answer_ms", None)),
+        (
+            "revocation[0].window_answer_ms a string",
+            mutate(&doc, "/revocation/0/window_answer_ms", Some(Value::from("1"))),
+        ),
+        ("revocation[0].expected_bound_ms removed", mutate(&doc, "/revocation/0/expected_bound_ms", None)),
+        (
+            "revocation[0].expected_bound_ms negative",
+            mutate(&doc, "/revocation/0/expected_bound_ms", Some(Value::from(-1.0))),
+        ),
+        ("revocation[0].revoke_after_login_ms removed", mutate(&doc, "/revocation/0/revoke_after_login_ms", None)),
         ("revocation[0].instances 0", mutate(&doc, "/revocation/0/instances", Some(Value::from(0)))),
         ("revocation[0].instances 3", mutate(&doc, "/revocation/0/instances", Some(Value::from(3)))),
         ("revocation[0].operation_status 42", mutate(&doc, "/revocation/0/operation_status", Some(Value::from(42)))),

@@ -7,6 +7,8 @@
 //! The order of measurements and the writing of their records is [`fleet::orchestrate`]'s;
 //! the processes are a [`fleet::Fleet`]'s (`local` for `run`, `remote` for `load`).
 
+#[cfg(test)]
+mod fake;
 mod fleet;
 mod header;
 mod local;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::fleet::fake::FakeFleet;
+use super::fake::FakeFleet;
 use super::fleet::{Context, Fleet, Known, Step, orchestrate, steps};
 use super::progress::Progress;
 use super::{finalize, header};
@@ -186,7 +186,7 @@ fn a_plan_without_load_scenarios_starts_no_shared_servers() {
 
 #[test]
 fn rtt_controls_that_move_are_named_and_store_designs_are_not_controls() {
-    use super::fleet::fake::run_record;
+    use super::fake::run_record;
     use crate::results::Spread;
     let point = |variant: &str, rtt: f64, values: &[f64], commands: Option<f64>| {
         let mut r = run_record(variant, Scenario::Rtt, 0.0);

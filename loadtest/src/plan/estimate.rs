@@ -13,24 +13,39 @@ impl SuitePlan {
         let mut total = 0.0;
         let ttl = self.revocation_ttl.as_secs_f64();
         let settle = self.revocation_settle.as_secs_f64();
+        let trials = f64::from(self.revocation_trials.max(1));
+        // Each group of trials logs the background load's 16 users in first (when steady ran,
+        // the background has a rate).
+        let background = if self.scenarios.contains(&Scenario::Steady) { 0.5 } else { 0.0 };
+        // A group of trials side by side: the victims' logins and the lead, the longest window
+        // counted from the login (the phase is inside it), the settle.
+        let together = |from_login: f64| background + 0.3 + from_login + settle;
+        // Revoke-all trials in turns: each its login and lead, half a second of phase on
+        // average, its window and the settle.
+        let turns = |window: f64| background + trials * (0.15 + 0.5 + window + settle);
+        // Refused only at expiry: lifetime, 2 s of leeway and exp's whole second, from the login.
+        let expiry = ttl + 2.5;
         for v in &self.variants {
             if !(self.scenarios.contains(&Scenario::Revocation) && v.measures_revocation()) {
                 continue;
             }
             for &n in self.revocation_instances() {
-                // Per instance count: the per-user kinds together, then revoke-all, plus start-up.
-                total += 1.0
+                // Per instance count: start-up, the per-user kinds, then revoke-all.
+                total += 0.5
                     + match v.strategy.as_str() {
-                        // Refused only at expiry (lifetime + leeway + rounding); revoke-all rotates
-                        // the key on one instance, the other keeps accepting until expiry.
-                        "jwt" => (ttl + 2.5) + if n == 1 { settle + 0.3 } else { ttl + 2.5 },
+                        // Revoke-all rotates the key on one instance and ends every token there
+                        // (trials take turns); the other instance keeps accepting until expiry.
+                        "jwt" => together(expiry) + if n == 1 { turns(0.0) } else { together(expiry) },
                         // Revocations act at refresh time, or after the grace window (30 s is
-                        // longer than any suite's token lifetime).
-                        "refresh" | "versioned" if v.name != "versioned-g1" => 2.0 * (ttl + 2.5),
-                        "versioned" => 2.0 * (settle + 1.5),
-                        // Never refuses: each batch runs to its 1 s cap.
-                        "baseline" => 2.0 * 1.3,
-                        _ => 2.0 * (settle + 0.3),
+                        // longer than any suite's token lifetime): every trial side by side.
+                        "refresh" | "versioned" if v.name != "versioned-g1" => 2.0 * together(expiry),
+                        // The revoke lands anywhere in the 1 s grace (the window is what is left of
+                        // it); revoke-all trials take turns.
+                        "versioned" => together(1.1) + turns(0.2),
+                        // Never refuses: each group runs to its 1 s cap after the revoke.
+                        "baseline" => 2.0 * together(2.0),
+                        // At once (or as fast as a push): revoke-all trials take turns.
+                        _ => together(1.0) + turns(0.0),
                     };
             }
         }

@@ -1,9 +1,11 @@
-//! What the terminal shows: one line per measurement while running, and a hyperfine-like
-//! table at the end (closed-loop figures per variant, then one line per fixed-rate run).
+//! What the terminal shows: one line per measurement while running (one per variant for the
+//! whole revocation scenario), and a hyperfine-like table at the end (closed-loop figures per
+//! variant, then one line per fixed-rate run, then revocation medians).
 //! Figures print through [`units`](super::units).
 
 use std::fmt::Write;
 
+use crate::present::report::revocations;
 use crate::present::units::{bytes, count, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, us};
 use crate::results::{Estimate, Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
 
@@ -109,25 +111,60 @@ pub fn outage_line(r: &OutageRecord) -> String {
     )
 }
 
-/// One line per revocation kind measured.
-pub fn revocation_line(r: &RevocationRecord) -> String {
-    let window = match r.window_ms {
-        Some(w) => ms(w),
-        None => format!("still accepted at the {} cap", ms(r.cap_ms)),
-    };
-    let load = r.background.as_ref().map_or_else(
-        || ", idle".to_owned(),
-        |b| format!(", under {} req/s ({} served)", rate(b.offered_rps), rate(b.achieved_rps)),
+/// The one line of a variant's revocation scenario, from every trial written for it: how many
+/// trials of which kinds, the kind and pairing with the longest median window (its maximum and
+/// the bound the settings give beside it), and what did not go as the settings say.
+pub fn revocation_summary(results: &Results, variant: &str) -> Option<String> {
+    let records: Vec<&RevocationRecord> = results.revocation.iter().filter(|r| r.variant == variant).collect();
+    let first = records.first()?;
+    let mut pairings: Vec<u32> = records.iter().map(|r| r.instances).collect();
+    pairings.sort_unstable();
+    pairings.dedup();
+    let trials = records.iter().map(|r| r.trial + 1).max().unwrap_or(1);
+    let kinds = Kind::ALL.iter().filter(|k| records.iter().any(|r| r.kind == **k)).count();
+    // The longest median; a token still accepted at the cap is longer than any window.
+    let mut longest: Option<(Kind, u32, revocations::WindowStats)> = None;
+    for &n in &pairings {
+        for kind in Kind::ALL {
+            let Some(s) = revocations::stats(results, variant, kind, n).filter(|s| s.measured()) else { continue };
+            let key = |m: Option<f64>| m.unwrap_or(f64::INFINITY);
+            if longest.as_ref().is_none_or(|(_, _, l)| key(s.median_ms) > key(l.median_ms)) {
+                longest = Some((kind, n, s));
+            }
+        }
+    }
+    let still: usize = records.iter().filter(|r| r.accepted_before_revoke > 0 && r.window_ms.is_none()).count();
+    let past = records.iter().filter(|r| revocations::past_bound(r)).count();
+    let instances = pairings.iter().map(u32::to_string).collect::<Vec<_>>().join(" and ");
+    let mut line = format!("  {:<16} revoke {trials} trial(s) × {kinds} kinds on {instances} inst.", variant);
+    match longest {
+        Some((kind, n, s)) => {
+            let _ = write!(
+                line,
+                "  longest median {} ({}, {n} inst.), max {}, expected {}",
+                s.median_text(first.cap_ms),
+                kind.as_str(),
+                s.max_text(first.cap_ms),
+                s.expected_text()
+            );
+        }
+        None => line.push_str("  no victim token ever worked"),
+    }
+    if still > 0 {
+        let _ = write!(line, ", {still} still accepted at the cap");
+    }
+    if past > 0 {
+        line.push_str(&red(&format!(", {past} past the expected bound")));
+    }
+    let _ = write!(
+        line,
+        "{}",
+        first
+            .background
+            .as_ref()
+            .map_or_else(|| ", idle".to_owned(), |b| format!(", under {} req/s", rate(b.offered_rps)))
     );
-    format!(
-        "  {:<16} revoke {:<15} {} inst.  {:<3} {}  window {window}  ({} accepted after ack{load})",
-        r.variant,
-        r.kind.as_str(),
-        r.instances,
-        r.operation_status,
-        if r.supported { "supported  " } else { "unsupported" },
-        r.accepted_after_ack
-    )
+    Some(line)
 }
 
 /// The line printed as a record arrives while a run measures; none for records that are a
@@ -156,7 +193,8 @@ pub fn record_line(record: &Record) -> Option<String> {
             s.variant,
             s.knee_rps.map_or("none within the steps".to_owned(), |k| format!("at {} req/s", rate(k)))
         ),
-        Record::Revocation(group) => group.iter().map(revocation_line).collect::<Vec<_>>().join("\n"),
+        // The scenario's one line per variant comes when it ends: `revocation_summary`.
+        Record::Revocation(_) => return None,
         Record::Outage(o) => outage_line(o),
         Record::Scale(s) => {
             let server = match (s.server_rss_bytes, s.server_start_seconds) {
@@ -219,8 +257,10 @@ pub fn table(results: &Results) -> String {
     }
     rate_table(&mut out, results);
     if !results.revocation.is_empty() {
-        let _ =
-            writeln!(out, "\nrevocation window (last accepted probe after the acknowledgement), ms; 1 / 2 instances:");
+        let _ = writeln!(
+            out,
+            "\nrevocation window (last accepted probe after the acknowledgement), median over trials, ms; 1 / 2 instances:"
+        );
         let kinds = Kind::ALL;
         let mut header = format!("{:<16}", "variant");
         for k in kinds {
@@ -237,11 +277,9 @@ pub fn table(results: &Results) -> String {
             let mut line = format!("{v:<16}");
             for k in kinds {
                 let cell = |instances: u32| {
-                    results
-                        .revocation
-                        .iter()
-                        .find(|r| r.variant == v && r.kind == k && r.instances == instances)
-                        .map_or("–".to_owned(), |r| r.window_ms.map_or("∞".to_owned(), |w| format!("{w:.0}")))
+                    revocations::stats(results, v, k, instances)
+                        .filter(revocations::WindowStats::measured)
+                        .map_or("–".to_owned(), |s| s.median_ms.map_or("∞".to_owned(), |w| format!("{w:.0}")))
                 };
                 let _ = write!(line, " {:>17}", format!("{} / {}", cell(1), cell(2)));
             }
@@ -380,6 +418,49 @@ mod tests {
         assert!(bad.ends_with("← generator-bound"), "{bad}");
         // The steady table is still there, before it.
         assert!(text.find("capacity req/s").unwrap() < text.find("fixed rate").unwrap());
+    }
+
+    /// The fixture's revocation records (one trial each) with two more trials of jwt's
+    /// logout on two instances: 2 s and 9 s against the fixture's first.
+    fn with_trials() -> Results {
+        let mut results: Results = serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap();
+        let first = results.revocation("jwt", Kind::Logout, 2).unwrap().clone();
+        for (trial, window) in [(1, 2000.0), (2, 9000.0)] {
+            let mut r = first.clone();
+            r.trial = trial;
+            r.window_ms = Some(window);
+            r.window_answer_ms = Some(window + 1.0);
+            r.expected_bound_ms = Some(9500.0);
+            results.revocation.push(r);
+        }
+        results
+    }
+
+    #[test]
+    fn a_variant_gets_one_revocation_line_however_many_records() {
+        let results = with_trials();
+        assert!(record_line(&Record::Revocation(results.revocation.clone())).is_none());
+        let line = revocation_summary(&results, "session").unwrap();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(line.starts_with("  session          revoke 1 trial(s) × 7 kinds on 1 and 2 inst."), "{line}");
+        assert!(line.contains("longest median 0.0 ms"), "{line}");
+        let line = revocation_summary(&results, "jwt").unwrap();
+        assert!(line.contains("revoke 3 trial(s) × 7 kinds"), "{line}");
+        assert!(revocation_summary(&results, "no-such-variant").is_none());
+    }
+
+    #[test]
+    fn the_revocation_table_shows_the_median_over_trials() {
+        let results = with_trials();
+        let first = results.revocation("jwt", Kind::Logout, 2).unwrap().window_ms;
+        let mut windows = [first.unwrap_or(f64::INFINITY), 2000.0, 9000.0];
+        windows.sort_by(f64::total_cmp);
+        let median = windows[1];
+        let text = table(&results);
+        let jwt = text.lines().rfind(|l| l.starts_with("jwt ")).unwrap();
+        let logout = jwt.split_whitespace().skip(1).take(3).collect::<Vec<_>>().join(" ");
+        let shown = if median.is_finite() { format!("{median:.0}") } else { "∞".to_owned() };
+        assert!(logout.ends_with(&format!("/ {shown}")), "{jwt}");
     }
 
     #[test]

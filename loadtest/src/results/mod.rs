@@ -39,7 +39,8 @@ pub use scale::{EntryKind, ScaleRecord};
 /// Bumped on any change that could break a reader.
 pub const SCHEMA_VERSION: u32 = 7;
 /// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
-/// version 7 the rounds: cost records, intervals, the guide's verdicts and the noise monitor).
+/// version 7 the rounds: cost records, intervals, the guide's verdicts, the noise monitor and
+/// revocation in trials, each a record of its own).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.
@@ -65,7 +66,8 @@ pub struct Results {
     pub runs: Vec<RunRecord>,
     /// Per strategy variant, where latency turns up as offered load grows.
     pub sweeps: Vec<SweepSummary>,
-    /// Per variant, revocation kind and instance count: how long a revoked token kept working.
+    /// Per variant, revocation kind, instance count and trial: how long a revoked token kept
+    /// working.
     #[serde(default)]
     pub revocation: Vec<RevocationRecord>,
     /// Per variant and Redis fault: availability, recovery, and what a restart lost.
@@ -105,6 +107,8 @@ impl Results {
         self.runs.iter().filter(|x| x.scenario == scenario && x.variant == variant).collect()
     }
 
+    /// The first record of a kind and instance pairing (trial 0 as measured); every trial is in
+    /// `revocation`.
     pub fn revocation(&self, variant: &str, kind: Kind, instances: u32) -> Option<&RevocationRecord> {
         self.revocation.iter().find(|x| x.variant == variant && x.kind == kind && x.instances == instances)
     }

@@ -1,5 +1,7 @@
-//! The records of the revocation scenario: per kind of revocation, how long a revoked token
-//! kept working after the revoke was acknowledged, and every probe as a timeline.
+//! The records of the revocation scenario: per kind of revocation, instance pairing and trial,
+//! how long a revoked token kept working after the revoke was acknowledged (bounded by the
+//! send and the answer time of the last accepted probe), what the design's settings let it
+//! live, and every probe as a timeline.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +61,7 @@ pub struct Segment {
     pub probes: u64,
 }
 
-/// One kind measured against one server configuration.
+/// One trial of one kind measured against one server configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevocationRecord {
     pub strategy: String,
@@ -67,6 +69,10 @@ pub struct RevocationRecord {
     pub kind: Kind,
     /// 1: revoke and probe on one server; 2: revoke on A, probe on B.
     pub instances: u32,
+    /// Which trial of this kind and instance pairing, from 0; each trial has a victim of its
+    /// own. Files before schema 7 measured one trial, read as 0.
+    #[serde(default)]
+    pub trial: u32,
     /// What `/capabilities` claims for this kind.
     pub supported: bool,
     /// HTTP status of the revoking request (204, 501, 200 for a login, ...).
@@ -74,8 +80,24 @@ pub struct RevocationRecord {
     /// From sending the revoke (t0) to its acknowledgement (t1), ms.
     pub ack_ms: f64,
     /// Last accepted probe sent after t1, minus t1, in ms; 0 when none; null when the token was
-    /// still accepted at the cap.
+    /// still accepted at the cap. The lower bound of the window: the token was accepted at some
+    /// moment between this probe's send and its answer.
     pub window_ms: Option<f64>,
+    /// The answer time of the last accepted probe, minus t1, in ms (0 when it was answered
+    /// before t1); null when `window_ms` is. The upper bound of the window.
+    #[serde(default)]
+    pub window_answer_ms: Option<f64>,
+    /// How long after t1 the design's settings let the token be accepted, in ms, from its
+    /// `iat` and `exp` and the ack's wall-clock time: lifetime left plus the servers' leeway
+    /// (and exp's whole second) where the revocation waits for expiry, the grace where it waits
+    /// for the grace, 0 where it acts at once; null where no setting bounds it (propagation,
+    /// a server that checks nothing, a token whose times cannot be read).
+    #[serde(default)]
+    pub expected_bound_ms: Option<f64>,
+    /// From the victim's login answer to sending the revoke, in ms: a lead plus a random
+    /// delay, so the revoke lands at a random point of the issuing second and of a grace.
+    #[serde(default)]
+    pub revoke_after_login_ms: Option<f64>,
     pub accepted_after_ack: u64,
     /// Probes accepted before the revoke was sent: 0 means the token never worked on the
     /// probed instance and the window says nothing.
@@ -84,7 +106,8 @@ pub struct RevocationRecord {
     pub errors_after_ack: u64,
     pub probes: u64,
     pub cap_ms: f64,
-    /// The victim token's lifetime left at t1 (from its login's `expires_in`), in ms.
+    /// The victim token's lifetime left at t1 (from its login's `expires_in`, counted from the
+    /// login's answer), in ms.
     pub token_lifetime_left_ms: f64,
     /// Every probe, as runs of equal outcomes ordered by send time.
     pub timeline: Vec<Segment>,

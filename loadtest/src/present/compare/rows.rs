@@ -4,14 +4,25 @@ use super::GENERATOR_BOUND;
 use super::judge::{
     AVAILABILITY, COMMANDS, COST, COUNTED, Figure, Judge, KNEE, LATENCY, LOGINS, NOISE, Noise, Row, THROUGHPUT, WINDOW,
 };
+use crate::present::report::revocations;
 use crate::present::units::{bytes, count, cpu_us, ms, ns, pct, per_request, rate, us};
 use crate::results::{Estimate, Kind, Results, RevocationRecord, RunRecord, Scenario};
 
-fn window(x: &RevocationRecord) -> Figure {
-    match x.window_ms {
-        Some(w) => Figure::new(ms(w), w),
-        None => Figure::new(format!("still accepted at {:.0} s cap", x.cap_ms / 1000.0), f64::INFINITY),
-    }
+/// A kind's window over its trials: the median is compared; the longest is shown beside it.
+fn window(trials: &[&RevocationRecord]) -> Option<Figure> {
+    let first = trials.first()?;
+    let s = revocations::stats_of(trials)?;
+    let longest = match s.max_ms {
+        _ if s.trials < 2 || s.max_ms == s.median_ms => String::new(),
+        Some(m) => format!(" (max {}, {} trials)", ms(m), s.trials),
+        None => format!(" (max still accepted, {} trials)", s.trials),
+    };
+    // No trial's token ever worked: the first trial's figure, as a single trial reads.
+    let median = if s.measured() { s.median_ms } else { first.window_ms };
+    Some(match median {
+        Some(w) => Figure::new(format!("{}{longest}", ms(w)), w),
+        None => Figure::new(format!("still accepted at {:.0} s cap{longest}", first.cap_ms / 1000.0), f64::INFINITY),
+    })
 }
 
 fn cost<'r>(r: &'r Results, v: &str) -> Option<&'r RunRecord> {
@@ -129,6 +140,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         r.run(v, Scenario::Login).map(|l| Figure::new(rate(l.throughput_rps.median), l.throughput_rps.median))
     });
 
+    // One row per kind and pairing, however many trials.
     let of_variant = |r: &Results| -> Vec<(Kind, u32)> {
         r.revocation.iter().filter(|x| x.variant == v).map(|x| (x.kind, x.instances)).collect()
     };
@@ -137,7 +149,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     keys.sort_by_key(|(kind, instances)| (Kind::ALL.iter().position(|k| k == kind), *instances));
     for (kind, instances) in keys {
         add(format!("revoke {} ({instances} inst.)", kind.as_str()), WINDOW, &|r| {
-            r.revocation.iter().find(|x| x.variant == v && x.kind == kind && x.instances == instances).map(window)
+            window(&revocations::trials(r, v, kind, instances))
         });
     }
 

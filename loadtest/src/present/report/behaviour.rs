@@ -1,6 +1,7 @@
 //! The report's behaviour sections: revocation windows and what a Redis outage did.
 
 use super::*;
+use revocations::BOUND_SLACK_MS;
 
 impl Report<'_> {
     pub(super) fn revocation(&mut self) -> anyhow::Result<()> {
@@ -9,22 +10,31 @@ impl Report<'_> {
             self.p("Not measured in this run: the revocation scenario did not run.");
             return Ok(());
         }
-        self.p("How long a revoked token keeps working: probes send `GET /me` with the victim's token continuously before and after the revoking request; the window is the send time of the last accepted probe after the revoke was acknowledged. ✓: the server says it supports the kind; ✗: it answers 501 and the token works until it expires (or past the probing cap).");
+        let most = self.r.revocation.iter().map(|x| x.trial + 1).max().unwrap_or(1);
+        self.p(format!("How long a revoked token keeps working: probes send `GET /me` with the victim's token continuously before and after the revoking request; the window runs from the revoke's acknowledgement to the last accepted probe, which was accepted somewhere between its send time (the lower bound) and its answer (the upper bound). Each kind is measured in {most} trial(s) per instance pairing, each on a victim of its own, with the revoke sent a random delay after the login (within a second, or within the grace where a grace decides), so a window that depends on where the revoke lands shows as a spread. ✓: the server says it supports the kind; ✗: it answers 501 and the token works until it expires (or past the probing cap)."));
         let mut head = vec!["variant".to_owned(), "instances".to_owned()];
         head.extend(Kind::ALL.iter().map(|k| k.as_str().to_owned()));
         let mut t = Table::new(head);
         let mut instance_counts: Vec<u32> = self.r.revocation.iter().map(|x| x.instances).collect();
         instance_counts.sort_unstable();
         instance_counts.dedup();
+        let pairing = |n: u32| if n == 1 { "1".to_owned() } else { format!("{n} (revoke on A, probe B)") };
+        let cap_of = |v: &str, kind: Kind, n: u32| self.r.revocation(v, kind, n).map_or(0.0, |x| x.cap_ms);
         for v in self.variants() {
             for &n in &instance_counts {
                 if !self.r.revocation.iter().any(|x| x.variant == v && x.instances == n) {
                     continue;
                 }
-                let mut row = vec![v.clone(), if n == 1 { "1".into() } else { format!("{n} (revoke on A, probe B)") }];
+                let mut row = vec![v.clone(), pairing(n)];
                 for kind in Kind::ALL {
-                    row.push(opt(self.r.revocation(&v, kind, n), |x| {
-                        format!("{} {}", if x.supported { "✓" } else { "✗" }, window_text(x))
+                    row.push(opt(revocations::stats(self.r, &v, kind, n), |s| {
+                        let cap = cap_of(&v, kind, n);
+                        let max = if s.trials > 1 && s.max_ms != s.median_ms {
+                            format!(" (max {})", s.max_text(cap))
+                        } else {
+                            String::new()
+                        };
+                        format!("{} {}{max}", if s.supported { "✓" } else { "✗" }, s.median_text(cap))
                     }));
                 }
                 t.row(row);
@@ -32,10 +42,11 @@ impl Report<'_> {
         }
         let probe = self.r.revocation.first().map(|x| x.cap_ms).unwrap_or(0.0);
         t.note = Some(format!(
-            "Capability matrix: supported per /capabilities, and the window measured in this run. Probing stops at a cap ({} for the first record; longer when the token's own lifetime ends sooner than never).",
+            "Capability matrix: supported per /capabilities, and the median window over the trials (the longest in brackets when it differs). Probing stops at a cap ({} for the first record; longer when the token's own lifetime ends sooner than never).",
             ms(probe)
         ));
         self.push(Block::Table(t));
+        self.revocation_trials(&instance_counts);
         let loads: Vec<String> = self
             .variants()
             .iter()
@@ -70,7 +81,9 @@ impl Report<'_> {
             let mut rows = Vec::new();
             for v in self.variants() {
                 for &n in &instance_counts {
-                    let Some(rec) = self.r.revocation(&v, kind, n) else { continue };
+                    let all = revocations::trials(self.r, &v, kind, n);
+                    let Some(rec) = all.first() else { continue };
+                    let stats = revocations::stats_of(&all);
                     let segments = rec
                         .timeline
                         .iter()
@@ -87,7 +100,21 @@ impl Report<'_> {
                         label: if n == 1 { v.clone() } else { format!("{v} A→B") },
                         colour: self.palette.colour(&v),
                         segments,
-                        note: format!("{} {}", if rec.supported { "window" } else { "unsupported," }, window_text(rec)),
+                        note: match stats {
+                            Some(s) if all.len() > 1 => format!(
+                                "{} {}; median {}, max {} of {}",
+                                if rec.supported { "window" } else { "unsupported," },
+                                window_text(rec),
+                                s.median_text(rec.cap_ms),
+                                s.max_text(rec.cap_ms),
+                                all.len()
+                            ),
+                            _ => format!(
+                                "{} {}",
+                                if rec.supported { "window" } else { "unsupported," },
+                                window_text(rec)
+                            ),
+                        },
                     });
                 }
             }
@@ -100,7 +127,7 @@ impl Report<'_> {
                 rows,
             };
             let caption = format!(
-                "Kind `{}`: every probe of the victim's token, by send time, relative to the acknowledgement of the revoking request (vertical line). Red: accepted; green: rejected; grey: errors. A→B rows revoke on instance A and probe instance B.",
+                "Kind `{}`: every probe of the victim's token in the first trial, by send time, relative to the acknowledgement of the revoking request (vertical line); the note beside a row gives that trial's window, then the median and the longest over all trials. Red: accepted; green: rejected; grey: errors. A→B rows revoke on instance A and probe instance B.",
                 kind.as_str()
             );
             self.chart(
@@ -111,6 +138,56 @@ impl Report<'_> {
             )?;
         }
         Ok(())
+    }
+
+    /// Every kind and pairing with its trials' windows: median and longest, both bounds of each,
+    /// and beside them the longest window the design's settings allowed.
+    fn revocation_trials(&mut self, instance_counts: &[u32]) {
+        let mut t = Table::new([
+            "variant",
+            "instances",
+            "kind",
+            "trials",
+            "median window (send … answer)",
+            "longest window (send … answer)",
+            "expected from settings",
+            "still accepted at cap",
+        ]);
+        let mut over = Vec::new();
+        for v in self.variants() {
+            for &n in instance_counts {
+                for kind in Kind::ALL {
+                    let Some(s) = revocations::stats(self.r, &v, kind, n) else { continue };
+                    let cap = self.r.revocation(&v, kind, n).map_or(0.0, |x| x.cap_ms);
+                    let trials = if s.never_worked > 0 {
+                        format!("{} (+{} whose token never worked)", s.trials, s.never_worked)
+                    } else {
+                        s.trials.to_string()
+                    };
+                    t.row(vec![
+                        v.clone(),
+                        if n == 1 { "1".to_owned() } else { format!("{n} (A→B)") },
+                        kind.as_str().to_owned(),
+                        trials,
+                        s.bounds_text(s.median_ms, s.answer_median_ms, cap),
+                        s.bounds_text(s.max_ms, s.answer_max_ms, cap),
+                        s.expected_text(),
+                        s.still_accepted.to_string(),
+                    ]);
+                    if s.past_bound > 0 {
+                        over.push(format!("{v} {} ({n} inst.): {} trial(s)", kind.as_str(), s.past_bound));
+                    }
+                }
+            }
+        }
+        t.note = Some(format!(
+            "Per kind and instance pairing over its trials. The window's lower bound is the send time of the last accepted probe after the acknowledgement, its upper bound that probe's answer time (one figure when they agree within 0.05 ms). Expected from settings: the longest window the design's settings allow in these trials, from each victim token's `iat` and `exp` and the wall-clock time of the acknowledgement: the token's remaining lifetime plus the servers' 2 s leeway and `exp`'s whole second where the revocation waits for expiry; `iat` plus the grace where it waits for the grace; 0 where it acts at once; – where no setting bounds it (a pushed revocation, a server that checks nothing). A measured window past its expected bound by more than {} is listed below the table.",
+            ms(BOUND_SLACK_MS)
+        ));
+        self.push(Block::Table(t));
+        if !over.is_empty() {
+            self.push(Block::Warning(format!("windows longer than the design's settings allow: {}.", over.join("; "))));
+        }
     }
 
     pub(super) fn outage(&mut self) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ mod performance;
 mod points;
 mod rate;
 mod ratios;
+pub(crate) mod revocations;
 pub mod style;
 
 use std::path::{Path, PathBuf};
@@ -82,16 +83,17 @@ pub(crate) fn redis_per_request(run: &RunRecord) -> Option<f64> {
     })
 }
 
-/// The longest window over the kinds a variant was probed for; `None` inside means a token
-/// still accepted at the cap.
+/// The longest window over the kinds a variant was probed for, each kind's the longest of its
+/// trials (a requirement met "within X" must hold in every trial); `None` inside means a token
+/// still accepted at the cap. Kinds whose token never worked on the probed instance are left out.
 pub(crate) fn worst_window(r: &Results, variant: &str, instances: u32) -> Option<(Kind, Option<f64>)> {
     let mut worst: Option<(Kind, Option<f64>)> = None;
     for kind in Kind::ALL {
-        let Some(rec) = r.revocation(variant, kind, instances) else { continue };
-        if rec.accepted_before_revoke == 0 {
+        let Some(stats) = revocations::stats(r, variant, kind, instances) else { continue };
+        if !stats.measured() {
             continue;
         }
-        let w = rec.window_ms;
+        let w = stats.max_ms;
         let worse = match (worst, w) {
             (None, _) => true,
             (Some((_, None)), _) => false,

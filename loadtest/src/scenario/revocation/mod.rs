@@ -2,7 +2,14 @@
 //! working, on one instance and across two (revoke on A, probe on B), while the servers carry
 //! an open-loop `GET /me` load. Each variant gets servers of its own, with a short token
 //! lifetime so that a design that cannot revoke shows its token's real remaining life.
+//!
+//! Each kind is measured in several trials per instance pairing, each on a victim of its own
+//! and with its revoke at a random phase after the victim's login, so a window that depends on
+//! where the revoke lands in the issuing second or the grace shows as a distribution. Trials
+//! of the per-user kinds all run side by side; revoke-all trials do too where one trial's
+//! revoke cannot end another's token, and take turns where it can.
 
+mod bound;
 mod probe;
 
 use std::net::SocketAddr;
@@ -10,13 +17,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub use bound::Design;
 pub use probe::{Pair, ProbePlan, measure, summarize};
 
 use super::{Event, Knobs, Sink};
 use crate::engine::{self, LoadOutcome, LoadSpec, RequestTemplate, Schedule, client};
-use crate::plan::{ADMIN_KEY, USER_PASSWORD, Variant};
+use crate::plan::{ADMIN_KEY, REVOCATION_VICTIMS_PER_PAIRING, USER_PASSWORD, Variant};
 use crate::process::{Backing, ServerProcess, further_instance_args, variant_args};
 use crate::results::{BackgroundLoad, Capabilities, Kind, Record, RevocationRecord};
+use bound::{Phases, expected_bound_ms};
 
 /// Where and on whom the revocation kinds are measured.
 #[derive(Debug, Clone)]
@@ -27,20 +36,33 @@ pub struct Target {
     /// Servers with the single-device policy (the normal ones when the strategy has none).
     pub single: Pair,
     pub instances: u32,
-    /// Victims are `user{first_victim + kind index}`.
+    /// Victims are `user{first_victim + trial × 7 + kind index}`.
     pub first_victim: usize,
     /// Offered rate of the background `GET /me` load the kinds are probed under (none: idle).
     pub background_rps: Option<f64>,
+    /// How the design's revocations act, from its `/capabilities`.
+    pub design: Design,
+    /// Trials per kind.
+    pub trials: u32,
+}
+
+impl Target {
+    fn victim(&self, kind: Kind, trial: u32) -> String {
+        let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        format!("user{}", self.first_victim + trial as usize * Kind::ALL.len() + index)
+    }
 }
 
 /// Users whose tokens carry the background load (never victims).
 const BACKGROUND_USERS: std::ops::Range<usize> = 900..916;
 
 /// Background load while revocations are probed: an open-loop `GET /me` stream at `rate`,
-/// split over every server of the target, until `stop` is set. Returns the engine's thread.
+/// split over every server of the target, until `stop` is set (or, as a bound, `lasting`
+/// has passed). Returns the engine's thread.
 fn start_background(
     target: &Target,
     rate: f64,
+    lasting: Duration,
     knobs: &Knobs,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<LoadOutcome>>> {
@@ -64,8 +86,7 @@ fn start_background(
         connections: knobs.plan.connections,
         threads: 1,
         warmup: Duration::ZERO,
-        // Bounded: the probing of one group never takes longer than its cap and settle.
-        duration: knobs.plan.revocation_cap() + knobs.plan.revocation_settle + Duration::from_secs(5),
+        duration: lasting,
         schedule: Schedule::Open { rate },
         timeout: knobs.request_timeout,
         max_connections: None,
@@ -75,8 +96,56 @@ fn start_background(
     Ok(std::thread::spawn(move || engine::run(&spec, engine::Keep::default(), &stop)))
 }
 
-/// Measures every revocation kind: the per-user kinds together (each on its own victim), then
-/// revoke-all alone; hands the records of each group on as soon as it is measured.
+/// Measures `trials` side by side (each a kind and a trial number, on its own victim, with its
+/// own phase) and returns their records; the probers of each probe less often as more trials
+/// run together, so the probe load stays that of one trial.
+fn measure_together(
+    target: &Target,
+    supported: &dyn Fn(Kind) -> bool,
+    trials: &[(Kind, u32, Duration)],
+    probe_plan: &ProbePlan,
+    knobs: &Knobs,
+) -> anyhow::Result<Vec<RevocationRecord>> {
+    let mut numbers: Vec<u32> = trials.iter().map(|(_, trial, _)| *trial).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let together = u32::try_from(numbers.len()).unwrap_or(1).max(1);
+    let mut plan = probe_plan.clone();
+    plan.interval = probe_plan.interval * together;
+    let measured = knobs.runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for &(kind, trial, phase) in trials {
+            let pair = if kind == Kind::SingleDevice { target.single } else { target.normal };
+            let victim = target.victim(kind, trial);
+            let plan = plan.clone();
+            let cancel = knobs.cancel.clone();
+            tasks.push(tokio::spawn(async move {
+                (kind, trial, measure(kind, pair, &victim, &plan, phase, &cancel).await)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    });
+    let mut records = Vec::new();
+    for joined in measured {
+        let (kind, trial, raw) = joined?;
+        let raw = raw.map_err(|e| anyhow::anyhow!("{} {} trial {trial}: {e:#}", target.variant, kind.as_str()))?;
+        let (token, ack_unix_s) = (raw.token, raw.ack_unix_s);
+        let supported = supported(kind);
+        let record =
+            summarize(&target.strategy, &target.variant, kind, target.instances, supported, raw, probe_plan.cap);
+        let expected_bound_ms = expected_bound_ms(&target.design, kind, target.instances, supported, token, ack_unix_s);
+        records.push(RevocationRecord { trial, expected_bound_ms, ..record });
+    }
+    Ok(records)
+}
+
+/// Measures every revocation kind in `target.trials` trials: the per-user kinds together (each
+/// trial on its own victim), then revoke-all, side by side or in turns; hands the records of
+/// each group on as soon as it is measured.
 pub fn measure_kinds(
     target: &Target,
     supported: &dyn Fn(Kind) -> bool,
@@ -84,36 +153,51 @@ pub fn measure_kinds(
     knobs: &Knobs,
     sink: Sink<'_>,
 ) -> anyhow::Result<()> {
-    let batch: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| *k != Kind::RevokeAll).collect();
-    for group in [batch, vec![Kind::RevokeAll]] {
+    let mut phases = Phases::from_clock();
+    let range = target.design.phase_range();
+    let trials = target.trials.max(1);
+    let per_user: Vec<(Kind, u32, Duration)> = (0..trials)
+        .flat_map(|t| Kind::ALL.iter().filter(|k| **k != Kind::RevokeAll).map(move |k| (*k, t)))
+        .map(|(k, t)| (k, t, phases.next(range)))
+        .collect();
+    let revoke_all: Vec<(Kind, u32, Duration)> =
+        (0..trials).map(|t| (Kind::RevokeAll, t, phases.next(range))).collect();
+    // A revoke-all that ends every token on the probed instance: one trial at a time, each
+    // victim logged in after the revoke before it.
+    let batches: Vec<Vec<(Kind, u32, Duration)>> =
+        if target.design.revoke_all_ends_others(target.instances, supported(Kind::RevokeAll)) {
+            revoke_all.iter().map(|t| vec![*t]).collect()
+        } else {
+            vec![revoke_all]
+        };
+    let groups = [("per-user kinds", vec![per_user]), ("revoke-all", batches)];
+    for (name, batches) in groups {
         sink(Event::Status(format!(
-            "{}: revocation, {} instance(s), {}",
-            target.variant,
-            target.instances,
-            if group.len() == 1 { "revoke-all" } else { "per-user kinds" }
+            "{}: revocation, {} instance(s), {name}, {trials} trial(s)",
+            target.variant, target.instances
         )))?;
         let stop = Arc::new(AtomicBool::new(false));
+        // Bounded: no batch probes for longer than its lead, phase, cap and settle.
+        let per_batch = probe_plan.lead + range + probe_plan.cap + probe_plan.settle + Duration::from_secs(2);
+        let lasting = per_batch * u32::try_from(batches.len()).unwrap_or(u32::MAX) + Duration::from_secs(3);
         let background = match target.background_rps {
-            Some(rate) => Some(start_background(target, rate, knobs, &stop)?),
+            Some(rate) => Some(start_background(target, rate, lasting, knobs, &stop)?),
             None => None,
         };
-        let measured = knobs.runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for kind in &group {
-                let pair = if *kind == Kind::SingleDevice { target.single } else { target.normal };
-                let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
-                let victim = format!("user{}", target.first_victim + index);
-                let plan = probe_plan.clone();
-                let cancel = knobs.cancel.clone();
-                let kind = *kind;
-                tasks.push(tokio::spawn(async move { (kind, measure(kind, pair, &victim, &plan, &cancel).await) }));
+        let mut records = Vec::new();
+        let mut failed = None;
+        for batch in &batches {
+            match measure_together(target, supported, batch, probe_plan, knobs) {
+                Ok(r) => records.extend(r),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await);
+            if knobs.cancelled() {
+                break;
             }
-            out
-        });
+        }
         stop.store(true, Ordering::SeqCst);
         let load = match background {
             Some(thread) => {
@@ -127,21 +211,10 @@ pub fn measure_kinds(
             }
             None => None,
         };
-        let mut records = Vec::new();
-        for joined in measured {
-            let (kind, raw) = joined?;
-            let raw = raw.map_err(|e| anyhow::anyhow!("{} {}: {e:#}", target.variant, kind.as_str()))?;
-            let record = summarize(
-                &target.strategy,
-                &target.variant,
-                kind,
-                target.instances,
-                supported(kind),
-                raw,
-                probe_plan.cap,
-            );
-            records.push(RevocationRecord { background: load.clone(), ..record });
+        if let Some(e) = failed {
+            return Err(e);
         }
+        let records = records.into_iter().map(|r| RevocationRecord { background: load.clone(), ..r }).collect();
         sink(Event::Record(Record::Revocation(records)))?;
         if knobs.cancelled() {
             break;
@@ -217,8 +290,10 @@ pub fn run_variant(
             normal: normal_pair,
             single: single_pair,
             instances,
-            first_victim: 500 + (instances as usize - 1) * 10,
+            first_victim: 500 + (instances as usize - 1) * REVOCATION_VICTIMS_PER_PAIRING,
             background_rps,
+            design: Design::of(&caps),
+            trials: plan.revocation_trials,
         };
         measure_kinds(&target, &supported, &probe_plan(knobs, cap, USER_PASSWORD, ADMIN_KEY), knobs, sink)?;
         drop(single);
@@ -248,6 +323,8 @@ pub fn run_remote(
         instances: 1,
         first_victim: 500,
         background_rps: None,
+        design: Design::of(caps),
+        trials: knobs.plan.revocation_trials,
     };
     measure_kinds(&target, &|kind| caps.supports(kind), &probe_plan(knobs, cap, password, admin_key), knobs, sink)
 }

@@ -1,11 +1,13 @@
 //! Probing one revocation kind: how long a revoked token keeps working.
 //!
 //! For one revocation kind, a victim token is probed by several concurrent probers (each on
-//! its own keep-alive connection, together at least one probe per millisecond). The revoke is
-//! sent at `t0` and acknowledged at `t1`. Every probe's send time and outcome is kept; the
-//! window is the send time of the last probe accepted *after* `t1`, minus `t1` (0 when none;
-//! unknown, `null`, when the token was still accepted when the cap ran out). Probing stops once
-//! probes have been refused for `settle` after the last accepted one, or at the cap.
+//! its own keep-alive connection, together one probe per half millisecond for a trial alone).
+//! The revoke is sent a lead plus a random phase after the victim's login, at `t0`, and
+//! acknowledged at `t1`. Every probe's send time, answer time and outcome is kept; the window
+//! is the send time of the last probe accepted *after* `t1`, minus `t1` (0 when none; unknown,
+//! `null`, when the token was still accepted when the cap ran out), and that probe's answer
+//! time bounds it from above. Probing stops once probes have been refused for `settle` after
+//! the last accepted one, or at the cap.
 //!
 //! With two instances the revoke goes to instance A and the probes to instance B, the "site A
 //! and site B" case: shared Redis state crosses over, in-process state does not.
@@ -20,6 +22,7 @@ use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request};
 
+use super::bound::TokenTimes;
 use crate::engine::client;
 use crate::engine::http1::Http1;
 use crate::results::{Kind, RevocationRecord, Segment};
@@ -34,7 +37,7 @@ pub struct ProbePlan {
     pub probers: usize,
     /// Pause between one prober's probes.
     pub interval: Duration,
-    /// Probing before the revoke, to show the token accepted.
+    /// Probing before the revoke (and before its random phase), to show the token accepted.
     pub lead: Duration,
     /// Stop once probes have been refused this long after the last accepted one.
     pub settle: Duration,
@@ -140,41 +143,67 @@ async fn revoke(
     Ok(answer.status)
 }
 
+/// One probe: when it was sent and answered (since probing started), and what it saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub sent: Duration,
+    pub answered: Duration,
+    pub outcome: Outcome,
+}
+
 /// The raw measurement of one kind.
 #[derive(Debug)]
 pub struct RawProbes {
     /// Status of the revoking request.
     pub status: u16,
     pub ack_ms: f64,
-    /// Send time (since probing started) and outcome of every probe, in send order.
-    pub probes: Vec<(Duration, Outcome)>,
+    /// Every probe, in send order.
+    pub probes: Vec<Probe>,
     /// The acknowledgement, since probing started.
     pub t1: Duration,
     pub lifetime_left_ms: f64,
+    /// `iat` and `exp` of the victim token, when it is a JWT.
+    pub token: Option<TokenTimes>,
+    /// The acknowledgement on the wall clock, seconds since the Unix epoch.
+    pub ack_unix_s: f64,
+    /// From the victim's login answer to sending the revoke.
+    pub revoke_after_login: Duration,
 }
 
-/// Measures one kind: log the victim in on A, probe on B, revoke on A.
+/// Logs `victim` in at `addr` on `device`; returns the access token and its `expires_in`. A
+/// 503 (every password-hashing slot busy while trials log in side by side) is retried.
+async fn login(addr: SocketAddr, victim: &str, password: &str, device: &str) -> anyhow::Result<(String, u64)> {
+    let body = serde_json::json!({"username": victim, "password": password, "device": device});
+    let mut attempts = 0;
+    loop {
+        let answer = client::call(addr, Method::POST, "/login", &[], Some(&body)).await?;
+        attempts += 1;
+        if answer.status == 503 && attempts < 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        anyhow::ensure!(answer.status == 200, "login of {victim} answered {}", answer.status);
+        let json = answer.json()?;
+        let token = json.get("access_token").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        let expires_in = json.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        return Ok((token, expires_in));
+    }
+}
+
+/// Measures one kind: log the victim in on A, probe on B, revoke on A `plan.lead + phase`
+/// after the login.
 pub async fn measure(
     kind: Kind,
     pair: Pair,
     victim: &str,
     plan: &ProbePlan,
+    phase: Duration,
     cancel: &Arc<AtomicBool>,
 ) -> anyhow::Result<RawProbes> {
-    let login = |addr| {
-        let body = serde_json::json!({"username": victim, "password": plan.password, "device": "probed"});
-        async move {
-            let answer = client::call(addr, Method::POST, "/login", &[], Some(&body)).await?;
-            anyhow::ensure!(answer.status == 200, "login of {victim} answered {}", answer.status);
-            let json = answer.json()?;
-            let token = json.get("access_token").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-            let expires_in = json.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(0);
-            Ok::<_, anyhow::Error>((token, expires_in))
-        }
-    };
-    let (token, expires_in) = login(pair.a).await?;
+    let (token, expires_in) = login(pair.a, victim, &plan.password, "probed").await?;
     let logged_in = Instant::now();
-    let other_token = if kind == Kind::LogoutAll { login(pair.a).await?.0 } else { String::new() };
+    let other_token =
+        if kind == Kind::LogoutAll { login(pair.a, victim, &plan.password, "probed").await?.0 } else { String::new() };
 
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -200,15 +229,18 @@ pub async fn measure(
                     let ns = u64::try_from(sent.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
                     last_accepted.fetch_max(ns, Ordering::Relaxed);
                 }
-                seen.push((sent, outcome));
+                seen.push((sent, Instant::now(), outcome));
             }
             seen
         }));
     }
-    tokio::time::sleep(plan.lead).await;
+    // The lead after probing starts at least, and the phase after the login.
+    tokio::time::sleep_until((start + plan.lead).max(logged_in + plan.lead + phase).into()).await;
     let t0 = Instant::now();
     let status = revoke(kind, pair.a, victim, &token, &other_token, plan).await;
     let t1 = Instant::now();
+    let ack_unix_s =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let status = match status {
         Ok(s) => s,
         Err(e) => {
@@ -232,12 +264,12 @@ pub async fn measure(
     stop.store(true, Ordering::Relaxed);
     let mut probes = Vec::new();
     for task in tasks {
-        for (sent, outcome) in task.await? {
-            probes.push((sent, outcome));
+        for (sent, answered, outcome) in task.await? {
+            let since = |t: Instant| t.saturating_duration_since(start);
+            probes.push(Probe { sent: since(sent), answered: since(answered), outcome });
         }
     }
-    probes.sort_by_key(|(sent, _)| *sent);
-    let probes = probes.iter().map(|(s, o)| (s.saturating_duration_since(start), *o)).collect();
+    probes.sort_by_key(|p| p.sent);
     let lifetime_left_ms = (expires_in as f64 - t1.duration_since(logged_in).as_secs_f64()) * 1e3;
     Ok(RawProbes {
         status,
@@ -245,6 +277,9 @@ pub async fn measure(
         probes,
         t1: t1.duration_since(start),
         lifetime_left_ms,
+        token: TokenTimes::of(&token),
+        ack_unix_s,
+        revoke_after_login: t0.saturating_duration_since(logged_in),
     })
 }
 
@@ -258,21 +293,29 @@ pub fn summarize(
     raw: RawProbes,
     cap: Duration,
 ) -> RevocationRecord {
-    let RawProbes { status, ack_ms, probes, t1, lifetime_left_ms } = raw;
+    let RawProbes { status, ack_ms, probes, t1, lifetime_left_ms, revoke_after_login, .. } = raw;
     let ms = |d: Duration| d.as_secs_f64() * 1e3 - t1.as_secs_f64() * 1e3;
-    let after: Vec<&(Duration, Outcome)> = probes.iter().filter(|(s, _)| *s >= t1).collect();
-    let accepted: Vec<f64> = after.iter().filter(|(_, o)| *o == Outcome::Accepted).map(|(s, _)| ms(*s)).collect();
-    let still_accepted_at_end = after.last().is_some_and(|(_, o)| *o == Outcome::Accepted)
-        && after.last().is_some_and(|(s, _)| ms(*s) >= cap.as_secs_f64() * 1e3 - 500.0);
-    let window_ms = if still_accepted_at_end { None } else { Some(accepted.iter().copied().fold(0.0, f64::max)) };
+    let after: Vec<&Probe> = probes.iter().filter(|p| p.sent >= t1).collect();
+    let accepted = after.iter().filter(|p| p.outcome == Outcome::Accepted).count();
+    let still_accepted_at_end = after.last().is_some_and(|p| p.outcome == Outcome::Accepted)
+        && after.last().is_some_and(|p| ms(p.sent) >= cap.as_secs_f64() * 1e3 - 500.0);
+    // The last accepted probe by send time, before or after t1: the token was accepted at some
+    // moment between its send and its answer.
+    let last_accepted = probes.iter().filter(|p| p.outcome == Outcome::Accepted).max_by_key(|p| p.sent);
+    let (window_ms, window_answer_ms) = if still_accepted_at_end {
+        (None, None)
+    } else {
+        let bound = |t: Option<Duration>| Some(t.map_or(0.0, |t| ms(t).max(0.0)));
+        (bound(last_accepted.map(|p| p.sent)), bound(last_accepted.map(|p| p.answered)))
+    };
     let mut timeline: Vec<Segment> = Vec::new();
-    for (sent, outcome) in &probes {
-        let name = match outcome {
+    for p in &probes {
+        let name = match p.outcome {
             Outcome::Accepted => "accepted",
             Outcome::Rejected => "rejected",
             Outcome::Error => "error",
         };
-        let t = ms(*sent);
+        let t = ms(p.sent);
         match timeline.last_mut() {
             Some(seg) if seg.outcome == name => {
                 seg.to_ms = t;
@@ -288,15 +331,22 @@ pub fn summarize(
         instances,
         supported,
         operation_status: status,
+        trial: 0,
         ack_ms,
         window_ms,
-        accepted_after_ack: accepted.len() as u64,
+        window_answer_ms,
+        // What the design's settings imply is the scenario's to say (it knows them).
+        expected_bound_ms: None,
+        revoke_after_login_ms: Some(revoke_after_login.as_secs_f64() * 1e3),
+        accepted_after_ack: accepted as u64,
         accepted_before_revoke: probes
             .iter()
-            .filter(|(s, o)| *s < t1.saturating_sub(Duration::from_secs_f64(ack_ms / 1e3)) && *o == Outcome::Accepted)
+            .filter(|p| {
+                p.sent < t1.saturating_sub(Duration::from_secs_f64(ack_ms / 1e3)) && p.outcome == Outcome::Accepted
+            })
             .count() as u64,
-        rejected_after_ack: after.iter().filter(|(_, o)| *o == Outcome::Rejected).count() as u64,
-        errors_after_ack: after.iter().filter(|(_, o)| *o == Outcome::Error).count() as u64,
+        rejected_after_ack: after.iter().filter(|p| p.outcome == Outcome::Rejected).count() as u64,
+        errors_after_ack: after.iter().filter(|p| p.outcome == Outcome::Error).count() as u64,
         probes: probes.len() as u64,
         cap_ms: cap.as_secs_f64() * 1e3,
         token_lifetime_left_ms: lifetime_left_ms,
