@@ -153,6 +153,12 @@ pub fn rounds_step(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow:
     };
     let measured = rounds::measure(cells, windows, plan.rate, knobs, sink)?;
     sink(Event::Record(Record::Noise { threshold: NOISE_THRESHOLD, windows: measured.noise.clone() }))?;
+    if measured.kept_noisy > 0 {
+        sink(Event::Record(Record::Note(format!(
+            "steady and cost: {} window(s) kept although other processes used more than {NOISE_THRESHOLD} CPU during them (the budget of repeats ran out or they stayed noisy): see noise.",
+            measured.kept_noisy
+        ))))?;
+    }
     for (i, cell) in cells.iter().enumerate() {
         if let Some(record) = rounds::closed_record(&measured, i, cell, Scenario::Steady, knobs) {
             sink(Event::Record(Record::Run(Box::new(record))))?;
@@ -244,10 +250,19 @@ pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>)
             Ok(())
         };
         fleet.measure(step, known, &mut sink).with_context(|| step.to_string())?;
-        // The revocation scenario prints one line for the variant, from all its trials.
+        // The revocation scenario prints one line for the variant, from all its trials; rtt and
+        // tokensize one per variant, from all its points.
         if let Step::Revocation(v) = step
             && let Some(line) = terminal::revocation_summary(&ctx.writer.results, v)
         {
+            ctx.progress.println(line);
+        }
+        let points = match step {
+            Step::Rtt => Some(Scenario::Rtt),
+            Step::Tokensize => Some(Scenario::Tokensize),
+            _ => None,
+        };
+        for line in points.map(|s| terminal::points_summary(&ctx.writer.results, s)).unwrap_or_default() {
             ctx.progress.println(line);
         }
     }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use authbench_server::StrategyName;
 use authbench_server::redis_process::{RedisOptions, RedisServer};
 
 use super::fleet::{Fleet, Known, Step, rounds_step, subject_step};
@@ -126,6 +127,13 @@ impl LocalFleet {
         }
         let redis_flags = backing.map(|b| (b.server_args(), b.probe()));
         let mut args = variant_args(v, redis_flags.as_ref().map(|(f, _)| f.as_slice()));
+        // These servers carry the rounds, the sweep and the logins: minutes, longer than
+        // refresh's 60 s access tokens live. Its access lifetime never enters the request path
+        // (a signature check), so they issue hour-long ones; the revocation scenario starts
+        // servers of its own with short lifetimes.
+        if v.strategy == StrategyName::Refresh {
+            args.extend(["--access-ttl".into(), "1h".into()]);
+        }
         // Further instances share Redis and, for the JWT designs, the signing key.
         let key_file = std::env::temp_dir().join(format!("authbench-key-{}-{}", std::process::id(), v.name));
         let _ = std::fs::remove_file(&key_file);

@@ -55,6 +55,13 @@ fn measure(points: &[Point], scenario: Scenario, knobs: &Knobs, sink: Sink<'_>) 
     let windows = Windows { closed: Some(scenario), cost: false };
     let measured = rounds::measure(&cells, windows, None, &knobs, sink)?;
     sink(Event::Record(Record::Noise { threshold: NOISE_THRESHOLD, windows: measured.noise.clone() }))?;
+    if measured.kept_noisy > 0 {
+        sink(Event::Record(Record::Note(format!(
+            "{}: {} window(s) kept although other processes used more than {NOISE_THRESHOLD} CPU during them (the budget of repeats ran out or they stayed noisy): see noise.",
+            scenario.as_str(),
+            measured.kept_noisy
+        ))))?;
+    }
     let mut records = Vec::new();
     for (i, (cell, point)) in cells.iter().zip(points).enumerate() {
         if let Some(mut record) = rounds::closed_record(&measured, i, cell, scenario, &knobs) {

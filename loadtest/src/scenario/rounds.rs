@@ -137,6 +137,11 @@ pub struct Measured {
     pub rate: Option<f64>,
     /// Every window the noise monitor watched, repeats included.
     pub noise: Vec<NoiseSample>,
+    /// Noisy windows that may still be measured again: a tenth of the windows planned (at
+    /// least two), so a machine that stays busy costs a tenth more time, not three times as much.
+    repeats_left: u32,
+    /// Whether a noisy window was kept because no repeat was left.
+    pub kept_noisy: u32,
 }
 
 /// Runs `knobs.plan.repetitions` rounds over `cells`. The cost windows' rate is `rate` when
@@ -156,7 +161,11 @@ pub fn measure(
         cost: cells.iter().map(|_| Series::default()).collect(),
         rate,
         noise: Vec::new(),
+        repeats_left: 0,
+        kept_noisy: 0,
     };
+    let kinds = u32::from(windows.closed.is_some()) + u32::from(windows.cost);
+    m.repeats_left = (cells.len() as u32 * rounds * kinds / 10).max(2);
     for round in 0..rounds {
         if let Some(scenario) = windows.closed {
             for i in shuffle.order(cells.len()) {
@@ -167,7 +176,9 @@ pub fn measure(
                 sink(Event::Status(format!("round {}/{rounds}: {} {}", round + 1, cell.label, scenario.as_str())))?;
                 let spec = knobs.spec_for(cell.subject, cell.load.templates.clone(), plan.warmup, plan.steady_duration);
                 let label = format!("{} {} round {}", cell.label, scenario.as_str(), round + 1);
-                let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, series, &mut m.noise, sink)?;
+                let mut watch =
+                    Watch { series, noise: &mut m.noise, left: &mut m.repeats_left, kept: &mut m.kept_noisy };
+                let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, &mut watch, sink)?;
                 series.add(outcome, costs, knobs);
             }
         }
@@ -200,7 +211,8 @@ pub fn measure(
             spec.schedule = Schedule::Open { rate };
             spec.max_connections = plan.rate_connection_limit;
             let label = format!("{} cost round {}", cell.label, round + 1);
-            let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, series, &mut m.noise, sink)?;
+            let mut watch = Watch { series, noise: &mut m.noise, left: &mut m.repeats_left, kept: &mut m.kept_noisy };
+            let (outcome, costs) = watched(cell.subject, &spec, knobs, &label, &mut watch, sink)?;
             series.add(outcome, costs, knobs);
         }
     }
@@ -221,30 +233,42 @@ fn probe_slowest(cells: &[Cell<'_>], knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
     Ok(slowest)
 }
 
-/// One window, measured again (at most [`NOISE_RETRIES`] times) while other processes used
-/// more than [`NOISE_THRESHOLD`] CPUs of the machine; the last measurement is kept, noisy or
-/// not, and every one is accounted for in `noise`.
+/// What a watched window accounts to: its series' repeats, the run's noise samples, and the
+/// repeats left in the budget.
+struct Watch<'m> {
+    series: &'m mut Series,
+    noise: &'m mut Vec<NoiseSample>,
+    left: &'m mut u32,
+    kept: &'m mut u32,
+}
+
+/// One window, measured again (at most [`NOISE_RETRIES`] times, while the run's budget of
+/// repeats lasts) while other processes used more than [`NOISE_THRESHOLD`] CPUs of the machine;
+/// the last measurement is kept, noisy or not, and every one is accounted for in `noise`.
 fn watched(
     subject: &Subject,
     spec: &LoadSpec,
     knobs: &Knobs,
     label: &str,
-    series: &mut Series,
-    noise: &mut Vec<NoiseSample>,
+    watch: &mut Watch<'_>,
     sink: Sink<'_>,
 ) -> anyhow::Result<(LoadOutcome, Costs)> {
     let mut attempt = 0;
     loop {
         let (outcome, costs, window) = bracketed(subject, spec, knobs)?;
-        let again =
-            attempt < NOISE_RETRIES && !knobs.cancelled() && window.as_ref().is_some_and(|w| w.above(NOISE_THRESHOLD));
+        let noisy = window.as_ref().is_some_and(|w| w.above(NOISE_THRESHOLD));
+        let again = noisy && attempt < NOISE_RETRIES && *watch.left > 0 && !knobs.cancelled();
         if let Some(w) = &window {
-            noise.push(w.sample(label, again));
+            watch.noise.push(w.sample(label, again));
         }
         if !again {
+            if noisy {
+                *watch.kept += 1;
+            }
             return Ok((outcome, costs));
         }
-        series.repeated += 1;
+        watch.series.repeated += 1;
+        *watch.left -= 1;
         attempt += 1;
         let foreign = window.map_or(0.0, |w| w.foreign_cpu);
         sink(Event::Status(format!("{label}: other processes used {foreign:.2} CPU, measuring again")))?;

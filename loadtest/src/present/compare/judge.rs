@@ -16,9 +16,9 @@ pub(super) enum Better {
 /// How large a difference must be before it counts.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Noise {
-    /// A figure measured in rounds: overlapping 95 % intervals are "within interval" (with no
-    /// interval on either side, the relative band).
-    Spread,
+    /// A figure measured in rounds (or trials): overlapping intervals are "within interval";
+    /// with no interval on either side, the band `relative` of A's figure or `absolute`.
+    Spread { relative: f64, absolute: f64 },
     /// Within `relative` of A's figure, or within `absolute` (the figure's resolution).
     Band { relative: f64, absolute: f64 },
     /// Counted figures: any difference is real.
@@ -35,10 +35,19 @@ pub(super) struct Judge {
     pub(super) noise: Noise,
 }
 
-pub(super) const THROUGHPUT: Judge =
-    Judge { better: Better::Higher, up: "faster", down: "slower", noise: Noise::Spread };
+pub(super) const THROUGHPUT: Judge = Judge {
+    better: Better::Higher,
+    up: "faster",
+    down: "slower",
+    noise: Noise::Spread { relative: NOISE, absolute: 0.0 },
+};
 /// A cost or latency measured in rounds: lower is better, judged by its interval.
-pub(super) const COST: Judge = Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Spread };
+pub(super) const COST: Judge = Judge {
+    better: Better::Lower,
+    up: "better",
+    down: "worse",
+    noise: Noise::Spread { relative: NOISE, absolute: 0.0 },
+};
 /// The sweep's knee, from one pass whose steps are fractions of a measured maximum: within a
 /// third, it has not moved by more than the steps' own spacing.
 pub(super) const KNEE: Judge = Judge {
@@ -62,9 +71,15 @@ pub(super) const COMMANDS: Judge =
 pub(super) const ACHIEVED: Judge =
     Judge { better: Better::Higher, up: "better", down: "worse", noise: Noise::Band { relative: 0.01, absolute: 0.0 } };
 pub(super) const COUNTED: Judge = Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Exact };
-/// Revocation windows: probes go out about every half millisecond.
-pub(super) const WINDOW: Judge =
-    Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: NOISE, absolute: 1.0 } };
+/// Revocation windows, over their trials: the range of the trials (each revoke lands at a
+/// random phase of the issuing second or grace), else 5 % or 1 ms (probes go out about every
+/// half millisecond).
+pub(super) const WINDOW: Judge = Judge {
+    better: Better::Lower,
+    up: "better",
+    down: "worse",
+    noise: Noise::Spread { relative: NOISE, absolute: 1.0 },
+};
 /// Availability: within one percentage point.
 pub(super) const AVAILABILITY: Judge =
     Judge { better: Better::Higher, up: "better", down: "worse", noise: Noise::Band { relative: 0.0, absolute: 0.01 } };
@@ -124,15 +139,15 @@ pub(super) fn verdict(judge: Judge, a: Option<&Figure>, b: Option<&Figure>) -> &
     let within = x.is_finite()
         && y.is_finite()
         && match judge.noise {
-            Noise::Spread => match (a.spread, b.spread) {
+            Noise::Spread { relative, absolute } => match (a.spread, b.spread) {
                 (Some((a_min, a_max)), Some((b_min, b_max))) => a_min <= b_max && b_min <= a_max,
-                _ => (y - x).abs() <= NOISE * x.abs(),
+                _ => (y - x).abs() <= (relative * x.abs()).max(absolute),
             },
             Noise::Band { relative, absolute } => (y - x).abs() <= (relative * x.abs()).max(absolute),
             Noise::Exact => false,
         };
     if within {
-        return if matches!(judge.noise, Noise::Spread) && a.spread.is_some() && b.spread.is_some() {
+        return if matches!(judge.noise, Noise::Spread { .. }) && a.spread.is_some() && b.spread.is_some() {
             "~ within interval"
         } else {
             "~ within noise"

@@ -19,8 +19,14 @@ fn window(trials: &[&RevocationRecord]) -> Option<Figure> {
     };
     // No trial's token ever worked: the first trial's figure, as a single trial reads.
     let median = if s.measured() { s.median_ms } else { first.window_ms };
+    // The trials' range is the window's interval when every trial's token was refused.
+    let windows: Option<Vec<f64>> =
+        trials.iter().filter(|t| t.accepted_before_revoke > 0).map(|t| t.window_ms).collect();
+    let spread = windows.filter(|w| w.len() >= 2).map(|w| {
+        (w.iter().copied().fold(f64::INFINITY, f64::min), w.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+    });
     Some(match median {
-        Some(w) => Figure::new(format!("{}{longest}", ms(w)), w),
+        Some(w) => Figure { text: format!("{}{longest}", ms(w)), value: w, spread },
         None => Figure::new(format!("still accepted at {:.0} s cap{longest}", first.cap_ms / 1000.0), f64::INFINITY),
     })
 }

@@ -3,10 +3,16 @@
 //! variant, then one line per fixed-rate run, then revocation medians).
 //! Figures print through [`units`](super::units).
 
+mod steps;
+
+pub use steps::{points_summary, revocation_summary};
+
 use std::fmt::Write;
 
 use crate::present::report::revocations;
-use crate::present::units::{bytes, count, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, us};
+use crate::present::units::{
+    bytes, count, cpu_us, interval, ms, ns, opt, pct, per_request, rate, ratio, ratio_interval, us,
+};
 use crate::results::{Estimate, Kind, OutageRecord, Record, Results, RevocationRecord, RunRecord, Scenario};
 
 /// One line printed as each measurement finishes.
@@ -111,62 +117,6 @@ pub fn outage_line(r: &OutageRecord) -> String {
     )
 }
 
-/// The one line of a variant's revocation scenario, from every trial written for it: how many
-/// trials of which kinds, the kind and pairing with the longest median window (its maximum and
-/// the bound the settings give beside it), and what did not go as the settings say.
-pub fn revocation_summary(results: &Results, variant: &str) -> Option<String> {
-    let records: Vec<&RevocationRecord> = results.revocation.iter().filter(|r| r.variant == variant).collect();
-    let first = records.first()?;
-    let mut pairings: Vec<u32> = records.iter().map(|r| r.instances).collect();
-    pairings.sort_unstable();
-    pairings.dedup();
-    let trials = records.iter().map(|r| r.trial + 1).max().unwrap_or(1);
-    let kinds = Kind::ALL.iter().filter(|k| records.iter().any(|r| r.kind == **k)).count();
-    // The longest median; a token still accepted at the cap is longer than any window.
-    let mut longest: Option<(Kind, u32, revocations::WindowStats)> = None;
-    for &n in &pairings {
-        for kind in Kind::ALL {
-            let Some(s) = revocations::stats(results, variant, kind, n).filter(|s| s.measured()) else { continue };
-            let key = |m: Option<f64>| m.unwrap_or(f64::INFINITY);
-            if longest.as_ref().is_none_or(|(_, _, l)| key(s.median_ms) > key(l.median_ms)) {
-                longest = Some((kind, n, s));
-            }
-        }
-    }
-    let still: usize = records.iter().filter(|r| r.accepted_before_revoke > 0 && r.window_ms.is_none()).count();
-    let past = records.iter().filter(|r| revocations::past_bound(r)).count();
-    let instances = pairings.iter().map(u32::to_string).collect::<Vec<_>>().join(" and ");
-    let mut line = format!("  {:<16} revoke {trials} trial(s) × {kinds} kinds on {instances} inst.", variant);
-    match longest {
-        Some((kind, n, s)) => {
-            let _ = write!(
-                line,
-                "  longest median {} ({}, {n} inst.), max {}, expected {}",
-                s.median_text(first.cap_ms),
-                kind.as_str(),
-                s.max_text(first.cap_ms),
-                s.expected_text()
-            );
-        }
-        None => line.push_str("  no victim token ever worked"),
-    }
-    if still > 0 {
-        let _ = write!(line, ", {still} still accepted at the cap");
-    }
-    if past > 0 {
-        line.push_str(&red(&format!(", {past} past the expected bound")));
-    }
-    let _ = write!(
-        line,
-        "{}",
-        first
-            .background
-            .as_ref()
-            .map_or_else(|| ", idle".to_owned(), |b| format!(", under {} req/s", rate(b.offered_rps)))
-    );
-    Some(line)
-}
-
 /// The line printed as a record arrives while a run measures; none for records that are a
 /// part of another's line (sweep steps, the run behind a scale point, placement).
 pub fn record_line(record: &Record) -> Option<String> {
@@ -179,13 +129,8 @@ pub fn record_line(record: &Record) -> Option<String> {
         ),
         Record::Run(r) => match r.scenario {
             Scenario::Sweep | Scenario::Scale => return None,
-            Scenario::Rtt => format!("{}  (Redis rtt {})", progress_line(r), ms(r.redis_rtt_ms.unwrap_or(0.0))),
-            Scenario::Tokensize => format!(
-                "{}  (+{} B of claims, token {} B)",
-                progress_line(r),
-                r.claims_padding_bytes.unwrap_or(0),
-                r.token_bytes.unwrap_or(0)
-            ),
+            // One line per variant once every point ran: `points_summary`.
+            Scenario::Rtt | Scenario::Tokensize => return None,
             _ => progress_line(r),
         },
         Record::Sweep(s) => format!(
@@ -390,7 +335,7 @@ mod tests {
     /// The committed report fixture (schema 5) with two fixed-rate runs of jwt added: one
     /// clean, one whose generator dropped sends.
     fn with_rate_runs() -> Results {
-        let mut results: Results = serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap();
+        let mut results: Results = serde_json::from_str(include_str!("../../../tests/fixtures/results.json")).unwrap();
         let steady = results.steady("jwt").unwrap().clone();
         for (offered, dropped) in [(1000.0, 0), (5000.0, 1234)] {
             let mut r = steady.clone();
@@ -423,7 +368,7 @@ mod tests {
     /// The fixture's revocation records (one trial each) with two more trials of jwt's
     /// logout on two instances: 2 s and 9 s against the fixture's first.
     fn with_trials() -> Results {
-        let mut results: Results = serde_json::from_str(include_str!("../../tests/fixtures/results.json")).unwrap();
+        let mut results: Results = serde_json::from_str(include_str!("../../../tests/fixtures/results.json")).unwrap();
         let first = results.revocation("jwt", Kind::Logout, 2).unwrap().clone();
         for (trial, window) in [(1, 2000.0), (2, 9000.0)] {
             let mut r = first.clone();

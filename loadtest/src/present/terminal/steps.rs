@@ -1,0 +1,100 @@
+//! The one line a step prints per variant once it ends, from everything it recorded: a
+//! revocation step's trials of every kind, and the rtt or tokensize points of every variant.
+
+use std::fmt::Write;
+
+use super::*;
+
+/// The one line of a variant's revocation scenario, from every trial written for it: how many
+/// trials of which kinds, the kind and pairing with the longest median window (its maximum and
+/// the bound the settings give beside it), and what did not go as the settings say.
+pub fn revocation_summary(results: &Results, variant: &str) -> Option<String> {
+    let records: Vec<&RevocationRecord> = results.revocation.iter().filter(|r| r.variant == variant).collect();
+    let first = records.first()?;
+    let mut pairings: Vec<u32> = records.iter().map(|r| r.instances).collect();
+    pairings.sort_unstable();
+    pairings.dedup();
+    let trials = records.iter().map(|r| r.trial + 1).max().unwrap_or(1);
+    let kinds = Kind::ALL.iter().filter(|k| records.iter().any(|r| r.kind == **k)).count();
+    // The longest median; a token still accepted at the cap is longer than any window.
+    let mut longest: Option<(Kind, u32, revocations::WindowStats)> = None;
+    for &n in &pairings {
+        for kind in Kind::ALL {
+            let Some(s) = revocations::stats(results, variant, kind, n).filter(|s| s.measured()) else { continue };
+            let key = |m: Option<f64>| m.unwrap_or(f64::INFINITY);
+            if longest.as_ref().is_none_or(|(_, _, l)| key(s.median_ms) > key(l.median_ms)) {
+                longest = Some((kind, n, s));
+            }
+        }
+    }
+    let still: usize = records.iter().filter(|r| r.accepted_before_revoke > 0 && r.window_ms.is_none()).count();
+    let past = records.iter().filter(|r| revocations::past_bound(r)).count();
+    let instances = pairings.iter().map(u32::to_string).collect::<Vec<_>>().join(" and ");
+    let mut line = format!("  {:<16} revoke {trials} trial(s) × {kinds} kinds on {instances} inst.", variant);
+    match longest {
+        Some((kind, n, s)) => {
+            let _ = write!(
+                line,
+                "  longest median {} ({}, {n} inst.), max {}, expected {}",
+                s.median_text(first.cap_ms),
+                kind.as_str(),
+                s.max_text(first.cap_ms),
+                s.expected_text()
+            );
+        }
+        None => line.push_str("  no victim token ever worked"),
+    }
+    if still > 0 {
+        let _ = write!(line, ", {still} still accepted at the cap");
+    }
+    if past > 0 {
+        line.push_str(&red(&format!(", {past} past the expected bound")));
+    }
+    let _ = write!(
+        line,
+        "{}",
+        first
+            .background
+            .as_ref()
+            .map_or_else(|| ", idle".to_owned(), |b| format!(", under {} req/s", rate(b.offered_rps)))
+    );
+    Some(line)
+}
+
+/// One line per variant of the rtt or tokensize scenario, from every point of it: each step's
+/// capacity with its interval, and its ratio to the first step (round by round).
+pub fn points_summary(results: &Results, scenario: Scenario) -> Vec<String> {
+    let mut variants: Vec<&str> = Vec::new();
+    for r in results.runs.iter().filter(|r| r.scenario == scenario) {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    let step = |r: &RunRecord| match scenario {
+        Scenario::Rtt => ms(r.redis_rtt_ms.unwrap_or(0.0)),
+        _ => format!("+{} B", r.claims_padding_bytes.unwrap_or(0)),
+    };
+    variants
+        .into_iter()
+        .map(|v| {
+            let points = results.runs_of(v, scenario);
+            let first = points.first().and_then(|p| p.throughput_rps.estimate());
+            let cells: Vec<String> = points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let t = &p.throughput_rps;
+                    let ratio = match (i, &first, t.estimate()) {
+                        (0, _, _) => String::new(),
+                        (_, Some(f), Some(e)) => e
+                            .ratio_to(f)
+                            .map_or_else(String::new, |q| format!(" ({})", ratio_interval(q.median, q.ci95))),
+                        _ => String::new(),
+                    };
+                    format!("{} {}{ratio}", step(p), rate(t.median))
+                })
+                .collect();
+            format!("  {:<16} {:<6} req/s: {}", v, scenario.as_str(), cells.join(", "))
+        })
+        .collect()
+}
