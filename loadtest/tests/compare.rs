@@ -417,3 +417,57 @@ fn rate_records_are_compared_by_the_rate_offered() {
     let text = compare(&a, &c, "a", "c");
     assert!(row(&text, "jwt", "rate 1000 req/s: achieved").contains("~ within noise"));
 }
+
+/// A cost record at the common rate whose server CPU per request is `server` ns in each round.
+fn cost(variant: &str, server: [f64; 6]) -> Value {
+    let mut r = run("cost", variant, variant, [1000.0, 1000.0, 1000.0], 100.0);
+    let estimate = |values: [f64; 6]| {
+        let mut sorted = values;
+        sorted.sort_by(f64::total_cmp);
+        json!({"median": (sorted[2] + sorted[3]) / 2.0, "ci95": [sorted[0], sorted[5]], "values": values})
+    };
+    r["rate_rps"] = json!(1000.0);
+    r["rounds"] = json!(6);
+    r["server_cpu_ns_per_request"] = estimate(server);
+    r
+}
+
+#[test]
+fn the_machines_own_drift_is_taken_out_through_baseline_and_said() {
+    let mut a = results_a();
+    a["runs"]
+        .as_array_mut()
+        .unwrap()
+        .push(cost("baseline", [10_000.0, 10_200.0, 9_900.0, 10_100.0, 10_000.0, 9_800.0]));
+    a["runs"]
+        .as_array_mut()
+        .unwrap()
+        .push(cost("session", [20_000.0, 20_400.0, 19_800.0, 20_200.0, 20_000.0, 19_600.0]));
+    // B: the machine is 20 % faster for every process; session's code did not change.
+    let mut b = a.clone();
+    let faster = |r: &mut Value, values: [f64; 6]| {
+        r["server_cpu_ns_per_request"] = json!({"median": values[0] * 0.8, "ci95": [values[5] * 0.8, values[1] * 0.8], "values": values.map(|v| v * 0.8)});
+    };
+    for r in b["runs"].as_array_mut().unwrap().iter_mut().filter(|r| r["scenario"] == "cost") {
+        let values: Vec<f64> =
+            r["server_cpu_ns_per_request"]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        faster(r, [values[0], values[1], values[2], values[3], values[4], values[5]]);
+    }
+    let text = compare(&parse(a.clone()), &parse(b), "a", "b");
+    assert!(row(&text, "baseline", "server CPU/request").ends_with("better"), "the control shows the machine:\n{text}");
+    let session = row(&text, "session", "server CPU/request");
+    assert!(session.ends_with("= same") || session.ends_with("~ within interval"), "{text}");
+    // jwt has no cost record here: its saturation figure is judged as measured.
+    assert!(row(&text, "jwt", "server CPU/request").ends_with("= same"), "{text}");
+    assert!(text.contains("Machine drift: baseline") && text.contains("0.80× the server CPU"), "{text}");
+    // A real change to session alone is still seen through the drift.
+    let mut c = a.clone();
+    for r in
+        c["runs"].as_array_mut().unwrap().iter_mut().filter(|r| r["scenario"] == "cost" && r["variant"] == "session")
+    {
+        r["server_cpu_ns_per_request"] =
+            json!({"median": 30_000.0, "ci95": [29_500.0, 30_500.0], "values": vec![30_000.0; 6]});
+    }
+    let text = compare(&parse(a), &parse(c), "a", "c");
+    assert!(row(&text, "session", "server CPU/request").ends_with("worse"), "{text}");
+}

@@ -227,7 +227,7 @@ impl Context<'_> {
 /// error ends it and is passed on, with the step it happened in. What was written stays written
 /// either way.
 pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>) -> anyhow::Result<()> {
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
         if ctx.cancelled() {
             break;
         }
@@ -263,6 +263,20 @@ pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>)
             _ => None,
         };
         for line in points.map(|s| terminal::points_summary(&ctx.writer.results, s)).unwrap_or_default() {
+            ctx.progress.println(line);
+        }
+        // Outage and scale: one line per variant after its last fault or size.
+        let next = steps.get(i + 1);
+        let line = match step {
+            Step::Outage(v, _) if !matches!(next, Some(Step::Outage(w, _)) if w == v) => {
+                terminal::outage_summary(&ctx.writer.results, v)
+            }
+            Step::Scale(v, _) if !matches!(next, Some(Step::Scale(w, _)) if w == v) => {
+                terminal::scale_summary(&ctx.writer.results, v)
+            }
+            _ => None,
+        };
+        if let Some(line) = line {
             ctx.progress.println(line);
         }
     }

@@ -153,8 +153,8 @@ pub fn tokensize(
 }
 
 /// Below this many Redis commands per request a design has no store on its request path (the
-/// guide's threshold): its rtt points are controls.
-const NO_STORE_PATH: f64 = 0.001;
+/// guide's threshold, one in a hundred): its rtt points are controls.
+const NO_STORE_PATH: f64 = 0.01;
 
 /// The rtt controls that read a change: designs with no store path whose capacity at some
 /// round trip differs from their capacity direct by more than the interval allows (the ratio's

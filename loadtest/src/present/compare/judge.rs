@@ -80,6 +80,17 @@ pub(super) const WINDOW: Judge = Judge {
     down: "worse",
     noise: Noise::Spread { relative: NOISE, absolute: 1.0 },
 };
+/// A window's distance under the bound its settings give it, over the trials: the range of
+/// the trials, else 10 ms (the probes' spacing under load and the acknowledgement's trip).
+pub(super) const SLACK: Judge = Judge {
+    better: Better::Higher,
+    up: "better",
+    down: "worse",
+    noise: Noise::Spread { relative: 0.0, absolute: 10.0 },
+};
+/// Redis bytes per request: within 5 %, or a byte (the harness's own INFO calls are in it).
+pub(super) const REDIS_BYTES: Judge =
+    Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Band { relative: NOISE, absolute: 1.0 } };
 /// Availability: within one percentage point.
 pub(super) const AVAILABILITY: Judge =
     Judge { better: Better::Higher, up: "better", down: "worse", noise: Noise::Band { relative: 0.0, absolute: 0.01 } };
@@ -110,6 +121,24 @@ pub(super) struct Row {
     pub(super) judge: Judge,
     pub(super) a: Option<Figure>,
     pub(super) b: Option<Figure>,
+    /// The machine's own drift from A to B for this figure (baseline's B/A, the control), by
+    /// which B is divided before it is judged; none for baseline itself and other figures.
+    pub(super) drift: Option<f64>,
+}
+
+impl Row {
+    /// The verdict, after the machine's drift is taken out of B.
+    pub(super) fn verdict(&self) -> &'static str {
+        let b = match (self.drift, &self.b) {
+            (Some(f), Some(b)) if f > 0.0 && f.is_finite() => Some(Figure {
+                text: b.text.clone(),
+                value: b.value / f,
+                spread: b.spread.map(|(lo, hi)| (lo / f, hi / f)),
+            }),
+            _ => self.b.clone(),
+        };
+        verdict(self.judge, self.a.as_ref(), b.as_ref())
+    }
 }
 
 pub(super) fn ratio(a: &Figure, b: &Figure) -> String {
@@ -139,10 +168,14 @@ pub(super) fn verdict(judge: Judge, a: Option<&Figure>, b: Option<&Figure>) -> &
     let within = x.is_finite()
         && y.is_finite()
         && match judge.noise {
-            Noise::Spread { relative, absolute } => match (a.spread, b.spread) {
-                (Some((a_min, a_max)), Some((b_min, b_max))) => a_min <= b_max && b_min <= a_max,
-                _ => (y - x).abs() <= (relative * x.abs()).max(absolute),
-            },
+            // Within the figure's resolution (`absolute`) is never a difference, intervals or not.
+            Noise::Spread { relative, absolute } => {
+                (y - x).abs() <= absolute
+                    || match (a.spread, b.spread) {
+                        (Some((a_min, a_max)), Some((b_min, b_max))) => a_min <= b_max && b_min <= a_max,
+                        _ => (y - x).abs() <= relative * x.abs(),
+                    }
+            }
             Noise::Band { relative, absolute } => (y - x).abs() <= (relative * x.abs()).max(absolute),
             Noise::Exact => false,
         };

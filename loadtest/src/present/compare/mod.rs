@@ -25,7 +25,7 @@ mod verdicts;
 
 use crate::results::{self, Results};
 use header::{describe, environment_differences, method_differences};
-use judge::{Figure, NOISE, Row, ratio, verdict};
+use judge::{Figure, NOISE, Row, ratio};
 use rows::{rows, variants};
 
 use super::report::generator_bound_rule;
@@ -134,8 +134,7 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
     }
 
     let table: Vec<(&str, Vec<Row>)> = variants(a, b).into_iter().map(|v| (v, rows(a, b, v))).collect();
-    let verdicts: Vec<&str> =
-        table.iter().flat_map(|(_, rows)| rows.iter().map(|r| verdict(r.judge, r.a.as_ref(), r.b.as_ref()))).collect();
+    let verdicts: Vec<&str> = table.iter().flat_map(|(_, rows)| rows.iter().map(Row::verdict)).collect();
     let tally = |words: &[&str]| verdicts.iter().filter(|v| words.contains(v)).count();
     let _ = writeln!(out);
     wrapped(
@@ -169,11 +168,15 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
                 (Some(x), Some(y)) => ratio(x, y),
                 _ => "–".to_owned(),
             };
-            row_line(&mut out, &row.name, &cell(fa), &cell(fb), &ratio, verdict(row.judge, fa, fb));
+            row_line(&mut out, &row.name, &cell(fa), &cell(fb), &ratio, row.verdict());
         }
     }
 
     verdicts::section(&mut out, a, b);
+    if let Some(line) = rows::drift_line(a, b) {
+        let _ = writeln!(out);
+        wrapped(&mut out, &line);
+    }
 
     let _ = writeln!(out);
     if bound {

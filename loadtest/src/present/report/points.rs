@@ -12,8 +12,16 @@ impl Report<'_> {
         }
         // Server memory and start-up (pushed replays its log there) when the run recorded them.
         let server = self.r.scale.iter().any(|s| s.server_rss_bytes.is_some() || s.server_start_seconds.is_some());
-        let mut columns =
-            vec!["variant", "entry", "entries", "Redis used_memory", "bytes per entry", "req/s", "p50", "p99"];
+        let mut columns = vec![
+            "variant",
+            "entry",
+            "entries",
+            "Redis used_memory",
+            "bytes per entry",
+            "req/s (one window)",
+            "p50",
+            "p99",
+        ];
         if server {
             columns.extend(["server RSS", "server start"]);
         }
@@ -74,24 +82,31 @@ impl Report<'_> {
             Unit::Rate,
         );
         panel.legend = SeriesLabelPosition::UpperRight;
-        let mut t = Table::new(["variant", "added RTT", "measured PING RTT", "req/s (min–max)", "p50", "p99"]);
+        let mut t = Table::new([
+            "variant",
+            "added RTT",
+            "measured PING RTT",
+            "req/s [95 %]",
+            "÷ direct, round by round",
+            "p50",
+            "p99",
+        ]);
         for v in self.variants() {
             let mut runs = self.r.runs_of(&v, Scenario::Rtt);
             if runs.is_empty() {
                 continue;
             }
             runs.sort_by(|a, b| a.redis_rtt_ms.unwrap_or(0.0).total_cmp(&b.redis_rtt_ms.unwrap_or(0.0)));
+            let direct = runs.first().and_then(|r| r.throughput_rps.estimate());
+            // A design with no Redis on its request path is a control: it must read no change.
+            let control = runs.first().and_then(|r| redis_per_request(r)).is_some_and(|c| c < 0.001);
             for r in &runs {
                 t.row(vec![
-                    v.clone(),
+                    if control { format!("{v} (control)") } else { v.clone() },
                     opt(r.redis_rtt_ms, ms),
                     opt(r.redis_rtt_measured_ms, |m| format!("{m:.2} ms")),
-                    format!(
-                        "{} ({}–{})",
-                        rate(r.throughput_rps.median),
-                        rate(r.throughput_rps.min),
-                        rate(r.throughput_rps.max)
-                    ),
+                    spread_text(&r.throughput_rps),
+                    per_round_ratio(r, direct.as_ref()),
                     us(r.latency_us.p50),
                     us(r.latency_us.p99),
                 ]);
@@ -108,7 +123,7 @@ impl Report<'_> {
             return Ok(());
         }
         let caption = format!(
-            "Steady closed-loop load with Redis reached through {}. Median over repetitions.",
+            "Closed-loop load with Redis reached through {}; every point's server runs at once and the points are measured in rounds, each round in a shuffled order. Median over the rounds with its 95 % interval; the ratio to the direct point is taken round by round, \"≈ same\" when its interval holds 1. Controls (no Redis on the request path) must read \"≈ same\"; when one does not, the scenario is measured again and the method section says so.",
             self.r.rtt_injection.as_deref().unwrap_or("a delaying relay")
         );
         t.note = Some(caption.clone());
@@ -135,25 +150,29 @@ impl Report<'_> {
         cpu.title = Some("server CPU per request".into());
         tp.legend = SeriesLabelPosition::LowerLeft;
         cpu.legend = SeriesLabelPosition::LowerRight;
-        let mut t =
-            Table::new(["variant", "extra claims", "token bytes", "req/s (min–max)", "p99", "server CPU µs/req"]);
+        let mut t = Table::new([
+            "variant",
+            "extra claims",
+            "token bytes",
+            "req/s [95 %]",
+            "÷ no extra claims, round by round",
+            "p99",
+            "server CPU µs/req",
+        ]);
         for v in self.variants() {
             let mut runs = self.r.runs_of(&v, Scenario::Tokensize);
             if runs.is_empty() {
                 continue;
             }
             runs.sort_by_key(|r| r.claims_padding_bytes.unwrap_or(0));
+            let plain = runs.first().and_then(|r| r.throughput_rps.estimate());
             for r in &runs {
                 t.row(vec![
                     v.clone(),
                     opt(r.claims_padding_bytes, |b| format!("{b} B")),
                     opt(r.token_bytes, |b| b.to_string()),
-                    format!(
-                        "{} ({}–{})",
-                        rate(r.throughput_rps.median),
-                        rate(r.throughput_rps.min),
-                        rate(r.throughput_rps.max)
-                    ),
+                    spread_text(&r.throughput_rps),
+                    per_round_ratio(r, plain.as_ref()),
                     us(r.latency_us.p99),
                     opt(r.server_cpu_us_per_request, cpu_us),
                 ]);
@@ -178,7 +197,7 @@ impl Report<'_> {
             return Ok(());
         }
         let caption = format!(
-            "Steady closed-loop load with extra claim bytes in every token (JWT strategies) or stored session (session strategies): a session token keeps its length while its stored session grows; token lengths are in the table. {}.",
+            "Closed-loop load with extra claim bytes in every token (JWT strategies) or stored session (session strategies), every point's server up at once and the points measured in rounds: a session token keeps its length while its stored session grows, so session's row is the control that prices the claims in Redis alone; token lengths are in the table. The ratio to no extra claims is taken round by round, \"≈ same\" when its interval holds 1. {}.",
             self.method_line()
         );
         t.note = Some(caption.clone());
@@ -228,5 +247,25 @@ impl Report<'_> {
             m.login_users, m.login_duration_s
         ));
         self.push(Block::Table(t));
+    }
+}
+
+/// A throughput with its interval (files before schema 7: min–max over repetitions).
+fn spread_text(t: &crate::results::Spread) -> String {
+    match t.ci95 {
+        Some(ci) => interval(t.median, ci, rate),
+        None => format!("{} ({}–{})", rate(t.median), rate(t.min), rate(t.max)),
+    }
+}
+
+/// A point's throughput over the first point's, round by round: "–" for the first point
+/// itself, "≈ same (…)" when the interval holds 1.
+fn per_round_ratio(r: &RunRecord, first: Option<&Estimate>) -> String {
+    let Some(e) = r.throughput_rps.estimate() else { return "–".to_owned() };
+    match first.and_then(|f| e.ratio_to(f)) {
+        Some(q) if q.values.iter().all(|v| (*v - 1.0).abs() < 1e-12) => "–".to_owned(),
+        Some(q) if q.ci95[0] <= 1.0 && q.ci95[1] >= 1.0 => format!("≈ same ({})", ratio_interval(q.median, q.ci95)),
+        Some(q) => ratio_interval(q.median, q.ci95),
+        None => "–".to_owned(),
     }
 }

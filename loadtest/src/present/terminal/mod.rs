@@ -5,7 +5,7 @@
 
 mod steps;
 
-pub use steps::{points_summary, revocation_summary};
+pub use steps::{outage_summary, points_summary, revocation_summary, scale_summary};
 
 use std::fmt::Write;
 
@@ -101,22 +101,6 @@ fn paint_red(text: &str, terminal: bool) -> String {
     if terminal && std::env::var_os("NO_COLOR").is_none() { format!("\x1b[31m{text}\x1b[0m") } else { text.to_owned() }
 }
 
-/// One line per outage measured.
-pub fn outage_line(r: &OutageRecord) -> String {
-    format!(
-        "  {:<16} outage {:<19} available {:>7} during, recovery {}, revoked accepted {}/{}, sessions lost {}/{}, revocations lost {}",
-        r.variant,
-        r.fault.as_str(),
-        pct(r.availability_during),
-        r.recovery_ms.map_or("never".to_owned(), ms),
-        r.revoked_accepted,
-        r.revoked_probes,
-        r.sessions_lost,
-        r.keepers,
-        r.revocations_lost.map_or("n/a".to_owned(), |n| format!("{n}/{}", r.revoked_checked)),
-    )
-}
-
 /// The line printed as a record arrives while a run measures; none for records that are a
 /// part of another's line (sweep steps, the run behind a scale point, placement).
 pub fn record_line(record: &Record) -> Option<String> {
@@ -140,24 +124,9 @@ pub fn record_line(record: &Record) -> Option<String> {
         ),
         // The scenario's one line per variant comes when it ends: `revocation_summary`.
         Record::Revocation(_) => return None,
-        Record::Outage(o) => outage_line(o),
-        Record::Scale(s) => {
-            let server = match (s.server_rss_bytes, s.server_start_seconds) {
-                (Some(rss), Some(start)) => {
-                    format!(", server {}, up in {}", bytes(rss as f64), ms(start * 1e3))
-                }
-                _ => String::new(),
-            };
-            format!(
-                "  {:<16} scale  {:>8} × {}: {} each, {} req/s, p99 {}{server}",
-                s.variant,
-                count(s.entries),
-                s.entry_kind,
-                bytes(s.bytes_per_entry),
-                rate(s.throughput_rps),
-                us(s.latency_p99_us)
-            )
-        }
+        // One line per variant once its faults or sizes are all measured: `outage_summary`,
+        // `scale_summary`.
+        Record::Outage(_) | Record::Scale(_) => return None,
         Record::Note(note) => format!("  note: {note}"),
         Record::Noise { .. } => return None,
         Record::Placement { .. } => return None,

@@ -1,5 +1,6 @@
-//! The one line a step prints per variant once it ends, from everything it recorded: a
-//! revocation step's trials of every kind, and the rtt or tokensize points of every variant.
+//! The one line a scenario prints per variant once its steps for the variant end, from
+//! everything they recorded: the revocation trials of every kind, the outage faults, the
+//! scale sizes, and the rtt or tokensize points of every variant.
 
 use std::fmt::Write;
 
@@ -97,4 +98,54 @@ pub fn points_summary(results: &Results, scenario: Scenario) -> Vec<String> {
             format!("  {:<16} {:<6} req/s: {}", v, scenario.as_str(), cells.join(", "))
         })
         .collect()
+}
+
+/// One line for a variant's outage faults: availability during each, the slowest recovery,
+/// revoked tokens accepted, and what an empty restart lost.
+pub fn outage_summary(results: &Results, variant: &str) -> Option<String> {
+    let records: Vec<&OutageRecord> = results.outage.iter().filter(|o| o.variant == variant).collect();
+    if records.is_empty() {
+        return None;
+    }
+    let during: Vec<String> =
+        records.iter().map(|o| format!("{} {}", o.fault.as_str(), pct(o.availability_during))).collect();
+    let recovery = if records.iter().any(|o| o.recovery_ms.is_none()) {
+        "never".to_owned()
+    } else {
+        ms(records.iter().filter_map(|o| o.recovery_ms).fold(0.0, f64::max))
+    };
+    let accepted: u64 = records.iter().map(|o| o.revoked_accepted).sum();
+    let probes: u64 = records.iter().map(|o| o.revoked_probes).sum();
+    let mut line = format!(
+        "  {variant:<16} outage available {}; recovery ≤ {recovery}; revoked accepted {accepted}/{probes}",
+        during.join(", ")
+    );
+    if let Some(o) = records.iter().find(|o| o.fault == crate::results::Fault::KillEmpty) {
+        let _ = write!(
+            line,
+            "; empty restart lost {}/{} sessions, {} revocations",
+            o.sessions_lost,
+            o.keepers,
+            o.revocations_lost.map_or("n/a".to_owned(), |n| format!("{n}/{}", o.revoked_checked))
+        );
+    }
+    Some(line)
+}
+
+/// One line for a variant's scale points: Redis bytes per entry at each size, the server's
+/// memory and start-up at the largest.
+pub fn scale_summary(results: &Results, variant: &str) -> Option<String> {
+    let mut points: Vec<&crate::results::ScaleRecord> = results.scale.iter().filter(|s| s.variant == variant).collect();
+    points.sort_by_key(|s| s.entries);
+    let largest = points.last()?;
+    let sizes: Vec<String> = points
+        .iter()
+        .map(|s| format!("{} × {}: {} each", count(s.entries), s.entry_kind, bytes(s.bytes_per_entry)))
+        .collect();
+    let mut line = format!("  {variant:<16} scale  {}", sizes.join("; "));
+    if let (Some(rss), Some(start)) = (largest.server_rss_bytes, largest.server_start_seconds) {
+        let _ =
+            write!(line, "; server {} and up in {} at {}", bytes(rss as f64), ms(start * 1e3), count(largest.entries));
+    }
+    Some(line)
 }
