@@ -30,8 +30,8 @@ pub const MAX_REVOCATION_TRIALS: u32 = (REVOCATION_VICTIMS_PER_PAIRING / Kind::A
 /// A run whose busiest generator thread was running or runnable for at least this share of its
 /// window is `generator_bound`: the generator never waited for the server.
 pub const GENERATOR_BOUND: f64 = 0.9;
-/// The cost scenario's common rate, as a share of the slowest variant's closed-loop maximum in
-/// the first round: a rate every variant sustains with margin.
+/// The cost scenario's common rate, as a share of the lowest closed-loop rate any variant showed
+/// in any round: a rate every variant sustains with margin, even in a slow round.
 pub const COST_FRACTION: f64 = 0.5;
 /// Foreign load, in CPUs, above which a measured window is thrown away and measured again:
 /// a quarter of a CPU taken by processes other than the servers, Redis and the generator. On a

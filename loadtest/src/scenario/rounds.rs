@@ -4,9 +4,10 @@
 //! the median over the rounds with its 95 % interval, and two configurations' ratio is taken
 //! round by round.
 //!
-//! Two windows per configuration and round, each with its warm-up on the same connections and
-//! no gap before the measured part: a closed loop (capacity: `steady`, and the rtt and
-//! tokensize points) and an open loop at one rate common to every configuration (`cost`).
+//! Two kinds of window, each with its warm-up on the same connections and no gap before the
+//! measured part: a closed loop (capacity: `steady`, and the rtt and tokensize points), in
+//! every round; then an open loop at one rate common to every configuration (`cost`), in as many
+//! rounds again, at half the lowest capacity the closed rounds saw.
 //! Costs are read at the edges of the measured part only, from a thread that wakes there.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -145,7 +146,7 @@ pub struct Measured {
 }
 
 /// Runs `knobs.plan.repetitions` rounds over `cells`. The cost windows' rate is `rate` when
-/// given, else [`COST_FRACTION`] of the slowest cell's closed-loop rate in the first round.
+/// given, else [`COST_FRACTION`] of the lowest closed-loop rate any cell showed in any round.
 pub fn measure(
     cells: &[Cell<'_>],
     windows: Windows,
@@ -182,24 +183,26 @@ pub fn measure(
                 series.add(outcome, costs, knobs);
             }
         }
-        if !windows.cost {
-            continue;
+    }
+    if !windows.cost {
+        return Ok(m);
+    }
+    // The common rate: a share of the lowest capacity any cell showed in any round. A shared
+    // machine switches between speeds (a variant measured 41.6k and 67.8k req/s in rounds of
+    // one run); a share of a fast round's capacity left a variant queueing at the common rate
+    // in its slow rounds.
+    let rate = match m.rate {
+        Some(rate) => rate,
+        None => {
+            let slowest =
+                m.closed.iter().flat_map(|s| s.rounds.iter()).map(|r| r.throughput).fold(f64::INFINITY, f64::min);
+            let slowest = if slowest.is_finite() { slowest } else { probe_slowest(cells, knobs, sink)? };
+            let rate = (slowest * COST_FRACTION).max(1.0).round();
+            m.rate = Some(rate);
+            rate
         }
-        let rate = match m.rate {
-            Some(rate) => rate,
-            None => {
-                let slowest = m
-                    .closed
-                    .iter()
-                    .filter_map(|s| s.rounds.first())
-                    .map(|r| r.throughput)
-                    .fold(f64::INFINITY, f64::min);
-                let slowest = if slowest.is_finite() { slowest } else { probe_slowest(cells, knobs, sink)? };
-                let rate = (slowest * COST_FRACTION).max(1.0).round();
-                m.rate = Some(rate);
-                rate
-            }
-        };
+    };
+    for round in 0..rounds {
         for i in shuffle.order(cells.len()) {
             let (Some(cell), Some(series)) = (cells.get(i), m.cost.get_mut(i)) else { continue };
             if knobs.cancelled() {

@@ -73,7 +73,7 @@ impl Report<'_> {
         }
         let cost = match common {
             Some(r) => format!(
-                "CPU per request and p99 at {} req/s, the open-loop rate every variant was offered (half the slowest variant's capacity in the first round): server and Redis from the kernel's per-thread scheduler counters over the measured window, the generator's from its own threads (what the load itself cost, on the same machine); p99 from each request's intended send time",
+                "CPU per request and p99 at {} req/s, the open-loop rate every variant was offered (half the lowest capacity any variant showed in a round): server and Redis from the kernel's per-thread scheduler counters over the measured window, the generator's from its own threads (what the load itself cost, on the same machine); p99 from each request's intended send time",
                 rate(r)
             ),
             None => "CPU per request at each variant's own saturation (no cost scenario in this run); latency is the closed loop's service time".into(),
