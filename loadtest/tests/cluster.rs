@@ -113,7 +113,8 @@ fn a_run_against_a_cluster_measures_the_cluster() {
     // Revocation is as prompt as against one Redis.
     for variant in ["session", "pushed"] {
         let records: Vec<_> = results.revocation.iter().filter(|r| r.variant == variant).collect();
-        assert_eq!(records.len(), 7, "{variant}: {} revocation records", records.len());
+        // Every kind, in each of the smoke suite's trials.
+        assert!(records.len() >= 7 && records.len() % 7 == 0, "{variant}: {} revocation records", records.len());
         for r in records {
             assert!(r.supported, "{variant} {:?} unsupported", r.kind);
             let window = r.window_ms.unwrap_or(f64::INFINITY);

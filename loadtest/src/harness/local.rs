@@ -113,9 +113,12 @@ impl LocalFleet {
             None
         };
         if own.is_none() && v.uses_redis() {
-            // A cluster is shared: every variant starts from an emptied one.
+            // A cluster is shared: emptied before the first variant that runs on it, not under
+            // variants already running (the designs' keys have prefixes of their own).
             self.ensure_redis(sink)?;
-            if let Some(redis) = &self.redis {
+            if let Some(redis) = &self.redis
+                && self.running.iter().all(|r| !r.variant.uses_redis())
+            {
                 redis.flush()?;
             }
         }
