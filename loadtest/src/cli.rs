@@ -75,8 +75,9 @@ pub struct RunArgs {
     /// Scenarios, comma-separated; default: all of steady, sweep, login.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub scenarios: Option<Vec<Scenario>>,
-    /// Repetitions of each steady measurement (median, min and max are reported).
-    #[arg(long)]
+    /// Rounds: steady, cost, rtt and tokensize measure every variant once per round, in a
+    /// shuffled order (median and 95 % interval over the rounds are reported).
+    #[arg(long, visible_alias = "rounds")]
     pub repetitions: Option<u32>,
     /// Trials per revocation kind and instance pairing (median and maximum are reported).
     #[arg(long, value_name = "N")]
@@ -144,10 +145,11 @@ pub struct LoadArgs {
     /// Scenarios, comma-separated (default: steady, or rate when --rate is given).
     #[arg(long = "scenario", value_delimiter = ',', value_enum)]
     pub scenarios: Option<Vec<Scenario>>,
-    /// Durations and repetitions come from this suite.
+    /// Durations and rounds come from this suite.
     #[arg(long, value_enum, default_value_t = SuiteName::Default)]
     pub suite: SuiteName,
-    #[arg(long)]
+    /// Rounds of the steady and cost measurements (median and 95 % interval are reported).
+    #[arg(long, visible_alias = "rounds")]
     pub repetitions: Option<u32>,
     /// Trials per revocation kind (median and maximum are reported).
     #[arg(long, value_name = "N")]

@@ -51,23 +51,11 @@ pub(super) fn open_record(
         Scenario::Sweep => knobs.plan.sweep_warmup,
         _ => knobs.plan.warmup,
     };
-    RunRecord {
-        schedule: "open".into(),
+    let base = RunRecord {
         connections: knobs.plan.connections,
-        offered_rps: Some(rate),
-        achieved_rps: Some(outcome.achieved_rps()),
-        dropped: Some(outcome.dropped),
-        outcomes: outcome.outcomes(),
-        latency_valid: outcome.latency_valid(),
-        peak_connections: Some(outcome.peak_connections),
-        connection_limit: Some(outcome.connection_limit),
         warmup_s: warmup.as_secs_f64(),
         duration_s: outcome.window.as_secs_f64(),
         throughput_rps: Spread::of(&[outcome.throughput()]),
-        latency_basis: "intended_send_time".into(),
-        service_latency_us: Some(Percentiles::of(&outcome.service)),
-        pacer_lag_us: Some(Percentiles::of(&outcome.pacer_lag)),
-        connection_wait_us: Some(Percentiles::of(&outcome.connection_wait)),
         requests: outcome.requests,
         errors: outcome.failures(),
         status_counts: status_counts(outcome),
@@ -81,5 +69,26 @@ pub(super) fn open_record(
         token_bytes: Some(token_bytes),
         generator_bound: super::generator_limited(outcome, knobs.generator_bound_threshold),
         ..record(subject, scenario, &outcome.latency)
+    };
+    open_fields(outcome, rate, base)
+}
+
+/// The fields every open-loop record has, at `rate`, over `base`: what was offered, achieved
+/// and dropped, every intended request's outcome, and the parts of the latency apart.
+pub(super) fn open_fields(outcome: &LoadOutcome, rate: f64, base: RunRecord) -> RunRecord {
+    RunRecord {
+        schedule: "open".into(),
+        offered_rps: Some(rate),
+        achieved_rps: Some(outcome.achieved_rps()),
+        dropped: Some(outcome.dropped),
+        outcomes: outcome.outcomes(),
+        latency_valid: outcome.latency_valid(),
+        peak_connections: Some(outcome.peak_connections),
+        connection_limit: Some(outcome.connection_limit),
+        latency_basis: "intended_send_time".into(),
+        service_latency_us: Some(Percentiles::of(&outcome.service)),
+        pacer_lag_us: Some(Percentiles::of(&outcome.pacer_lag)),
+        connection_wait_us: Some(Percentiles::of(&outcome.connection_wait)),
+        ..base
     }
 }

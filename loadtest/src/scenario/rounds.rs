@@ -321,24 +321,26 @@ fn merged_latency(series: &Series) -> Histogram<u64> {
     series.merged.as_ref().map_or_else(crate::results::new_histogram, |m| m.latency.clone())
 }
 
-/// The closed-loop record of cell `i` (steady, or an rtt or tokensize point): throughput per
-/// round with its interval, latency over every round, costs per round.
-pub fn closed_record(m: &Measured, i: usize, cell: &Cell<'_>, scenario: Scenario, knobs: &Knobs) -> Option<RunRecord> {
-    let series = m.closed.get(i).filter(|s| !s.rounds.is_empty())?;
-    let outcome = series.merged.as_ref()?;
-    let plan = &knobs.plan;
+/// What every record measured in rounds carries: per-round throughput with its interval, the
+/// merged load's counts, per-round costs as means and as estimates, and latency over every round.
+fn series_record(
+    series: &Series,
+    outcome: &LoadOutcome,
+    cell: &Cell<'_>,
+    scenario: Scenario,
+    knobs: &Knobs,
+) -> RunRecord {
+    let rounds = series.rounds.len() as u32;
     let mut commands = std::collections::BTreeMap::new();
     for r in &series.rounds {
         for (k, v) in &r.costs.redis_commands {
             *commands.entry(k.clone()).or_insert(0) += v;
         }
     }
-    Some(RunRecord {
-        connections: plan.connections,
-        repetitions: series.rounds.len() as u32,
-        rounds: Some(series.rounds.len() as u32),
-        warmup_s: plan.warmup.as_secs_f64(),
-        duration_s: plan.steady_duration.as_secs_f64(),
+    RunRecord {
+        connections: knobs.plan.connections,
+        repetitions: rounds,
+        rounds: Some(rounds),
         throughput_rps: Spread::of(&series.rounds.iter().map(|r| r.throughput).collect::<Vec<_>>()),
         requests: outcome.requests,
         errors: outcome.failures(),
@@ -359,55 +361,36 @@ pub fn closed_record(m: &Measured, i: usize, cell: &Cell<'_>, scenario: Scenario
         generator_bound: series.generator_bound(),
         noisy_windows: Some(series.repeated),
         ..record(cell.subject, scenario, &merged_latency(series))
+    }
+}
+
+/// The closed-loop record of cell `i` (steady, or an rtt or tokensize point): throughput per
+/// round with its interval, latency over every round, costs per round.
+pub fn closed_record(m: &Measured, i: usize, cell: &Cell<'_>, scenario: Scenario, knobs: &Knobs) -> Option<RunRecord> {
+    let series = m.closed.get(i).filter(|s| !s.rounds.is_empty())?;
+    let outcome = series.merged.as_ref()?;
+    Some(RunRecord {
+        warmup_s: knobs.plan.warmup.as_secs_f64(),
+        duration_s: knobs.plan.steady_duration.as_secs_f64(),
+        ..series_record(series, outcome, cell, scenario, knobs)
     })
 }
 
 /// The cost record of cell `i`: CPU per request of server, Redis and generator at the common
-/// rate, per round, with latency from the intended send time.
+/// rate, per round, with latency from the intended send time (the open-loop fields as every
+/// open-loop record has them, [`super::rate::open_fields`]).
 pub fn cost_record(m: &Measured, i: usize, cell: &Cell<'_>, knobs: &Knobs) -> Option<RunRecord> {
     let series = m.cost.get(i).filter(|s| !s.rounds.is_empty())?;
     let outcome = series.merged.as_ref()?;
     let rate = m.rate?;
-    let plan = &knobs.plan;
-    let rounds = series.rounds.len() as u32;
+    let base = series_record(series, outcome, cell, Scenario::Cost, knobs);
     Some(RunRecord {
-        schedule: "open".into(),
-        connections: plan.connections,
-        offered_rps: Some(rate),
         rate_rps: Some(rate),
-        achieved_rps: Some(outcome.achieved_rps()),
-        dropped: Some(outcome.dropped),
-        outcomes: outcome.outcomes(),
-        latency_valid: outcome.latency_valid(),
-        peak_connections: Some(outcome.peak_connections),
-        connection_limit: Some(outcome.connection_limit),
-        repetitions: rounds,
-        rounds: Some(rounds),
-        warmup_s: plan.cost_warmup.as_secs_f64(),
-        duration_s: plan.cost_duration.as_secs_f64(),
-        throughput_rps: Spread::of(&series.rounds.iter().map(|r| r.throughput).collect::<Vec<_>>()),
-        latency_basis: "intended_send_time".into(),
-        service_latency_us: Some(Percentiles::of(&outcome.service)),
-        pacer_lag_us: Some(Percentiles::of(&outcome.pacer_lag)),
-        connection_wait_us: Some(Percentiles::of(&outcome.connection_wait)),
-        requests: outcome.requests,
-        errors: outcome.failures(),
-        status_counts: status_counts(outcome),
-        redis_commands_per_request: series.mean(|r| r.costs.redis_commands_per_request),
-        redis_bytes_per_request: series.mean(|r| r.costs.redis_bytes_per_request),
-        server_cpu_us_per_request: series.mean(|r| r.costs.server_cpu_us_per_request),
-        redis_cpu_us_per_request: series.mean(|r| r.costs.redis_cpu_us_per_request),
-        generator_cpu_us_per_request: series.mean(|r| r.generator_ns.map(|n| n / 1e3)),
-        generator_busy: series.rounds.iter().filter_map(|r| r.busy).reduce(f64::max),
-        server_cpu_ns_per_request: series.estimate(|r| r.server_ns),
-        redis_cpu_ns_per_request: series.estimate(|r| r.redis_ns),
-        generator_cpu_ns_per_request: series.estimate(|r| r.generator_ns),
-        latency_p50_us: series.estimate(|r| Some(r.p50_us)),
-        latency_p99_us: series.estimate(|r| Some(r.p99_us)),
-        token_bytes: Some(cell.load.token_bytes),
-        generator_bound: series.generator_bound() || outcome.dropped > 0,
-        noisy_windows: Some(series.repeated),
-        ..record(cell.subject, Scenario::Cost, &merged_latency(series))
+        warmup_s: knobs.plan.cost_warmup.as_secs_f64(),
+        duration_s: knobs.plan.cost_duration.as_secs_f64(),
+        redis_commands: std::collections::BTreeMap::new(),
+        generator_bound: base.generator_bound || outcome.dropped > 0,
+        ..super::rate::open_fields(outcome, rate, base)
     })
 }
 
