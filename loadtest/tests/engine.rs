@@ -28,6 +28,7 @@ fn spec(addr: SocketAddr, connections: usize, duration: Duration, schedule: Sche
         timeout: Duration::from_millis(500),
         max_connections: None,
         cpus: None,
+        population: None,
     }
 }
 

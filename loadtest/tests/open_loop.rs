@@ -45,6 +45,7 @@ fn spec(addr: SocketAddr, rate: f64, duration: Duration) -> LoadSpec {
         timeout: Duration::from_secs(10),
         max_connections: None,
         cpus: None,
+        population: None,
     }
 }
 

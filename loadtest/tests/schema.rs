@@ -239,7 +239,7 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
-    assert_eq!(results.schema_version, 7);
+    assert_eq!(results.schema_version, 8);
     check_revocation(&results);
     check_outage(&results);
 
@@ -491,8 +491,9 @@ fn schema_accepts_nulls_and_rejects_broken_documents() {
         ("schema_version 4", mutate(&doc, "/schema_version", Some(Value::from(4)))),
         ("schema_version 5", mutate(&doc, "/schema_version", Some(Value::from(5)))),
         ("schema_version 6", mutate(&doc, "/schema_version", Some(Value::from(6)))),
-        ("schema_version 8", mutate(&doc, "/schema_version", Some(Value::from(8)))),
-        ("schema_version \"7\"", mutate(&doc, "/schema_version", Some(Value::from("7")))),
+        ("schema_version 7", mutate(&doc, "/schema_version", Some(Value::from(7)))),
+        ("schema_version 9", mutate(&doc, "/schema_version", Some(Value::from(9)))),
+        ("schema_version \"8\"", mutate(&doc, "/schema_version", Some(Value::from("8")))),
         ("noise removed (a version 6 document)", mutate(&doc, "/noise", None)),
         ("runs[0].latency_valid removed", mutate(&doc, "/runs/0/latency_valid", None)),
         ("runs[0].latency_valid null", mutate(&doc, "/runs/0/latency_valid", Some(Value::Null))),
@@ -710,6 +711,57 @@ fn a_noise_account_matches_the_schema() {
             mutate(&doc, "/noise/per_window/0/foreign_cpu", Some(Value::from("0.7"))),
         ),
         ("noise.per_window[0].repeated a number", mutate(&doc, "/noise/per_window/0/repeated", Some(Value::from(1)))),
+    ] {
+        assert!(!validator.is_valid(&broken), "the schema accepts {what}");
+    }
+}
+
+/// A population record (the smoke suite measures none): what the clients added and the
+/// store commands per user request, with the figure the design's rules expect. Built from the
+/// committed fixture, so it needs no measurement; broken variants must be refused.
+#[test]
+fn a_population_record_matches_the_schema() {
+    use authbench::results::{Estimate, PopulationRun, Scenario};
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+    let mut results = authbench::results::load(&fixture).unwrap();
+    results.schema_version = authbench::results::SCHEMA_VERSION;
+    let mut r = results.steady("session").unwrap().clone();
+    r.scenario = Scenario::Population;
+    let calls = |refresh: u64| {
+        [("refresh", refresh), ("login", 0), ("retry", 0)].into_iter().map(|(k, n)| (k.to_owned(), n)).collect()
+    };
+    r.population = Some(PopulationRun {
+        users: 10_000,
+        user_rate_rps: 1.0,
+        access_ttl_s: 10.0,
+        requests_per_lifetime: 10.0,
+        user_requests: 30_000,
+        extra_calls: calls(2_700),
+        extra_calls_failed: calls(0),
+        redis_commands_per_user_request: Estimate::of(&[0.35, 0.37, 0.36]),
+        expected_redis_commands_per_user_request: 4.0 / 11.0,
+        expected_basis: "4.00 commands per refresh / (1 + requests per lifetime)".into(),
+        grace_s: None,
+        seeding: "seeded".into(),
+    });
+    results.runs.push(r);
+    let doc = serde_json::to_value(&results).unwrap();
+    let last = doc["runs"].as_array().unwrap().len() - 1;
+    assert_eq!(doc["runs"][last]["scenario"], "population");
+    assert_eq!(doc["runs"][last]["extra_calls"]["refresh"], 2_700);
+    let validator = validator();
+    assert_valid(&validator, &doc, "the fixture with a population record");
+    let at = |field: &str| format!("/runs/{last}/{field}");
+    for (what, broken) in [
+        ("a population record without users", mutate(&doc, &at("users"), None)),
+        ("a population record without extra_calls", mutate(&doc, &at("extra_calls"), None)),
+        ("users 0", mutate(&doc, &at("users"), Some(Value::from(0)))),
+        ("a negative refresh count", mutate(&doc, &at("extra_calls/refresh"), Some(Value::from(-1)))),
+        ("requests_per_lifetime a string", mutate(&doc, &at("requests_per_lifetime"), Some(Value::from("ten")))),
+        (
+            "an expected figure below zero",
+            mutate(&doc, &at("expected_redis_commands_per_user_request"), Some(Value::from(-0.1))),
+        ),
     ] {
         assert!(!validator.is_valid(&broken), "the schema accepts {what}");
     }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 
-use super::wire::Wire;
+use super::wire::{Want, Wire};
 use super::{Keep, LoadOutcome, RequestTemplate, Stop, Window, record};
 
 /// The deadline of the request a connection has in flight.
@@ -89,6 +89,10 @@ pub(super) struct Exchanged {
     pub(super) refreshed: Option<HeaderValue>,
     /// When the request was written: after the connection was (re)opened.
     pub(super) started: Instant,
+    /// `Retry-After` seconds of a 503.
+    pub(super) retry_after: Option<u64>,
+    /// The body, when asked for.
+    pub(super) body: Option<Bytes>,
 }
 
 /// Sends `request` on `wire` (opening it first if needed) and reads the whole answer, unless
@@ -97,7 +101,7 @@ pub(super) struct Exchanged {
 pub(super) async fn exchange(
     wire: &mut Wire,
     request: &[u8],
-    keep: Keep,
+    want: Want,
     inflight: &Inflight,
     epoch: Instant,
     deadline: Instant,
@@ -109,7 +113,7 @@ pub(super) async fn exchange(
     let work = async {
         wire.connect().await?;
         started = Some(Instant::now());
-        wire.exchange(request, keep.server_timing).await
+        wire.exchange(request, want).await
     };
     let result = tokio::select! {
         biased;
@@ -117,18 +121,25 @@ pub(super) async fn exchange(
         () = aborted => None,
     };
     inflight.deadline.set(0);
-    let (answer, refreshed) = match result {
-        Some(Ok(reply)) => (Answer::Status(reply.status, reply.timing), reply.refreshed),
+    let started = started.unwrap_or_else(Instant::now);
+    let ended = |answer| Exchanged { answer, refreshed: None, started, retry_after: None, body: None };
+    match result {
+        Some(Ok(reply)) => Exchanged {
+            answer: Answer::Status(reply.status, reply.timing),
+            refreshed: reply.refreshed,
+            started,
+            retry_after: reply.retry_after,
+            body: reply.body,
+        },
         Some(Err(_)) => {
             wire.reset();
-            (Answer::Failed, None)
+            ended(Answer::Failed)
         }
         None => {
             wire.reset();
-            (Answer::Timeout, None)
+            ended(Answer::Timeout)
         }
-    };
-    Exchanged { answer, refreshed, started: started.unwrap_or_else(Instant::now) }
+    }
 }
 
 /// The templates one closed-loop connection sends, in turn.
@@ -236,8 +247,9 @@ impl Connection {
             }
             let index = self.rotation.take();
             let Some(request) = self.requests.encoded(index, self.wire.addr()) else { break };
+            let want = Want { timing: keep.server_timing, body: false };
             let done =
-                exchange(&mut self.wire, &request, keep, &self.inflight, self.epoch, Instant::now() + timeout).await;
+                exchange(&mut self.wire, &request, want, &self.inflight, self.epoch, Instant::now() + timeout).await;
             sent += 1;
             if let Some(token) = done.refreshed {
                 self.requests.adopt(index, token);

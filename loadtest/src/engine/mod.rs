@@ -19,6 +19,7 @@ mod cpu;
 pub mod http1;
 mod open;
 mod outcome;
+pub mod population;
 mod wire;
 
 use std::cell::{Cell, RefCell};
@@ -38,6 +39,7 @@ use connection::{Connection, Inflight, Requests, Rotation, Watched, watchdog};
 pub use cpu::GeneratorUse;
 use cpu::ThreadClock;
 pub use outcome::LoadOutcome;
+pub use population::{Credentials, ExtraKind, Population};
 
 fn record(h: &mut Histogram<u64>, d: Duration) {
     let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).clamp(1, MAX_TRACKABLE_NS);
@@ -137,6 +139,9 @@ pub struct LoadSpec {
     pub max_connections: Option<usize>,
     /// CPUs the generator threads are pinned to, when set.
     pub cpus: Option<Vec<usize>>,
+    /// Open loop: users whose clients send (Poisson arrivals, each to a user drawn uniformly)
+    /// instead of `requests`.
+    pub population: Option<Arc<Population>>,
 }
 
 impl LoadSpec {
@@ -227,7 +232,14 @@ impl Stop {
 /// Runs one load and returns what it measured. `cancel` stops it early (the window then ends
 /// at the cancellation and the outcome covers what was measured).
 pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Result<LoadOutcome> {
-    anyhow::ensure!(!spec.requests.is_empty(), "no request templates");
+    anyhow::ensure!(
+        !spec.requests.is_empty() || spec.population.as_ref().is_some_and(|p| !p.users.is_empty()),
+        "no request templates"
+    );
+    anyhow::ensure!(
+        spec.population.is_none() || matches!(spec.schedule, Schedule::Open { .. }),
+        "a population runs on the open loop"
+    );
     anyhow::ensure!(spec.connections > 0 && spec.threads > 0, "connections and threads must be positive");
     if let Schedule::Open { rate } = spec.schedule {
         anyhow::ensure!(rate > 0.0 && rate.is_finite(), "rate must be positive");
@@ -310,15 +322,16 @@ pub fn run(spec: &LoadSpec, keep: Keep, cancel: &Arc<AtomicBool>) -> anyhow::Res
     if let Some(e) = failure {
         return Err(e);
     }
-    if let Schedule::Open { rate } = spec.schedule {
-        // Intended sends inside the window, as the threads' schedules place them.
+    if let (Schedule::Open { rate }, None) = (spec.schedule, &spec.population) {
+        // Intended sends inside the window, as the threads' schedules place them (a
+        // population's threads count their random arrivals themselves).
         outcome.offered = (rate * spec.duration.as_secs_f64()).round() as u64;
     }
     if cancel.load(Ordering::Relaxed) {
         let ended = outcome.ended.unwrap_or_else(Instant::now);
         let measured = ended.saturating_duration_since(window.start);
         outcome.window = measured.min(spec.duration).max(Duration::from_millis(1));
-        if let Schedule::Open { rate } = spec.schedule {
+        if let (Schedule::Open { rate }, None) = (spec.schedule, &spec.population) {
             outcome.offered = (rate * outcome.window.as_secs_f64()).round() as u64;
         }
     }

@@ -21,7 +21,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::connection::{Answer, Inflight, Requests, Watched, exchange, tally};
 use super::cpu::ThreadClock;
-use super::wire::Wire;
+use super::population::Users;
+use super::wire::{Want, Wire};
 use super::{Keep, LoadOutcome, LoadSpec, Stop, Window, record};
 
 /// Connections a thread opens at once. A burst of sends (after the thread was descheduled, or
@@ -77,6 +78,8 @@ struct Plan {
     epoch: Instant,
     threads: usize,
     watched: Watched,
+    /// Population: this thread's users, whose clients send instead of the templates.
+    users: Option<Users>,
 }
 
 /// One generator thread's part of an open-loop run.
@@ -107,7 +110,8 @@ pub(super) async fn run_thread(
     let epoch = Instant::now();
     let watched: Watched = Rc::new(RefCell::new(Vec::new()));
     let templates = Rc::new(spec.requests.clone());
-    let plan = Rc::new(Plan { spec, window, keep, epoch, threads, watched: watched.clone() });
+    let users = spec.population.as_ref().map(|p| Users::for_thread(p, thread, threads));
+    let plan = Rc::new(Plan { spec, window, keep, epoch, threads, watched: watched.clone(), users });
     let pool = Rc::new(RefCell::new(Pool {
         idle: (0..targets).map(|_| VecDeque::new()).collect(),
         next_target: thread % targets,
@@ -142,8 +146,10 @@ pub(super) async fn run_thread(
 
     let timer = Timer::new()?;
     let mut k: u64 = 0;
+    // Evenly spaced sends; a population's arrivals are a Poisson process instead.
     let intended_at = |k: u64| t0 + Duration::from_secs_f64((k * threads as u64 + thread as u64) as f64 / rate);
-    let mut next = intended_at(0);
+    let thread_rate = rate / threads as f64;
+    let mut next = plan.users.as_ref().map_or_else(|| intended_at(0), |u| t0 + u.gap(thread_rate));
     let mut tidied = Instant::now();
     let mut woke = Instant::now();
     while next < window.end && !stop.now() {
@@ -162,9 +168,16 @@ pub(super) async fn run_thread(
         }
         // Everything due now (a wake-up can be several intervals late under load).
         while next <= now && next < window.end {
-            dispatch(&plan, &pool, Job { intended: next, emitted: now });
+            let user = plan.users.as_ref().map_or(0, Users::pick);
+            if plan.users.is_some() && window.contains(next) {
+                pool.borrow_mut().outcome.offered += 1;
+            }
+            dispatch(&plan, &pool, Job { intended: next, emitted: now, user });
             k += 1;
-            next = intended_at(k);
+            next = match &plan.users {
+                Some(users) => next + users.gap(thread_rate),
+                None => intended_at(k),
+            };
         }
         // Let the requests just started run before the next wake-up.
         tokio::task::yield_now().await;
@@ -189,6 +202,7 @@ pub(super) async fn run_thread(
     let mut outcome = std::mem::replace(&mut pool.outcome, LoadOutcome::empty(window.end - window.start));
     outcome.peak_connections = pool.peak;
     outcome.ended = Some(stopped_sending);
+    outcome.holdings = plan.users.as_ref().map(Users::holdings).unwrap_or_default();
     outcome.connection_limit = pool.limit;
     Ok((outcome, pool.sent, Some(paced)))
 }
@@ -260,6 +274,8 @@ fn push_idle(pool: &mut Pool, slot: Slot) {
 struct Job {
     intended: Instant,
     emitted: Instant,
+    /// Population: the user whose request this is.
+    user: usize,
 }
 
 /// Starts the send intended at `intended` (emitted at `emitted`) on an idle connection to the
@@ -373,28 +389,44 @@ fn close_idle(plan: &Plan, pool: &RefCell<Pool>, now: Instant) {
 /// goes back to the idle ones when none waits.
 async fn send(plan: Rc<Plan>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut job: Job) {
     loop {
-        let (index, request) = {
-            let mut p = pool.borrow_mut();
-            let len = p.requests.len().max(1);
-            let index = p.next_template % len;
-            p.next_template = (p.next_template + plan.threads) % len;
-            let request = p.requests.encoded(index, slot.wire.addr());
-            (index, request)
-        };
         let deadline = job.intended + plan.spec.timeout;
-        let done = match request {
-            Some(request) => {
-                Some(exchange(&mut slot.wire, &request, plan.keep, &slot.inflight, plan.epoch, deadline).await)
+        let (done, extras, index) = match &plan.users {
+            Some(users) => {
+                let (done, extras) =
+                    users.converse(job.user, &mut slot.wire, &slot.inflight, plan.epoch, deadline).await;
+                (Some(done), extras, None)
             }
-            None => None,
+            None => {
+                let (index, request) = {
+                    let mut p = pool.borrow_mut();
+                    let len = p.requests.len().max(1);
+                    let index = p.next_template % len;
+                    p.next_template = (p.next_template + plan.threads) % len;
+                    let request = p.requests.encoded(index, slot.wire.addr());
+                    (index, request)
+                };
+                let want = Want { timing: plan.keep.server_timing, body: false };
+                let done = match request {
+                    Some(request) => {
+                        Some(exchange(&mut slot.wire, &request, want, &slot.inflight, plan.epoch, deadline).await)
+                    }
+                    None => None,
+                };
+                (done, Vec::new(), Some(index))
+            }
         };
         let learned = Instant::now();
         let mut p = pool.borrow_mut();
         p.in_flight -= 1;
         p.sent += 1;
         if let Some(done) = done {
-            if let Some(token) = &done.refreshed {
+            if let (Some(token), Some(index)) = (&done.refreshed, index) {
                 p.requests.adopt(index, token.clone());
+            }
+            if plan.window.contains(job.intended) {
+                for extra in extras {
+                    p.outcome.extra_calls.entry(extra.kind.name()).or_default().add(extra.took, extra.ok);
+                }
             }
             // Answered after the deadline, but before the watchdog noticed: a client with this
             // deadline had already given up.

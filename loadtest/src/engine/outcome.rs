@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{GeneratorUse, Keep, Window};
+use super::{Credentials, GeneratorUse, Keep, Window};
 use crate::results::{Bucket, new_histogram};
 
 /// What one load run measured (warm-up excluded).
@@ -48,6 +48,11 @@ pub struct LoadOutcome {
     pub timeline: Vec<Bucket>,
     /// What the generator threads themselves cost.
     pub generator: GeneratorUse,
+    /// Population: the calls clients made besides their users' requests, by kind (`refresh`,
+    /// `login`, `retry`), for user requests intended inside the window.
+    pub extra_calls: BTreeMap<&'static str, ExtraCalls>,
+    /// Population: what each user's client held when the run ended, by the user's place.
+    pub holdings: Vec<(usize, Credentials)>,
     /// When the threads stopped sending (the end of the window after a Ctrl-C).
     pub(super) ended: Option<Instant>,
 }
@@ -72,6 +77,8 @@ impl LoadOutcome {
             server_timings: Vec::new(),
             timeline: Vec::new(),
             generator: GeneratorUse::default(),
+            extra_calls: BTreeMap::new(),
+            holdings: Vec::new(),
             ended: None,
         }
     }
@@ -113,6 +120,10 @@ impl LoadOutcome {
             mine.add(theirs);
         }
         self.generator.merge(other.generator);
+        self.holdings.extend(other.holdings);
+        for (kind, calls) in other.extra_calls {
+            self.extra_calls.entry(kind).or_default().merge(&calls);
+        }
         self.ended = self.ended.max(other.ended);
     }
 
@@ -150,5 +161,35 @@ impl LoadOutcome {
     /// (the requests it could not send are missing from them).
     pub fn latency_valid(&self) -> bool {
         self.dropped == 0
+    }
+}
+
+/// Calls of one kind a client made besides its user's requests, each timed from when it was
+/// written to its answer.
+#[derive(Debug, Clone)]
+pub struct ExtraCalls {
+    pub calls: u64,
+    /// Answered other than 2xx, or not answered.
+    pub failed: u64,
+    pub latency: Histogram<u64>,
+}
+
+impl Default for ExtraCalls {
+    fn default() -> Self {
+        Self { calls: 0, failed: 0, latency: new_histogram() }
+    }
+}
+
+impl ExtraCalls {
+    pub(super) fn add(&mut self, took: Duration, ok: bool) {
+        self.calls += 1;
+        self.failed += u64::from(!ok);
+        super::record(&mut self.latency, took);
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.calls += other.calls;
+        self.failed += other.failed;
+        let _ = self.latency.add(&other.latency);
     }
 }

@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::HeaderValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,6 +25,17 @@ const MAX_HEADERS: usize = 32;
 const MAX_HEAD: usize = 64 * 1024;
 /// Room made for each read.
 const READ_SIZE: usize = 8 * 1024;
+/// Most bytes of a body kept when one is asked for (a login's or an error's JSON is far less).
+const MAX_KEPT_BODY: usize = 16 * 1024;
+
+/// What to keep of an answer beyond its status and `X-Refreshed-Token`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Want {
+    /// `Server-Timing` (login scenario).
+    pub(super) timing: bool,
+    /// The body, when framed by `content-length` (a client reading a token or an error).
+    pub(super) body: bool,
+}
 
 /// One keep-alive connection, opened on first use and again after a failure or a close.
 #[derive(Debug)]
@@ -42,6 +53,10 @@ pub(super) struct Reply {
     pub(super) refreshed: Option<HeaderValue>,
     /// `Server-Timing`, when asked for.
     pub(super) timing: Option<String>,
+    /// `Retry-After` in seconds (a 503 for overload carries it).
+    pub(super) retry_after: Option<u64>,
+    /// The body (at most [`MAX_KEPT_BODY`] bytes), when asked for.
+    pub(super) body: Option<Bytes>,
 }
 
 /// How the body of an answer ends.
@@ -83,20 +98,20 @@ impl Wire {
     }
 
     /// Writes `request` and reads its whole answer. On an error the connection is dropped.
-    pub(super) async fn exchange(&mut self, request: &[u8], want_timing: bool) -> std::io::Result<Reply> {
-        let result = self.exchange_inner(request, want_timing).await;
+    pub(super) async fn exchange(&mut self, request: &[u8], want: Want) -> std::io::Result<Reply> {
+        let result = self.exchange_inner(request, want).await;
         if result.is_err() {
             self.reset();
         }
         result
     }
 
-    async fn exchange_inner(&mut self, request: &[u8], want_timing: bool) -> std::io::Result<Reply> {
+    async fn exchange_inner(&mut self, request: &[u8], want: Want) -> std::io::Result<Reply> {
         self.connect().await?;
         let Some(stream) = self.stream.as_mut() else { return Err(invalid("not connected")) };
         stream.write_all(request).await?;
-        let (reply, framing, close) = loop {
-            match parse_head(&self.buf, want_timing)? {
+        let (mut reply, framing, close) = loop {
+            match parse_head(&self.buf, want.timing)? {
                 // An interim answer (100 Continue, 103 Early Hints): the final one follows.
                 Some((reply, head_len, ..)) if (100..200).contains(&reply.status) && reply.status != 101 => {
                     self.buf.advance(head_len);
@@ -115,9 +130,15 @@ impl Wire {
         };
         match framing {
             Framing::Length(mut left) => {
-                // Dropped as it arrives: the engine needs the answer's end, not its body.
+                // Dropped as it arrives (the engine needs the answer's end, not its body),
+                // unless asked for.
+                let mut kept = want.body.then(|| BytesMut::with_capacity(left.min(MAX_KEPT_BODY)));
                 loop {
                     let here = left.min(self.buf.len());
+                    if let Some(kept) = kept.as_mut() {
+                        let room = MAX_KEPT_BODY.saturating_sub(kept.len()).min(here);
+                        kept.extend_from_slice(self.buf.get(..room).unwrap_or_default());
+                    }
                     self.buf.advance(here);
                     left -= here;
                     if left == 0 {
@@ -125,6 +146,7 @@ impl Wire {
                     }
                     fill(stream, &mut self.buf).await?;
                 }
+                reply.body = kept.map(BytesMut::freeze);
             }
             Framing::Chunked => loop {
                 match chunk(&self.buf)? {
@@ -173,7 +195,7 @@ fn parse_head(buf: &[u8], want_timing: bool) -> std::io::Result<Option<(Reply, u
         Err(e) => return Err(invalid(&format!("bad answer head: {e}"))),
     };
     let status = response.code.unwrap_or(0);
-    let mut reply = Reply { status, refreshed: None, timing: None };
+    let mut reply = Reply { status, refreshed: None, timing: None, retry_after: None, body: None };
     let mut length = None;
     let mut chunked = false;
     let mut close = response.version == Some(0);
@@ -190,6 +212,8 @@ fn parse_head(buf: &[u8], want_timing: bool) -> std::io::Result<Option<(Reply, u
             let mut bearer = b"Bearer ".to_vec();
             bearer.extend_from_slice(h.value);
             reply.refreshed = HeaderValue::from_bytes(&bearer).ok();
+        } else if status == 503 && h.name.eq_ignore_ascii_case("retry-after") {
+            reply.retry_after = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok());
         } else if want_timing && h.name.eq_ignore_ascii_case("server-timing") {
             reply.timing = std::str::from_utf8(h.value).ok().map(str::to_owned);
         }

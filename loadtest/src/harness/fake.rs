@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::fleet::{Fleet, Known, Step};
 use crate::results::{
-    BackgroundLoad, Calibration, Kind, OutageRecord, Percentiles, Record, RevocationRecord, RunRecord, ScaleRecord,
-    Scenario, Spread, SweepSummary,
+    BackgroundLoad, Calibration, Estimate, Kind, OutageRecord, Percentiles, PopulationRun, Record, RevocationRecord,
+    RunRecord, ScaleRecord, Scenario, Spread, SweepSummary,
 };
 use crate::scenario::{Event, Sink};
 
@@ -79,6 +79,7 @@ pub fn run_record(variant: &str, scenario: Scenario, rps: f64) -> RunRecord {
         latency_p50_us: None,
         latency_p99_us: None,
         noisy_windows: None,
+        population: None,
         histogram: String::new(),
     }
 }
@@ -203,6 +204,24 @@ impl Fleet for FakeFleet {
                     r.claims_padding_bytes = Some(pad);
                     send(Record::Run(Box::new(r)))?;
                 }
+            }
+            Step::Population(v) => {
+                let mut r = run_record(v, Scenario::Population, 900.0);
+                r.population = Some(PopulationRun {
+                    users: 100,
+                    user_rate_rps: 1.0,
+                    access_ttl_s: 10.0,
+                    requests_per_lifetime: 10.0,
+                    user_requests: 900,
+                    extra_calls: [("refresh".to_owned(), 82), ("login".to_owned(), 0), ("retry".to_owned(), 0)].into(),
+                    extra_calls_failed: Default::default(),
+                    redis_commands_per_user_request: Estimate::of(&[0.09, 0.1, 0.08]),
+                    expected_redis_commands_per_user_request: 1.0 / 11.0,
+                    expected_basis: "1 command per refresh / (1 + requests per lifetime)".into(),
+                    grace_s: None,
+                    seeding: "seeded".into(),
+                });
+                send(Record::Run(Box::new(r)))?;
             }
             Step::Scale(v, entries) => {
                 send(Record::Scale(ScaleRecord {

@@ -36,6 +36,8 @@ pub enum Step {
     Rtt,
     /// Every tokensize point (variant × claim size), in rounds.
     Tokensize,
+    /// One variant's population points, each on servers of its own.
+    Population(String),
     Scale(String, usize),
 }
 
@@ -50,6 +52,7 @@ impl Step {
             | Self::Release(v)
             | Self::Revocation(v)
             | Self::Outage(v, _)
+            | Self::Population(v)
             | Self::Scale(v, _) => Some(v),
         }
     }
@@ -68,6 +71,7 @@ impl fmt::Display for Step {
             Self::Outage(v, fault) => write!(f, "{v}: outage, {}", fault.as_str()),
             Self::Rtt => write!(f, "rtt points in rounds"),
             Self::Tokensize => write!(f, "tokensize points in rounds"),
+            Self::Population(v) => write!(f, "{v}: population"),
             Self::Scale(v, entries) => write!(f, "{v}: scale, {entries} entries"),
         }
     }
@@ -111,6 +115,11 @@ pub fn steps(plan: &SuitePlan, calibrate: bool) -> Vec<Step> {
     }
     if has(Scenario::Tokensize) && plan.variants.iter().any(|v| plan.measures_tokensize(v)) {
         steps.push(Step::Tokensize);
+    }
+    if has(Scenario::Population) {
+        steps.extend(
+            plan.variants.iter().filter(|v| plan.measures_population(v)).map(|v| Step::Population(v.name.to_owned())),
+        );
     }
     if has(Scenario::Scale) {
         for v in plan.variants.iter().filter(|v| plan.measures_scale(v)) {
@@ -274,6 +283,7 @@ pub fn orchestrate(steps: &[Step], fleet: &mut dyn Fleet, ctx: &mut Context<'_>)
             Step::Scale(v, _) if !matches!(next, Some(Step::Scale(w, _)) if w == v) => {
                 terminal::scale_summary(&ctx.writer.results, v)
             }
+            Step::Population(v) => terminal::population_summary(&ctx.writer.results, v),
             _ => None,
         };
         if let Some(line) = line {

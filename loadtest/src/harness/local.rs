@@ -15,7 +15,7 @@ use crate::plan::{CpuPlacement, GENERATOR_BOUND, Variant, variant};
 use crate::process::{Backing, Launcher, ServerProcess, further_instance_args, variant_args};
 use crate::results::Record;
 use crate::scenario::rounds::Cell;
-use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, outage, points, revocation, scale};
+use crate::scenario::{self, Event, Knobs, MeLoad, Sink, Subject, outage, points, population, revocation, scale};
 
 /// A variant's servers while its steady, sweep and login run.
 #[derive(Debug)]
@@ -258,6 +258,12 @@ impl Fleet for LocalFleet {
                     points::tokensize(&variants, &plan.token_paddings, redis, &self.knobs, sink)?
                 };
                 for record in records {
+                    sink(Event::Record(Record::Run(Box::new(record))))?;
+                }
+            }
+            Step::Population(name) => {
+                self.release(None);
+                for record in population::run(find(name)?, &self.knobs, sink)? {
                     sink(Event::Record(Record::Run(Box::new(record))))?;
                 }
             }

@@ -63,7 +63,12 @@ impl Fleet for RemoteFleet {
                 &self.knobs,
                 sink,
             ),
-            Step::Calibration | Step::Outage(..) | Step::Rtt | Step::Tokensize | Step::Scale(..) => {
+            Step::Calibration
+            | Step::Outage(..)
+            | Step::Rtt
+            | Step::Tokensize
+            | Step::Population(_)
+            | Step::Scale(..) => {
                 anyhow::bail!("`load` cannot run this step: it needs servers authbench starts")
             }
         }

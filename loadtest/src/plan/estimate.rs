@@ -81,9 +81,18 @@ impl SuitePlan {
             if has(Scenario::Tokensize) && self.measures_tokensize(v) {
                 total += self.token_paddings.len() as f64 * point;
             }
+            if has(Scenario::Population) && self.measures_population(v) {
+                // Per point: Redis, seeding (about 50k users a second) and the server, then
+                // the rounds, each connecting and reading counters.
+                let setup = 1.5 + f64::from(self.population_users) / 50_000.0 + self.population_warmup.as_secs_f64();
+                let rounds = f64::from(self.population_rounds) * (self.population_window.as_secs_f64() + 0.2);
+                total += self.population_lifetimes(v).len() as f64 * (setup + rounds);
+            }
             if has(Scenario::Scale) && self.measures_scale(v) {
-                // Seeding runs at about 100k entries per second on 2 cores.
-                total += self.scale_sizes.iter().map(|n| point + *n as f64 / 100_000.0 + 0.5).sum::<f64>();
+                // One window per size (no rounds), on a Redis and a server of its own; seeding
+                // runs at about 100k entries per second on 2 cores.
+                let once = window(self.point_warmup, self.point_duration) + 1.5;
+                total += self.scale_sizes.iter().map(|n| once + *n as f64 / 100_000.0).sum::<f64>();
             }
         }
         let mut per_variant = 0.5;
@@ -94,6 +103,7 @@ impl SuitePlan {
                 | Scenario::Rtt
                 | Scenario::Tokensize
                 | Scenario::Scale
+                | Scenario::Population
                 | Scenario::Steady
                 | Scenario::Cost => 0.0,
                 Scenario::Sweep => {

@@ -120,6 +120,18 @@ pub struct SuitePlan {
     pub token_paddings: Vec<usize>,
     /// Keyspace sizes the scale scenario seeds.
     pub scale_sizes: Vec<usize>,
+    /// Population: simulated users, each user's mean request rate (Poisson), and the requests
+    /// per access-token lifetime `refresh` is measured at (its lifetime is set to give them;
+    /// designs whose tokens do not expire within a run are measured once).
+    pub population_users: u32,
+    pub user_rate: f64,
+    pub requests_per_lifetime: Vec<f64>,
+    /// Population: rounds per point, one after the other with no silence between (the clients
+    /// going on with what they hold), the first after a warm-up. Windows of whole seconds:
+    /// `versioned` with a grace of whole seconds checks in bursts after each second begins.
+    pub population_rounds: u32,
+    pub population_warmup: Duration,
+    pub population_window: Duration,
     /// Measured window of one rtt or tokensize point (one repetition, after `point_warmup`).
     pub point_duration: Duration,
     pub point_warmup: Duration,
@@ -169,6 +181,7 @@ impl SuitePlan {
             Scenario::Rtt,
             Scenario::Tokensize,
             Scenario::Scale,
+            Scenario::Population,
         ];
         let rtt_steps = vec![secs(0.0), secs(0.00025), secs(0.001), secs(0.005)];
         let token_paddings = vec![0, 1024, 4096];
@@ -202,6 +215,12 @@ impl SuitePlan {
                 rtt_steps: vec![secs(0.0), secs(0.001)],
                 token_paddings: vec![0, 4096],
                 scale_sizes: vec![10_000],
+                population_users: 2_000,
+                user_rate: 1.0,
+                requests_per_lifetime: vec![1.0, 10.0],
+                population_rounds: 2,
+                population_warmup: secs(0.3),
+                population_window: secs(1.0),
                 point_duration: secs(0.4),
                 point_warmup: secs(0.2),
                 estimate: Duration::ZERO,
@@ -238,6 +257,12 @@ impl SuitePlan {
                 rtt_steps: vec![secs(0.0), secs(0.001), secs(0.005)],
                 token_paddings,
                 scale_sizes: vec![10_000, 100_000],
+                population_users: 10_000,
+                user_rate: 1.0,
+                requests_per_lifetime: vec![1.0, 10.0, 100.0, 1000.0],
+                population_rounds: 3,
+                population_warmup: secs(0.3),
+                population_window: secs(1.0),
                 point_duration: secs(0.4),
                 point_warmup: secs(0.2),
                 estimate: Duration::ZERO,
@@ -271,6 +296,12 @@ impl SuitePlan {
                 rtt_steps,
                 token_paddings,
                 scale_sizes: vec![10_000, 100_000, 1_000_000],
+                population_users: 20_000,
+                user_rate: 0.5,
+                requests_per_lifetime: vec![1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
+                population_rounds: 5,
+                population_warmup: secs(1.0),
+                population_window: secs(4.0),
                 point_duration: secs(5.0),
                 point_warmup: secs(1.0),
                 estimate: Duration::ZERO,
@@ -279,10 +310,32 @@ impl SuitePlan {
         if name == SuiteName::Smoke {
             // The smoke suite checks that every scenario of the test suite's concern works end to
             // end in under a minute; rtt and tokensize are steady runs with other server flags.
-            plan.scenarios.retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize | Scenario::Scale));
+            plan.scenarios
+                .retain(|s| !matches!(s, Scenario::Rtt | Scenario::Tokensize | Scenario::Scale | Scenario::Population));
         }
         plan.estimate = plan.estimated_time();
         plan
+    }
+
+    /// Whether the population scenario measures `v`: every design that checks a token.
+    pub fn measures_population(&self, v: &Variant) -> bool {
+        v.strategy != StrategyName::Baseline
+    }
+
+    /// The access-token lifetimes `v` is measured at in the population scenario: one per
+    /// requests-per-lifetime point for `refresh` (whole seconds, at least one), one hour (longer
+    /// than any run) for the designs whose store traffic does not depend on it.
+    pub fn population_lifetimes(&self, v: &Variant) -> Vec<Duration> {
+        if v.strategy != StrategyName::Refresh {
+            return vec![Duration::from_secs(3600)];
+        }
+        let mut out: Vec<Duration> = self
+            .requests_per_lifetime
+            .iter()
+            .map(|l| Duration::from_secs((l / self.user_rate.max(1e-9)).round().max(1.0) as u64))
+            .collect();
+        out.dedup();
+        out
     }
 
     /// How long probing may last after a revoke is acknowledged: past the token's lifetime and

@@ -17,6 +17,7 @@ mod estimate;
 mod guide;
 mod noise;
 mod outage;
+mod population;
 mod revocation;
 mod run;
 mod scale;
@@ -29,6 +30,7 @@ pub use estimate::{CONFIDENCE, Estimate, Side, range_coverage};
 pub use guide::{GuideEntry, Verdict};
 pub use noise::{Noise, NoiseSample};
 pub use outage::{Bucket, Fault, OutageRecord};
+pub use population::PopulationRun;
 pub use revocation::{BackgroundLoad, Kind, RevocationRecord, Segment};
 pub use run::{
     LoginSplit, MAX_TRACKABLE_NS, Percentiles, RunRecord, Scenario, SweepSummary, deserialize_histogram, new_histogram,
@@ -37,10 +39,10 @@ pub use run::{
 pub use scale::{EntryKind, ScaleRecord};
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 /// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
 /// version 7 the rounds: cost records, intervals, the guide's verdicts, the noise monitor and
-/// revocation in trials, each a record of its own).
+/// revocation in trials, each a record of its own; version 8 the population scenario).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::{Capabilities, Estimate, Spread};
+use super::{Capabilities, Estimate, PopulationRun, Spread};
 
 /// The scenarios a run can measure; a [`RunRecord`] names the one that produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ pub enum Scenario {
     Tokensize,
     /// Redis memory per session or jti entry, and latency, with 10^4 .. 10^6 entries.
     Scale,
+    /// Many users at their own rates, with clients that refresh, log in again and adopt fresh
+    /// tokens: cost per user request against requests per token lifetime.
+    Population,
 }
 
 impl Scenario {
@@ -49,6 +52,7 @@ impl Scenario {
             Self::Rtt => "rtt",
             Self::Tokensize => "tokensize",
             Self::Scale => "scale",
+            Self::Population => "population",
         }
     }
 }
@@ -162,6 +166,10 @@ pub struct RunRecord {
     /// Windows of this record measured again because other processes used the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noisy_windows: Option<u32>,
+    /// population scenario: the users, their rate, the token lifetime, and what a user request
+    /// cost in added calls and store commands.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<PopulationRun>,
     /// HdrHistogram (V2, deflate, base64) of `latency_us` in nanoseconds, for merging runs.
     pub histogram: String,
 }

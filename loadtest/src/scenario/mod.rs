@@ -8,6 +8,7 @@ mod flow;
 mod login;
 pub mod outage;
 pub mod points;
+pub mod population;
 mod rate;
 pub mod revocation;
 pub mod rounds;
@@ -172,6 +173,7 @@ impl Knobs {
             timeout: self.request_timeout,
             max_connections: None,
             cpus: self.generator_cpus.clone(),
+            population: None,
         }
     }
 }
@@ -251,6 +253,7 @@ fn record(subject: &Subject, scenario: Scenario, latency: &Histogram<u64>) -> Ru
         latency_p50_us: None,
         latency_p99_us: None,
         noisy_windows: None,
+        population: None,
         histogram: serialize_histogram(latency),
     }
 }

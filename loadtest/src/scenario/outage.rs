@@ -148,6 +148,7 @@ pub fn run(
         timeout: CLIENT_DEADLINE,
         max_connections: None,
         cpus: None,
+        population: None,
     };
     let keep = Keep { server_timing: false, timeline: Some(BUCKET), start_at: Some(start) };
     let load_cancel = cancel.clone();

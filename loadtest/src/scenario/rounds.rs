@@ -117,6 +117,11 @@ impl Shuffle {
         z ^ (z >> 31)
     }
 
+    /// A number in (0, 1].
+    pub fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
     /// A random order of `0..n` (Fisher–Yates).
     pub fn order(&mut self, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
@@ -258,7 +263,7 @@ fn watched(
 ) -> anyhow::Result<(LoadOutcome, Costs)> {
     let mut attempt = 0;
     loop {
-        let (outcome, costs, window) = bracketed(subject, spec, knobs)?;
+        let (outcome, costs, window) = bracketed(subject, spec, knobs, None)?;
         let noisy = window.as_ref().is_some_and(|w| w.above(NOISE_THRESHOLD));
         let again = noisy && attempt < NOISE_RETRIES && *watch.left > 0 && !knobs.cancelled();
         if let Some(w) = &window {
@@ -279,14 +284,16 @@ fn watched(
 }
 
 /// One load whose costs (and the machine's other load) are read exactly at the edges of its
-/// measured window (after the warm-up, on the same connections).
-fn bracketed(
+/// measured window (after the warm-up, on the same connections). Its clock starts at `t0`
+/// when given (a load going on from the one before), else shortly.
+pub(super) fn bracketed(
     subject: &Subject,
     spec: &LoadSpec,
     knobs: &Knobs,
+    t0: Option<Instant>,
 ) -> anyhow::Result<(LoadOutcome, Costs, Option<NoiseWindow>)> {
     // The engine opens its connections before its clock starts; 200 ms is ample on loopback.
-    let t0 = Instant::now() + Duration::from_millis(200);
+    let t0 = t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
     let start = t0 + spec.warmup;
     let end = start + spec.duration;
     let pids = subject.pids();

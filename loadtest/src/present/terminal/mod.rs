@@ -5,7 +5,7 @@
 
 mod steps;
 
-pub use steps::{outage_summary, points_summary, revocation_summary, scale_summary};
+pub use steps::{outage_summary, points_summary, population_summary, revocation_summary, scale_summary};
 
 use std::fmt::Write;
 
@@ -113,8 +113,8 @@ pub fn record_line(record: &Record) -> Option<String> {
         ),
         Record::Run(r) => match r.scenario {
             Scenario::Sweep | Scenario::Scale => return None,
-            // One line per variant once every point ran: `points_summary`.
-            Scenario::Rtt | Scenario::Tokensize => return None,
+            // One line per variant once every point ran: `points_summary`, `population_summary`.
+            Scenario::Rtt | Scenario::Tokensize | Scenario::Population => return None,
             _ => progress_line(r),
         },
         Record::Sweep(s) => format!(

@@ -149,3 +149,42 @@ pub fn scale_summary(results: &Results, variant: &str) -> Option<String> {
     }
     Some(line)
 }
+
+/// The one line of a variant's population points: per point, the requests per lifetime, the
+/// Redis commands per user request (median over the rounds) against what the design's rules
+/// expect, and the refreshes and logins the clients added.
+pub fn population_summary(results: &Results, variant: &str) -> Option<String> {
+    let mut points: Vec<(&RunRecord, &crate::results::PopulationRun)> = results
+        .runs
+        .iter()
+        .filter(|r| r.variant == variant && r.scenario == Scenario::Population)
+        .filter_map(|r| Some((r, r.population.as_ref()?)))
+        .collect();
+    points.sort_by(|a, b| a.1.requests_per_lifetime.total_cmp(&b.1.requests_per_lifetime));
+    if points.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = points
+        .iter()
+        .map(|(r, p)| {
+            let measured =
+                p.redis_commands_per_user_request.as_ref().map_or("no store".to_owned(), |e| per_request(e.median));
+            let mut part = format!(
+                "{} req/lifetime: {measured} cmd/user req (expected {})",
+                count(p.requests_per_lifetime.round() as u64),
+                per_request(p.expected_redis_commands_per_user_request)
+            );
+            for kind in ["refresh", "login"] {
+                let n = p.extra_calls.get(kind).copied().unwrap_or(0);
+                if n > 0 {
+                    let _ = write!(part, ", {} {kind}/user req", per_request(p.per_user_request(kind)));
+                }
+            }
+            if let Some(p99) = &r.latency_p99_us {
+                let _ = write!(part, ", p99 {}", us(p99.median));
+            }
+            part
+        })
+        .collect();
+    Some(format!("  {variant:<16} population  {}", parts.join("; ")))
+}

@@ -91,6 +91,7 @@ fn start_background(
         timeout: knobs.request_timeout,
         max_connections: None,
         cpus: None,
+        population: None,
     };
     let stop = stop.clone();
     Ok(std::thread::spawn(move || engine::run(&spec, engine::Keep::default(), &stop)))

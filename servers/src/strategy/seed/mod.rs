@@ -4,6 +4,8 @@
 //! logins (argon2 alone would take hours). Writes go in pipelines; the key prefixes, record
 //! formats and commands are the strategies' own.
 
+mod population;
+
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
@@ -12,6 +14,8 @@ use super::index::TokenIndex;
 use super::{hybrid, marks, pushed, refresh, session, versioned};
 use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::token::{new_jti, new_opaque_id};
+
+pub use population::{Credentials, Design, population};
 
 /// Commands per pipeline: large enough to amortise round trips, small enough to keep Redis
 /// responsive to anything else.

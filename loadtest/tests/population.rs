@@ -1,0 +1,112 @@
+//! Known answers of the population workload, end to end through the CLI against real servers
+//! and a real Redis: with access tokens of 1 s and users at 10 requests a second (10 requests
+//! per lifetime), a Poisson user refreshes once per 1 + 10 requests, so about one refresh per
+//! ten user requests; with tokens of 3 s, once per 31; and a `versioned` client that
+//! adopts the tokens handed back asks Redis once per grace interval (1 s, of which whole-second
+//! `iat`s leave half on average): once per 1 + 10 × 0.5 requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_authbench");
+
+/// Runs `authbench` with `args`, killed after 120 s; returns its exit status and stderr.
+fn authbench(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child =
+        Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("authbench {args:?} still running after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, reader.join().unwrap())
+}
+
+fn per_user_request(run: &serde_json::Value, kind: &str) -> f64 {
+    run["extra_calls"][kind].as_f64().unwrap() / run["user_requests"].as_f64().unwrap()
+}
+
+#[test]
+fn clients_refresh_once_per_lifetime_and_versioned_ones_once_per_grace() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("population-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (status, stderr) = authbench(&[
+        "run",
+        "--suite",
+        "smoke",
+        "--scenarios",
+        "population",
+        "--strategies",
+        "refresh,versioned-g1",
+        "--users",
+        "200",
+        "--user-rate",
+        "10",
+        "--requests-per-lifetime",
+        "10,30",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(status.success(), "{status}: {stderr}");
+    let file = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path().join("results.json")).next().unwrap();
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let runs: Vec<&serde_json::Value> =
+        results["runs"].as_array().unwrap().iter().filter(|r| r["scenario"] == "population").collect();
+    assert_eq!(runs.len(), 3, "refresh at two lifetimes, versioned-g1 at one: {runs:?}");
+    for run in &runs {
+        eprintln!(
+            "{} at {} requests per lifetime: {} user requests, extra calls {}, commands per user request {} (expected {})",
+            run["variant"],
+            run["requests_per_lifetime"],
+            run["user_requests"],
+            run["extra_calls"],
+            run["redis_commands_per_user_request"]["median"],
+            run["expected_redis_commands_per_user_request"]
+        );
+        assert_eq!(run["users"], 200);
+        assert_eq!(run["user_rate_rps"].as_f64(), Some(10.0));
+        // Every user request was answered 2xx: no client was locked out, none gave up.
+        let outcomes = &run["outcomes"];
+        assert_eq!(outcomes["2xx"], run["user_requests"], "{outcomes}");
+        assert_eq!(run["extra_calls"]["login"], 0, "nobody had to log in again: {}", run["extra_calls"]);
+        assert_eq!(run["extra_calls_failed"]["refresh"], 0, "{}", run["extra_calls_failed"]);
+        // 2 000 requests a second for two windows of a second.
+        let sent = run["user_requests"].as_f64().unwrap();
+        assert!((3_400.0..=4_600.0).contains(&sent), "user requests {sent}");
+    }
+    let refresh = |lifetime: f64| {
+        runs.iter()
+            .find(|r| r["variant"] == "refresh" && r["requests_per_lifetime"].as_f64() == Some(lifetime))
+            .unwrap()
+    };
+    // About one refresh per ten user requests (1 / 11 exactly for Poisson users).
+    let at_ten = per_user_request(refresh(10.0), "refresh");
+    assert!((0.065..=0.125).contains(&at_ten), "refreshes per user request at 10 per lifetime: {at_ten}");
+    // One per 31 at 30 per lifetime: fewer refreshes when tokens live for more requests.
+    let at_thirty = per_user_request(refresh(30.0), "refresh");
+    assert!((0.02..=0.047).contains(&at_thirty), "refreshes per user request at 30 per lifetime: {at_thirty}");
+    // Store commands follow the refreshes, within the factor the report checks.
+    for run in &runs {
+        let measured = run["redis_commands_per_user_request"]["median"].as_f64().unwrap();
+        let expected = run["expected_redis_commands_per_user_request"].as_f64().unwrap();
+        assert!(
+            measured / expected > 1.0 / 1.5 && measured / expected < 1.5,
+            "{}: {measured} commands per user request, expected {expected}",
+            run["variant"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
