@@ -181,6 +181,9 @@ mod tests {
             token_lifetime_left_ms: 3000.0,
             timeline: Vec::new(),
             background: None,
+            refreshes_after_revoke: None,
+            refreshed_after_revoke: None,
+            adopted_tokens: None,
         }
     }
 
