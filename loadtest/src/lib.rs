@@ -41,7 +41,10 @@ pub use present::compare::{compare, compare_paths};
 pub use present::report::render as render_report;
 pub use process::{ServerProcess, server_binary};
 pub use scenario::outage::{OutagePlan, OutageTarget, run as run_outage};
-pub use scenario::revocation::{Pair, ProbePlan, measure as measure_revocation, summarize as summarize_revocation};
+pub use scenario::revocation::{
+    Design as RevocationDesign, Pair, ProbePlan, design_at as revocation_design, measure as measure_revocation,
+    summarize as summarize_revocation,
+};
 
 /// Exit code of an interrupted run (128 + SIGINT), as shells expect.
 const INTERRUPTED: u8 = 130;

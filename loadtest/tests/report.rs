@@ -518,3 +518,45 @@ fn the_method_says_how_noisy_the_run_was() {
     assert!(!md.contains("| noise |"), "a file without noise says nothing about it");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn what_the_victims_client_did_is_shown_where_it_applies() {
+    let plain_dir = with_fixture("client-plain", |_| {});
+    let plain = std::fs::read_to_string(render_report(&plain_dir, None).unwrap().markdown).unwrap();
+    assert!(!plain.contains("victim's client"), "a file without the counts gets no column");
+    std::fs::remove_dir_all(&plain_dir).unwrap();
+
+    // hybrid stands in for a design with refresh tokens, session for one that hands tokens back.
+    let dir = with_fixture("client", |v| {
+        for r in v["revocation"].as_array_mut().unwrap() {
+            let (variant, kind) = (r["variant"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned());
+            if variant == "hybrid" {
+                let granted = u64::from(kind == "logout" || kind == "role_change");
+                r["refreshes_after_revoke"] = 1.into();
+                r["refreshed_after_revoke"] = granted.into();
+            }
+            if variant == "session" {
+                r["adopted_tokens"] = 3.into();
+            }
+        }
+    });
+    let md = std::fs::read_to_string(render_report(&dir, None).unwrap().markdown).unwrap();
+    let rows = |variant: &str, kind: &str| -> Vec<String> {
+        md.lines()
+            .filter(|l| l.starts_with(&format!("| {variant} |")) && l.contains(&format!("| {kind} |")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let admin_ban = rows("hybrid", "admin_ban");
+    assert!(
+        !admin_ban.is_empty() && admin_ban.iter().all(|l| l.contains("refreshes after revoke: 1, granted: 0")),
+        "{admin_ban:?}"
+    );
+    assert!(rows("session", "logout").iter().all(|l| l.contains("adopted 3 refreshed tokens")));
+    let jwt = rows("jwt", "logout");
+    assert!(!jwt.is_empty() && jwt.iter().all(|l| l.ends_with("| – |")), "{jwt:?}");
+    let warning = md.lines().find(|l| l.contains("refreshes granted to the holder of a revoked pair")).unwrap();
+    assert!(warning.contains("hybrid logout (1 inst.): 1 of 1"), "{warning}");
+    assert!(!warning.contains("role_change"), "a role change may grant a pair with the new role: {warning}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

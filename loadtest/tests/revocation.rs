@@ -3,7 +3,11 @@
 //! server at 0; a JWT server at the token's remaining lifetime plus the 2 s leeway; and two
 //! JWT instances must disagree on revoke-all (the key rotation stays on A). Through the CLI,
 //! trials of every kind against a JWT server: each kind once per trial, revokes at spread
-//! phases, and every window just inside the bound the server's settings give.
+//! phases, and every window just inside the bound the server's settings give. The victim's
+//! client acts as a real one (a thief holding the pair): against `refresh` it refreshes once
+//! its access token expires, is refused, and stays out; against `versioned` it adopts the
+//! refreshed tokens it is handed and is still cut off within the grace; and against a server
+//! that applies a revoke after the client's refresh, the record shows the thief let back in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -14,9 +18,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use authbench::results::{Kind, RevocationRecord};
-use authbench::{Pair, ProbePlan, measure_revocation, summarize_revocation};
+use authbench::{Pair, ProbePlan, measure_revocation, revocation_design, summarize_revocation};
 use authbench::{ServerProcess, server_binary};
 use authbench_server::redis_process::RedisServer;
+use serde_json::Value;
 
 fn plan(cap: Duration) -> ProbePlan {
     ProbePlan {
@@ -42,11 +47,35 @@ fn server_with_users(args: &[&str], users: usize) -> ServerProcess {
 }
 
 fn measure(kind: Kind, pair: Pair, victim: &str, cap: Duration) -> RevocationRecord {
+    measure_at(kind, pair, victim, cap, Duration::ZERO)
+}
+
+/// One trial with its revoke `phase` after the lead, and the bound the server's settings give
+/// (its `/capabilities`), as the scenario records it.
+fn measure_at(kind: Kind, pair: Pair, victim: &str, cap: Duration, phase: Duration) -> RevocationRecord {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let raw = runtime
-        .block_on(measure_revocation(kind, pair, victim, &plan(cap), Duration::ZERO, &Arc::new(AtomicBool::new(false))))
-        .unwrap();
-    summarize_revocation("test", "test", kind, 1, true, raw, cap)
+    runtime.block_on(async {
+        let design = revocation_design(pair.a).await.unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let raw = measure_revocation(kind, pair, victim, &plan(cap), phase, &cancel).await.unwrap();
+        let bound = raw.expected_bound_ms(&design, kind, 1, true);
+        RevocationRecord { expected_bound_ms: bound, ..summarize_revocation("test", "test", kind, 1, true, raw, cap) }
+    })
+}
+
+/// Checks one record against the committed schema's `RevocationRecord`.
+fn assert_matches_schema(r: &RevocationRecord) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/results.schema.json");
+    let full: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schema = serde_json::json!({
+        "$schema": full["$schema"],
+        "$defs": full["$defs"],
+        "$ref": "#/$defs/RevocationRecord",
+    });
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let doc = serde_json::to_value(r).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 #[test]
@@ -155,4 +184,71 @@ fn trials_through_the_cli_are_distinct_spread_and_inside_the_settings_bound() {
     after.dedup_by(|a, b| (*a - *b).abs() < 1.0);
     assert!(after.len() > Kind::ALL.len(), "revokes not spread: {after:?}");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_refresh_token_victim_is_refused_at_refresh_and_stays_out() {
+    let redis = RedisServer::start().unwrap();
+    let server = server(&["--strategy", "refresh", "--redis-url", &redis.url(), "--access-ttl", "2s"]);
+    let pair = Pair { a: server.addr, b: server.addr };
+    // Logged out everywhere: the family of the pair the thief holds is ended with the rest.
+    let r = measure_at(Kind::LogoutAll, pair, "user1", Duration::from_secs(8), Duration::ZERO);
+    eprintln!(
+        "refresh logout_all: window {:?} ms, bound {:?} ms, lifetime left {:.0} ms, refreshes {:?} granted {:?}",
+        r.window_ms, r.expected_bound_ms, r.token_lifetime_left_ms, r.refreshes_after_revoke, r.refreshed_after_revoke
+    );
+    assert!(r.accepted_before_revoke > 0, "{r:?}");
+    assert!(r.refreshes_after_revoke >= Some(1), "the client never refreshed after its token expired: {r:?}");
+    assert_eq!(r.refreshed_after_revoke, Some(0), "a refresh was granted after the revoke: {r:?}");
+    let window = r.window_ms.unwrap_or_else(|| panic!("still accepted at the cap: the thief got back in: {r:?}"));
+    // The access token held at the revoke lives on until it expires, exp's whole second and the
+    // 2 s leeway included; not one probe after.
+    let bound = r.expected_bound_ms.unwrap();
+    assert!(window <= bound + 10.0, "window {window} ms past the bound {bound} ms");
+    assert!(window <= r.token_lifetime_left_ms + 3000.0 + 10.0, "window {window} ms past expiry and leeway: {r:?}");
+    assert!((1000.0..5000.0).contains(&bound), "bound {bound} ms is not the 2 s token's expiry plus leeway");
+    assert!(r.rejected_after_ack > 0, "{r:?}");
+    assert_matches_schema(&r);
+}
+
+#[test]
+fn a_refresh_granted_after_the_revoke_lets_the_thief_in_past_the_bound() {
+    // Acknowledged at once, applied 2.5 s later: after the client's refresh at 2 s, which is
+    // granted, so the thief holds a fresh pair when the family finally ends.
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let server =
+        server(&["--strategy", "refresh", "--redis-url", &url, "--access-ttl", "2s", "--revocation-delay", "2500ms"]);
+    let pair = Pair { a: server.addr, b: server.addr };
+    let r = measure_at(Kind::AdminBan, pair, "user1", Duration::from_secs(9), Duration::ZERO);
+    eprintln!(
+        "late refresh admin_ban: window {:?} ms, bound {:?} ms, refreshes {:?} granted {:?}",
+        r.window_ms, r.expected_bound_ms, r.refreshes_after_revoke, r.refreshed_after_revoke
+    );
+    assert!(r.refreshed_after_revoke >= Some(1), "{r:?}");
+    let bound = r.expected_bound_ms.unwrap();
+    assert!(r.window_ms.is_none_or(|w| w > bound + 1000.0), "the thief's new token did not show: {r:?}");
+}
+
+#[test]
+fn a_versioned_victim_adopts_refreshed_tokens_and_is_cut_off_within_the_grace() {
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let server = server(&["--strategy", "versioned", "--redis-url", &url, "--grace", "1s", "--access-ttl", "4s"]);
+    let pair = Pair { a: server.addr, b: server.addr };
+    // Revoked 1.3 s after the login: past the wall-clock second in which the login's token was
+    // issued, so it has been checked and the client handed (and using) a fresh one.
+    let r = measure_at(Kind::AdminBan, pair, "user1", Duration::from_secs(6), Duration::from_millis(1200));
+    eprintln!(
+        "versioned admin_ban: window {:?} ms, bound {:?} ms, adopted {:?}",
+        r.window_ms, r.expected_bound_ms, r.adopted_tokens
+    );
+    assert!(r.accepted_before_revoke > 0, "{r:?}");
+    assert!(r.adopted_tokens >= Some(1), "no X-Refreshed-Token adopted before the revoke: {r:?}");
+    assert_eq!(r.refreshes_after_revoke, None, "versioned issues no refresh token: {r:?}");
+    let window = r.window_ms.unwrap_or_else(|| panic!("still accepted at the cap: {r:?}"));
+    let bound = r.expected_bound_ms.unwrap();
+    assert!(window <= bound + 10.0, "window {window} ms past the bound {bound} ms");
+    assert!(bound <= 1000.0, "bound {bound} ms: the grace is 1 s");
+    assert_matches_schema(&r);
 }

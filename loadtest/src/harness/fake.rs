@@ -107,6 +107,9 @@ fn revocation(variant: &str, kind: Kind) -> RevocationRecord {
         token_lifetime_left_ms: 1000.0,
         timeline: Vec::new(),
         background: Some(BackgroundLoad { offered_rps: 100.0, achieved_rps: 100.0, failures: 0 }),
+        refreshes_after_revoke: None,
+        refreshed_after_revoke: None,
+        adopted_tokens: Some(0),
     }
 }
 

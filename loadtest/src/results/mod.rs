@@ -42,7 +42,8 @@ pub use scale::{EntryKind, ScaleRecord};
 pub const SCHEMA_VERSION: u32 = 8;
 /// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
 /// version 7 the rounds: cost records, intervals, the guide's verdicts, the noise monitor and
-/// revocation in trials, each a record of its own; version 8 the population scenario).
+/// revocation in trials, each a record of its own; version 8 the population scenario and what
+/// the revocation victim's client did).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.

@@ -106,14 +106,29 @@ pub struct RevocationRecord {
     pub errors_after_ack: u64,
     pub probes: u64,
     pub cap_ms: f64,
-    /// The victim token's lifetime left at t1 (from its login's `expires_in`, counted from the
-    /// login's answer), in ms.
+    /// The lifetime left at t1 of the access token the victim's client held then (the login's,
+    /// or one a refresh or `X-Refreshed-Token` gave it before), by the `expires_in` it came
+    /// with, counted from its arrival, in ms.
     pub token_lifetime_left_ms: f64,
     /// Every probe, as runs of equal outcomes ordered by send time.
     pub timeline: Vec<Segment>,
     /// The `GET /me` load the servers carried meanwhile; absent when probed idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<BackgroundLoad>,
+    /// `POST /refresh` calls the victim's client (whoever holds the pair its login returned)
+    /// sent at or after t1: once its access token expired by `expires_in`, or a probe was
+    /// refused as `expired`. Absent when the design issued no refresh token, and in files
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshes_after_revoke: Option<u64>,
+    /// Of those, the refreshes the server granted: a new pair for the holder of a revoked one.
+    /// A sound design grants none (a role change may: the new pair carries the new role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_after_revoke: Option<u64>,
+    /// Tokens the victim's client adopted from `X-Refreshed-Token` over the trial (before and
+    /// after t1). Absent in files before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_tokens: Option<u64>,
 }
 
 /// Load the servers carried while a revocation was probed.

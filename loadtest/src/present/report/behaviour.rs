@@ -1,6 +1,7 @@
 //! The report's behaviour sections: revocation windows and what a Redis outage did.
 
 use super::*;
+use crate::present::units::count;
 use revocations::BOUND_SLACK_MS;
 
 impl Report<'_> {
@@ -141,9 +142,15 @@ impl Report<'_> {
     }
 
     /// Every kind and pairing with its trials' windows: median and longest, both bounds of each,
-    /// and beside them the longest window the design's settings allowed.
+    /// and beside them the longest window the design's settings allowed, and where it applies
+    /// what the victim's client did (refreshes after the revoke, tokens adopted).
     fn revocation_trials(&mut self, instance_counts: &[u32]) {
-        let mut t = Table::new([
+        let client_column = self
+            .r
+            .revocation
+            .iter()
+            .any(|x| x.refreshes_after_revoke.is_some() || x.adopted_tokens.is_some_and(|a| a > 0));
+        let mut head = vec![
             "variant",
             "instances",
             "kind",
@@ -152,8 +159,13 @@ impl Report<'_> {
             "longest window (send … answer)",
             "expected from settings",
             "still accepted at cap",
-        ]);
+        ];
+        if client_column {
+            head.push("victim's client");
+        }
+        let mut t = Table::new(head);
         let mut over = Vec::new();
+        let mut let_back_in = Vec::new();
         for v in self.variants() {
             for &n in instance_counts {
                 for kind in Kind::ALL {
@@ -164,7 +176,7 @@ impl Report<'_> {
                     } else {
                         s.trials.to_string()
                     };
-                    t.row(vec![
+                    let mut row = vec![
                         v.clone(),
                         if n == 1 { "1".to_owned() } else { format!("{n} (A→B)") },
                         kind.as_str().to_owned(),
@@ -173,20 +185,46 @@ impl Report<'_> {
                         s.bounds_text(s.max_ms, s.answer_max_ms, cap),
                         s.expected_text(),
                         s.still_accepted.to_string(),
-                    ]);
+                    ];
+                    if client_column {
+                        row.push(s.client_text().unwrap_or_else(|| "–".to_owned()));
+                    }
+                    t.row(row);
                     if s.past_bound > 0 {
                         over.push(format!("{v} {} ({n} inst.): {} trial(s)", kind.as_str(), s.past_bound));
+                    }
+                    // A role change may grant a refresh: the new pair carries the new role.
+                    if let Some((made, granted)) = s.refreshes_after_revoke.filter(|(_, g)| *g > 0)
+                        && kind != Kind::RoleChange
+                    {
+                        let_back_in.push(format!(
+                            "{v} {} ({n} inst.): {} of {}",
+                            kind.as_str(),
+                            count(granted),
+                            count(made)
+                        ));
                     }
                 }
             }
         }
+        let client_note = if client_column {
+            " Victim's client: the probers present the victim's tokens as a real client would, for whoever holds the pair its login returned; it adopts tokens handed back in `X-Refreshed-Token` (adopted: over the trials), and refreshes once its access token has expired by `expires_in` or a probe is refused as `expired` (refreshes after revoke: calls sent after the acknowledgement, over the trials; granted: those the server answered with a new pair, which a sound design never does, except that a role change may hand out a pair carrying the new role)."
+        } else {
+            ""
+        };
         t.note = Some(format!(
-            "Per kind and instance pairing over its trials. The window's lower bound is the send time of the last accepted probe after the acknowledgement, its upper bound that probe's answer time (one figure when they agree within 0.05 ms). Expected from settings: the longest window the design's settings allow in these trials, from each victim token's `iat` and `exp` and the wall-clock time of the acknowledgement: the token's remaining lifetime plus the servers' 2 s leeway and `exp`'s whole second where the revocation waits for expiry; `iat` plus the grace where it waits for the grace; 0 where it acts at once; – where no setting bounds it (a pushed revocation, a server that checks nothing). A measured window past its expected bound by more than {} is listed below the table.",
+            "Per kind and instance pairing over its trials. The window's lower bound is the send time of the last accepted probe after the acknowledgement, its upper bound that probe's answer time (one figure when they agree within 0.05 ms). Expected from settings: the longest window the design's settings allow in these trials, from each victim token's `iat` and `exp` and the wall-clock time of the acknowledgement: the token's remaining lifetime plus the servers' 2 s leeway and `exp`'s whole second where the revocation waits for expiry; `iat` plus the grace where it waits for the grace; 0 where it acts at once; – where no setting bounds it (a pushed revocation, a server that checks nothing). A measured window past its expected bound by more than {} is listed below the table.{client_note}",
             ms(BOUND_SLACK_MS)
         ));
         self.push(Block::Table(t));
         if !over.is_empty() {
             self.push(Block::Warning(format!("windows longer than the design's settings allow: {}.", over.join("; "))));
+        }
+        if !let_back_in.is_empty() {
+            self.push(Block::Warning(format!(
+                "refreshes granted to the holder of a revoked pair: {}.",
+                let_back_in.join("; ")
+            )));
         }
     }
 

@@ -1,9 +1,10 @@
 //! Revocation windows as distributions: the trials of one kind and instance pairing, and what
 //! they add up to (median and maximum of both bounds of the window, trials still accepted at
-//! the cap, and the longest window the design's settings allowed). The report, the guide, the
-//! terminal and `compare` all read the trials through here, so they agree.
+//! the cap, the longest window the design's settings allowed, and what the victim's client did:
+//! refreshes after the revoke and tokens adopted). The report, the guide, the terminal and
+//! `compare` all read the trials through here, so they agree.
 
-use crate::present::units::ms;
+use crate::present::units::{count as n, ms};
 use crate::results::{Kind, Results, RevocationRecord};
 
 /// How far a window may pass its expected bound before it counts as past it: a probe accepted
@@ -55,6 +56,13 @@ pub(crate) struct WindowStats {
     pub(crate) expected_bound_ms: Option<f64>,
     /// What `/capabilities` claimed (the same in every trial).
     pub(crate) supported: bool,
+    /// Refresh calls the victim's client sent after the acknowledgements, and how many the
+    /// server granted, over the trials; `None` where it held no refresh token (or the file
+    /// predates the count).
+    pub(crate) refreshes_after_revoke: Option<(u64, u64)>,
+    /// Tokens the victim's client adopted from `X-Refreshed-Token` over the trials; `None` in
+    /// files before it was counted.
+    pub(crate) adopted_tokens: Option<u64>,
 }
 
 /// The trials of `kind` on `instances` for `variant`, summed up; `None` when there is none.
@@ -83,7 +91,16 @@ pub(crate) fn stats_of(records: &[&RevocationRecord]) -> Option<WindowStats> {
         expected_bound_ms: (!bounds.is_empty() && bounds.len() == worked.len())
             .then(|| bounds.iter().copied().fold(0.0_f64, f64::max)),
         supported: first.supported,
+        refreshes_after_revoke: sum(records, |x| {
+            Some((x.refreshes_after_revoke?, x.refreshed_after_revoke.unwrap_or(0)))
+        }),
+        adopted_tokens: sum(records, |x| x.adopted_tokens.map(|a| (a, 0))).map(|(a, _)| a),
     })
+}
+
+/// The sum of a pair of counts over the records that have it; `None` when none has.
+fn sum(records: &[&RevocationRecord], of: impl Fn(&RevocationRecord) -> Option<(u64, u64)>) -> Option<(u64, u64)> {
+    records.iter().filter_map(|x| of(x)).reduce(|(a, b), (c, d)| (a + c, b + d))
 }
 
 fn count(n: usize) -> u32 {
@@ -138,6 +155,17 @@ impl WindowStats {
         }
     }
 
+    /// What the victim's client did, where it applies: `refreshes after revoke: 2, granted: 0`
+    /// for a client with a refresh token, `adopted 3 refreshed tokens` for one handed any.
+    pub(crate) fn client_text(&self) -> Option<String> {
+        let refreshes = self
+            .refreshes_after_revoke
+            .map(|(made, granted)| format!("refreshes after revoke: {}, granted: {}", n(made), n(granted)));
+        let adopted = self.adopted_tokens.filter(|a| *a > 0).map(|a| format!("adopted {} refreshed tokens", n(a)));
+        let parts: Vec<String> = refreshes.into_iter().chain(adopted).collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// `≤ 5.50 s` when the design's settings bound the window, else `–`.
     pub(crate) fn expected_text(&self) -> String {
         self.expected_bound_ms.map_or_else(|| "–".to_owned(), |b| format!("≤ {}", ms(b)))
@@ -181,6 +209,9 @@ mod tests {
             token_lifetime_left_ms: 3000.0,
             timeline: Vec::new(),
             background: None,
+            refreshes_after_revoke: None,
+            refreshed_after_revoke: None,
+            adopted_tokens: None,
         }
     }
 
@@ -203,6 +234,26 @@ mod tests {
         // An even count takes the mean of the middle two.
         let s = stats_of(&refs[..2]).unwrap();
         assert_eq!(s.median_ms, Some(400.0));
+    }
+
+    #[test]
+    fn what_the_victims_client_did_adds_up_over_the_trials() {
+        let client = |refreshes: Option<u64>, granted: Option<u64>, adopted: Option<u64>| {
+            let mut r = record(0, Some(1.0), Some(1.0), Some(2.0));
+            (r.refreshes_after_revoke, r.refreshed_after_revoke, r.adopted_tokens) = (refreshes, granted, adopted);
+            r
+        };
+        let refresh = [client(Some(1), Some(0), Some(0)), client(Some(2), Some(1), Some(0))];
+        let s = stats_of(&refresh.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!((s.refreshes_after_revoke, s.adopted_tokens), (Some((3, 1)), Some(0)));
+        assert_eq!(s.client_text().unwrap(), "refreshes after revoke: 3, granted: 1");
+        let versioned = [client(None, None, Some(4)), client(None, None, Some(3))];
+        let s = stats_of(&versioned.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(s.client_text().unwrap(), "adopted 7 refreshed tokens");
+        let plain = [client(None, None, Some(0))];
+        assert_eq!(stats_of(&plain.iter().collect::<Vec<_>>()).unwrap().client_text(), None);
+        let older = [client(None, None, None)];
+        assert_eq!(stats_of(&older.iter().collect::<Vec<_>>()).unwrap().adopted_tokens, None);
     }
 
     #[test]

@@ -99,14 +99,22 @@ impl TokenTimes {
 }
 
 /// How long after the acknowledgement (at `ack_unix_s`, wall clock) the design's settings let
-/// the victim token be accepted, in ms; `None` where no setting bounds it.
+/// the victim's token be accepted, in ms; `None` where no setting bounds it. `token` is the
+/// access token the victim's client held at the acknowledgement (a refresh or an adopted
+/// `X-Refreshed-Token` before it replaces the login's), `refreshable` whether the client held
+/// a refresh token too.
 ///
-/// - A kind the server does not perform: the token lives until it expires.
+/// - A kind the server does not perform: the token lives until it expires; with a refresh
+///   token, the holder refreshes past every expiry, and nothing within probing bounds it.
 /// - `immediate`: 0.
-/// - `access_ttl`: until expiry when revocations act at refresh time; otherwise (jwt, whose one
-///   lever is revoke-all rotating the key) 0 on the instance that rotated, expiry on another.
+/// - `access_ttl`: until expiry when revocations act at refresh time (the client's refresh
+///   after it must be refused, so the token held at the acknowledgement is the last to work);
+///   otherwise (jwt, whose one lever is revoke-all rotating the key) 0 on the instance that
+///   rotated, expiry on another.
 /// - `grace_window`: until `iat + grace` (a token younger than the grace is not checked; `iat`
-///   and the server's clock count whole seconds), or expiry if that comes first.
+///   and the server's clock count whole seconds), or expiry if that comes first. A token
+///   handed back after a check is younger than the login's and moves this on: the one held at
+///   the acknowledgement counts, not one handed back after it.
 /// - `propagation` and `n/a`: none (the delay is the push's, or nothing is ever refused).
 pub fn expected_bound_ms(
     design: &Design,
@@ -114,6 +122,7 @@ pub fn expected_bound_ms(
     instances: u32,
     supported: bool,
     token: Option<TokenTimes>,
+    refreshable: bool,
     ack_unix_s: f64,
 ) -> Option<f64> {
     let until = |unix_s: u64| ((unix_s as f64 - ack_unix_s) * 1e3).max(0.0);
@@ -122,7 +131,7 @@ pub fn expected_bound_ms(
         return None;
     }
     if !supported {
-        return expiry;
+        return if refreshable { None } else { expiry };
     }
     match design.delay.as_str() {
         "immediate" => Some(0.0),
@@ -195,8 +204,9 @@ mod tests {
         // Issued at 1000.6 s (iat 1000), 4 s lifetime (exp 1004); acknowledged at 1001.5 s.
         let token = Some(TokenTimes { iat: 1000, exp: 1004 });
         let ack = 1001.5;
-        let bound =
-            |d: &Design, kind, instances, supported| expected_bound_ms(d, kind, instances, supported, token, ack);
+        let bound = |d: &Design, kind, instances, supported| {
+            expected_bound_ms(d, kind, instances, supported, token, false, ack)
+        };
         // Refused from 1007 s on (exp 1004 + 2 s leeway, counted in whole seconds): 5.5 s.
         let expiry = Some(5500.0);
         let jwt = design("access_ttl", false, None);
@@ -204,13 +214,21 @@ mod tests {
         assert_eq!(bound(&jwt, Kind::RevokeAll, 1, true), Some(0.0));
         assert_eq!(bound(&jwt, Kind::RevokeAll, 2, true), expiry, "B keeps its key");
         let refresh = design("access_ttl", true, None);
-        assert_eq!(bound(&refresh, Kind::AdminBan, 1, true), expiry);
-        assert_eq!(bound(&refresh, Kind::RevokeAll, 1, true), expiry);
+        let with_refresh_token = |kind, supported| expected_bound_ms(&refresh, kind, 1, supported, token, true, ack);
+        assert_eq!(with_refresh_token(Kind::AdminBan, true), expiry, "the refresh after it is refused");
+        assert_eq!(with_refresh_token(Kind::RevokeAll, true), expiry);
+        assert_eq!(with_refresh_token(Kind::SingleDevice, false), None, "refreshed past every expiry");
+        // A token refreshed before the ack, issued at 1001 s: its own expiry, 1 s later.
+        let refreshed = Some(TokenTimes { iat: 1001, exp: 1005 });
+        assert_eq!(expected_bound_ms(&refresh, Kind::AdminBan, 1, true, refreshed, true, ack), Some(6500.0));
         // A 1 s grace: trusted until 1001 s, before the ack: refused at once.
         let g1 = design("grace_window", false, Some(1));
         assert_eq!(bound(&g1, Kind::AdminBan, 2, true), Some(0.0));
         let g2 = design("grace_window", false, Some(2));
         assert_eq!(bound(&g2, Kind::AdminBan, 2, true), Some(500.0));
+        // Handed a fresh token (iat 1001) after a check before the ack: trusted until 1002 s.
+        let adopted = Some(TokenTimes { iat: 1001, exp: 1005 });
+        assert_eq!(expected_bound_ms(&g1, Kind::AdminBan, 2, true, adopted, false, ack), Some(500.0));
         assert_eq!(bound(&g2, Kind::Logout, 1, false), expiry, "versioned cannot log one token out");
         // A grace longer than the token's life: expiry decides.
         let g30 = design("grace_window", false, Some(30));
@@ -219,9 +237,9 @@ mod tests {
         assert_eq!(bound(&design("propagation", false, None), Kind::Logout, 2, true), None);
         assert_eq!(bound(&design("n/a", false, None), Kind::Logout, 1, false), None);
         // A token whose times cannot be read bounds nothing but what acts at once.
-        assert_eq!(expected_bound_ms(&jwt, Kind::Logout, 1, false, None, ack), None);
+        assert_eq!(expected_bound_ms(&jwt, Kind::Logout, 1, false, None, false, ack), None);
         // After the expiry, the bound is 0, never negative.
-        assert_eq!(expected_bound_ms(&jwt, Kind::Logout, 1, false, token, 1010.0), Some(0.0));
+        assert_eq!(expected_bound_ms(&jwt, Kind::Logout, 1, false, token, false, 1010.0), Some(0.0));
     }
 
     #[test]

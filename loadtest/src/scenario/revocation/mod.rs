@@ -7,10 +7,13 @@
 //! and with its revoke at a random phase after the victim's login, so a window that depends on
 //! where the revoke lands in the issuing second or the grace shows as a distribution. Trials
 //! of the per-user kinds all run side by side; revoke-all trials do too where one trial's
-//! revoke cannot end another's token, and take turns where it can.
+//! revoke cannot end another's token, and take turns where it can. The victim's tokens are
+//! presented by a client that behaves as a real one (`victim.rs`): it adopts refreshed tokens
+//! and refreshes an expired one.
 
 mod bound;
 mod probe;
+mod victim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use crate::engine::{self, LoadOutcome, LoadSpec, RequestTemplate, Schedule, clie
 use crate::plan::{ADMIN_KEY, REVOCATION_VICTIMS_PER_PAIRING, USER_PASSWORD, Variant};
 use crate::process::{Backing, ServerProcess, further_instance_args, variant_args};
 use crate::results::{BackgroundLoad, Capabilities, Kind, Record, RevocationRecord};
-use bound::{Phases, expected_bound_ms};
+use bound::Phases;
 
 /// Where and on whom the revocation kinds are measured.
 #[derive(Debug, Clone)]
@@ -134,11 +137,10 @@ fn measure_together(
     for joined in measured {
         let (kind, trial, raw) = joined?;
         let raw = raw.map_err(|e| anyhow::anyhow!("{} {} trial {trial}: {e:#}", target.variant, kind.as_str()))?;
-        let (token, ack_unix_s) = (raw.token, raw.ack_unix_s);
         let supported = supported(kind);
+        let expected_bound_ms = raw.expected_bound_ms(&target.design, kind, target.instances, supported);
         let record =
             summarize(&target.strategy, &target.variant, kind, target.instances, supported, raw, probe_plan.cap);
-        let expected_bound_ms = expected_bound_ms(&target.design, kind, target.instances, supported, token, ack_unix_s);
         records.push(RevocationRecord { trial, expected_bound_ms, ..record });
     }
     Ok(records)
@@ -222,6 +224,11 @@ pub fn measure_kinds(
         }
     }
     Ok(())
+}
+
+/// The design a server's `/capabilities` describes, for the bounds of its windows.
+pub async fn design_at(addr: SocketAddr) -> anyhow::Result<Design> {
+    Ok(Design::of(&client::capabilities(addr).await?))
 }
 
 /// How the probes of a variant are paced and capped; `cap` bounds the probing after a revoke.

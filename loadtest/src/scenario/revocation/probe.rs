@@ -11,18 +11,24 @@
 //!
 //! With two instances the revoke goes to instance A and the probes to instance B, the "site A
 //! and site B" case: shared Redis state crosses over, in-process state does not.
+//!
+//! The probers present the victim's tokens as a real client would ([`VictimClient`]): they
+//! adopt refreshed tokens and refresh an expired access token, so a design that lets the holder
+//! of a revoked pair refresh its way back in shows a long or unbounded window.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use authbench_server::http::REFRESHED_TOKEN;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request};
 
-use super::bound::TokenTimes;
+use super::bound::{Design, TokenTimes, expected_bound_ms};
+use super::victim::{Issued, VictimClient};
 use crate::engine::client;
 use crate::engine::http1::Http1;
 use crate::results::{Kind, RevocationRecord, Segment};
@@ -55,46 +61,66 @@ pub enum Outcome {
     Error,
 }
 
+/// What a probe's answer tells the victim's client besides its outcome.
+struct Answer {
+    outcome: Outcome,
+    /// Refused as `expired`: time to refresh.
+    expired: bool,
+    /// A fresh token handed back in `X-Refreshed-Token`.
+    refreshed: Option<String>,
+}
+
+impl Answer {
+    fn error() -> Self {
+        Self { outcome: Outcome::Error, expired: false, refreshed: None }
+    }
+}
+
 /// One persistent connection that sends `GET /me` with a token.
 struct Prober {
     http: Http1,
-    /// `Bearer <token>`.
-    bearer: String,
     role_change: bool,
 }
 
 impl Prober {
-    fn new(addr: SocketAddr, token: &str, role_change: bool) -> Self {
-        Self { http: Http1::new(addr), bearer: format!("Bearer {token}"), role_change }
+    fn new(addr: SocketAddr, role_change: bool) -> Self {
+        Self { http: Http1::new(addr), role_change }
     }
 
-    async fn probe(&mut self) -> Outcome {
+    /// Sends `GET /me` with `bearer` (`Bearer <token>`).
+    async fn probe(&mut self, bearer: &str) -> Answer {
         let Ok(request) = Request::builder()
             .method(Method::GET)
             .uri("/me")
             .header(HOST, self.http.host())
-            .header(AUTHORIZATION, &self.bearer)
+            .header(AUTHORIZATION, bearer)
             .body(Full::new(Bytes::new()))
         else {
-            return Outcome::Error;
+            return Answer::error();
         };
         match tokio::time::timeout(Duration::from_secs(2), self.http.exchange(request)).await {
             Ok(Ok((head, body))) if head.status() == 200 => {
+                let refreshed = head.headers().get(REFRESHED_TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 // For a role change, an answer that already carries the new role means the
                 // change took effect: the old claims are no longer accepted.
-                if self.role_change && String::from_utf8_lossy(&body).contains(NEW_ROLE) {
+                let outcome = if self.role_change && String::from_utf8_lossy(&body).contains(NEW_ROLE) {
                     Outcome::Rejected
                 } else {
                     Outcome::Accepted
-                }
+                };
+                Answer { outcome, expired: false, refreshed }
             }
-            Ok(Ok((head, _))) if head.status() == 401 => Outcome::Rejected,
-            Ok(Ok(_)) => Outcome::Error,
-            Ok(Err(_)) => Outcome::Error,
+            Ok(Ok((head, body))) if head.status() == 401 => {
+                let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|j| j.get("reason").and_then(serde_json::Value::as_str).map(str::to_owned));
+                Answer { outcome: Outcome::Rejected, expired: reason.as_deref() == Some("expired"), refreshed: None }
+            }
+            Ok(Ok(_)) | Ok(Err(_)) => Answer::error(),
             Err(_) => {
                 // Timed out: a late answer must not be read as the next probe's.
                 self.http.reset();
-                Outcome::Error
+                Answer::error()
             }
         }
     }
@@ -161,18 +187,35 @@ pub struct RawProbes {
     pub probes: Vec<Probe>,
     /// The acknowledgement, since probing started.
     pub t1: Duration,
+    /// The lifetime left at t1 of the access token the victim's client held then, by the
+    /// `expires_in` it came with, counted from its arrival.
     pub lifetime_left_ms: f64,
-    /// `iat` and `exp` of the victim token, when it is a JWT.
+    /// `iat` and `exp` of that token, when it is a JWT.
     pub token: Option<TokenTimes>,
+    /// Whether the victim's client held a refresh token.
+    pub refreshable: bool,
+    /// Refresh calls the client sent at or after t1, and how many were granted; `None` without
+    /// a refresh token.
+    pub refreshes_after_revoke: Option<(u64, u64)>,
+    /// Tokens the client adopted from `X-Refreshed-Token` over the trial.
+    pub adopted_tokens: u64,
     /// The acknowledgement on the wall clock, seconds since the Unix epoch.
     pub ack_unix_s: f64,
     /// From the victim's login answer to sending the revoke.
     pub revoke_after_login: Duration,
 }
 
-/// Logs `victim` in at `addr` on `device`; returns the access token and its `expires_in`. A
-/// 503 (every password-hashing slot busy while trials log in side by side) is retried.
-async fn login(addr: SocketAddr, victim: &str, password: &str, device: &str) -> anyhow::Result<(String, u64)> {
+impl RawProbes {
+    /// How long after t1 the design's settings let the victim's token be accepted, in ms (see
+    /// [`expected_bound_ms`]), for the token its client held at t1.
+    pub fn expected_bound_ms(&self, design: &Design, kind: Kind, instances: u32, supported: bool) -> Option<f64> {
+        expected_bound_ms(design, kind, instances, supported, self.token, self.refreshable, self.ack_unix_s)
+    }
+}
+
+/// Logs `victim` in at `addr` on `device`; returns the pair. A 503 (every password-hashing
+/// slot busy while trials log in side by side) is retried.
+async fn login(addr: SocketAddr, victim: &str, password: &str, device: &str) -> anyhow::Result<Issued> {
     let body = serde_json::json!({"username": victim, "password": password, "device": device});
     let mut attempts = 0;
     loop {
@@ -183,15 +226,12 @@ async fn login(addr: SocketAddr, victim: &str, password: &str, device: &str) -> 
             continue;
         }
         anyhow::ensure!(answer.status == 200, "login of {victim} answered {}", answer.status);
-        let json = answer.json()?;
-        let token = json.get("access_token").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-        let expires_in = json.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        return Ok((token, expires_in));
+        return Issued::from_json(&answer.json()?);
     }
 }
 
-/// Measures one kind: log the victim in on A, probe on B, revoke on A `plan.lead + phase`
-/// after the login.
+/// Measures one kind: log the victim in on A, probe on B with the victim's client (which
+/// refreshes on A, the instance that issues), revoke on A `plan.lead + phase` after the login.
 pub async fn measure(
     kind: Kind,
     pair: Pair,
@@ -200,10 +240,16 @@ pub async fn measure(
     phase: Duration,
     cancel: &Arc<AtomicBool>,
 ) -> anyhow::Result<RawProbes> {
-    let (token, expires_in) = login(pair.a, victim, &plan.password, "probed").await?;
+    let asked = Instant::now();
+    let issued = login(pair.a, victim, &plan.password, "probed").await?;
     let logged_in = Instant::now();
-    let other_token =
-        if kind == Kind::LogoutAll { login(pair.a, victim, &plan.password, "probed").await?.0 } else { String::new() };
+    let token = issued.access_token.clone();
+    let client = Arc::new(VictimClient::new(pair.a, &issued, asked, logged_in));
+    let other_token = if kind == Kind::LogoutAll {
+        login(pair.a, victim, &plan.password, "probed").await?.access_token
+    } else {
+        String::new()
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -211,7 +257,8 @@ pub async fn measure(
     let last_accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(plan.probers);
     for p in 0..plan.probers {
-        let mut prober = Prober::new(pair.b, &token, kind == Kind::RoleChange);
+        let mut prober = Prober::new(pair.b, kind == Kind::RoleChange);
+        let client = client.clone();
         let stop = stop.clone();
         let last_accepted = last_accepted.clone();
         let interval = plan.interval;
@@ -223,8 +270,20 @@ pub async fn measure(
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep_until(next).await;
                 next += interval;
+                let mut current = client.current();
+                if current.should_refresh {
+                    client.refresh(current.generation).await;
+                    current = client.current();
+                }
                 let sent = Instant::now();
-                let outcome = prober.probe().await;
+                let answer = prober.probe(&current.bearer).await;
+                if let Some(token) = &answer.refreshed {
+                    client.adopt(token, sent);
+                }
+                if answer.expired {
+                    client.refresh(current.generation).await;
+                }
+                let outcome = answer.outcome;
                 if outcome == Outcome::Accepted {
                     let ns = u64::try_from(sent.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
                     last_accepted.fetch_max(ns, Ordering::Relaxed);
@@ -270,14 +329,24 @@ pub async fn measure(
         }
     }
     probes.sort_by_key(|p| p.sent);
-    let lifetime_left_ms = (expires_in as f64 - t1.duration_since(logged_in).as_secs_f64()) * 1e3;
+    let log = client.log();
+    let held = log.held_at(t1);
+    let lifetime_left_ms = held.map_or(0.0, |h| {
+        // Negative once it has expired; its answer may also have come just after t1.
+        let age_s = t1.saturating_duration_since(h.received).as_secs_f64()
+            - h.received.saturating_duration_since(t1).as_secs_f64();
+        (h.expires_in as f64 - age_s) * 1e3
+    });
     Ok(RawProbes {
         status,
         ack_ms: t1.duration_since(t0).as_secs_f64() * 1e3,
         probes,
         t1: t1.duration_since(start),
         lifetime_left_ms,
-        token: TokenTimes::of(&token),
+        token: held.and_then(|h| h.times),
+        refreshable: log.refreshable,
+        refreshes_after_revoke: log.refreshes_since(t1),
+        adopted_tokens: log.adopted(),
         ack_unix_s,
         revoke_after_login: t0.saturating_duration_since(logged_in),
     })
@@ -293,7 +362,17 @@ pub fn summarize(
     raw: RawProbes,
     cap: Duration,
 ) -> RevocationRecord {
-    let RawProbes { status, ack_ms, probes, t1, lifetime_left_ms, revoke_after_login, .. } = raw;
+    let RawProbes {
+        status,
+        ack_ms,
+        probes,
+        t1,
+        lifetime_left_ms,
+        revoke_after_login,
+        refreshes_after_revoke,
+        adopted_tokens,
+        ..
+    } = raw;
     let ms = |d: Duration| d.as_secs_f64() * 1e3 - t1.as_secs_f64() * 1e3;
     let after: Vec<&Probe> = probes.iter().filter(|p| p.sent >= t1).collect();
     let accepted = after.iter().filter(|p| p.outcome == Outcome::Accepted).count();
@@ -352,5 +431,8 @@ pub fn summarize(
         token_lifetime_left_ms: lifetime_left_ms,
         timeline,
         background: None,
+        refreshes_after_revoke: refreshes_after_revoke.map(|(made, _)| made),
+        refreshed_after_revoke: refreshes_after_revoke.map(|(_, granted)| granted),
+        adopted_tokens: Some(adopted_tokens),
     }
 }
