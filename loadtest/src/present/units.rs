@@ -75,6 +75,17 @@ pub fn per_request(v: f64) -> String {
     }
 }
 
+/// A duration given in seconds, in the largest unit that keeps it readable: 4 s, 17 min, 1 h.
+pub fn seconds(v: f64) -> String {
+    if v >= 3600.0 {
+        format!("{:.0} h", v / 3600.0)
+    } else if v >= 120.0 {
+        format!("{:.0} min", v / 60.0)
+    } else {
+        format!("{v:.0} s")
+    }
+}
+
 pub fn pct(v: f64) -> String {
     if v >= 0.9995 || v == 0.0 { format!("{:.0} %", v * 100.0) } else { format!("{:.1} %", v * 100.0) }
 }
