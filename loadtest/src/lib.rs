@@ -35,7 +35,10 @@ use std::process::ExitCode;
 
 use cli::CRITERION_DIR;
 pub use cli::{Cli, Command};
-pub use engine::{CONNECTION_CEILING, Keep, LoadOutcome, LoadSpec, RequestTemplate, Schedule, run as run_load};
+pub use engine::{
+    CONNECTION_CEILING, Credentials, Keep, LoadOutcome, LoadSpec, Population, RequestTemplate, Schedule,
+    run as run_load,
+};
 pub use harness::Finished;
 pub use present::compare::{compare, compare_paths};
 pub use present::report::render as render_report;

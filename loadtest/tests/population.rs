@@ -3,13 +3,20 @@
 //! per lifetime), a Poisson user refreshes once per 1 + 10 requests, so about one refresh per
 //! ten user requests; with tokens of 3 s, once per 31; and a `versioned` client that
 //! adopts the tokens handed back asks Redis once per grace interval (1 s, of which whole-second
-//! `iat`s leave half on average): once per 1 + 10 × 0.5 requests.
+//! `iat`s leave half on average): once per 1 + 10 × 0.5 requests. And clients refused with a
+//! token the server never issued log in once each (one login at a time per user, the user's
+//! other requests waiting for it) and send their request again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+use authbench::{Credentials, Keep, LoadSpec, Population, Schedule, ServerProcess, server_binary};
+use authbench_server::redis_process::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authbench");
 
@@ -109,4 +116,60 @@ fn clients_refresh_once_per_lifetime_and_versioned_ones_once_per_grace() {
         );
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Clients holding a token the server never issued: each user's first request is refused, its
+/// client logs in (argon2 on a server hashing two at a time, which answers 503 with Retry-After
+/// when its queue is full) and sends the request again; its other requests wait for that one
+/// login. So every user logs in exactly once, and every user request ends 2xx.
+#[test]
+fn refused_clients_log_in_once_each_and_retry() {
+    let redis = RedisServer::start().unwrap();
+    let binary = server_binary().expect("authbench-server: run `cargo build -p authbench-server`");
+    let args: Vec<String> =
+        ["--strategy", "session", "--redis-url", &redis.url(), "--users", "40", "--listen", "127.0.0.1:0"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+    let server = ServerProcess::start(&binary, &args, None).unwrap();
+    let users = (0..40)
+        .map(|i| Credentials {
+            username: format!("user{i}"),
+            access_token: format!("never-issued-{i}"),
+            refresh_token: None,
+            expires_at: None,
+            lifetime: None,
+        })
+        .collect();
+    let population = Population { users, password: "authbench-password".into(), path: "/me".into(), seed: 42 };
+    let spec = LoadSpec {
+        addr: server.addr,
+        others: Vec::new(),
+        requests: Vec::new(),
+        connections: 8,
+        threads: 2,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(3),
+        // 40 users at 5 requests a second each.
+        schedule: Schedule::Open { rate: 200.0 },
+        timeout: Duration::from_secs(10),
+        max_connections: None,
+        cpus: None,
+        population: Some(Arc::new(population)),
+    };
+    let o = authbench::run_load(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    let calls = |kind: &str| o.extra_calls.get(kind).map_or((0, 0), |c| (c.calls, c.failed));
+    let (logins, logins_failed) = calls("login");
+    let (retries, retries_failed) = calls("retry");
+    eprintln!(
+        "{} user requests, statuses {:?}, logins {logins} ({logins_failed} refused), retries {retries} ({retries_failed} refused)",
+        o.offered, o.statuses
+    );
+    assert_eq!(logins - logins_failed, 40, "one login per user that got in");
+    assert!(retries >= 40, "every first request sent again after the login: {retries}");
+    assert_eq!(o.statuses.get(&200).copied(), Some(o.offered), "every user request ends 2xx: {:?}", o.statuses);
+    assert_eq!((o.errors, o.dropped), (0, 0));
+    // Each client went on with the session it got: the holdings carry it.
+    assert_eq!(o.holdings.len(), 40);
+    assert!(o.holdings.iter().all(|(_, c)| !c.access_token.starts_with("never-issued")));
 }
