@@ -28,7 +28,7 @@ use crate::engine::client;
 use crate::observe::RedisProbe;
 use crate::plan::{ADMIN_KEY, CpuPlacement, LoadConfig, RunConfig, ServeConfig, USER_PASSWORD};
 use crate::process::{Backing, Launcher, ServerProcess, server_binary};
-use crate::results::{ClusterMethod, ResultsWriter, timestamp};
+use crate::results::{ClusterMethod, ResultsWriter, Scenario, timestamp};
 use crate::scenario::{Subject, points};
 use fleet::{Context, orchestrate, steps};
 use progress::Progress;
@@ -134,12 +134,24 @@ pub fn run(config: RunConfig) -> anyhow::Result<Finished> {
     if !config.quiet {
         let names: Vec<&str> = plan.variants.iter().map(|v| v.name).collect();
         let scenarios: Vec<&str> = plan.scenarios.iter().map(|s| s.as_str()).collect();
+        // Rounds of the scenarios that measure in them; the population has its own.
+        let mut rounds = Vec::new();
+        if plan
+            .scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::Steady | Scenario::Cost | Scenario::Rtt | Scenario::Tokensize))
+        {
+            rounds.push(format!("{} rounds", plan.repetitions));
+        }
+        if plan.scenarios.contains(&Scenario::Population) {
+            rounds.push(format!("population {} rounds", plan.population_rounds));
+        }
+        let rounds = if rounds.is_empty() { String::new() } else { format!(" — {}", rounds.join(", ")) };
         eprintln!(
-            "authbench run: suite {} — {} × {} — {} rounds — about {}",
+            "authbench run: suite {} — {} × {}{rounds} — about {}",
             plan.name.as_str(),
             names.join(", "),
             scenarios.join(", "),
-            plan.repetitions,
             humantime::format_duration(Duration::from_secs(plan.estimate.as_secs()))
         );
         eprintln!("results: {}", writer.path().display());

@@ -129,7 +129,8 @@ pub fn run(v: &Variant, knobs: &Knobs, sink: Sink<'_>) -> anyhow::Result<Vec<Run
         if knobs.cancelled() {
             break;
         }
-        records.push(point(v, ttl, knobs, sink)?);
+        // A point Ctrl-C stopped before any round ended has nothing to record.
+        records.extend(point(v, ttl, knobs, sink)?);
     }
     Ok(records)
 }
@@ -144,7 +145,7 @@ struct Round {
 }
 
 /// One point: `v`'s server with access tokens lasting `ttl`, under the plan's population.
-fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::Result<RunRecord> {
+fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::Result<Option<RunRecord>> {
     let plan = &knobs.plan;
     let users = plan.population_users.max(1);
     let rate = plan.user_rate;
@@ -263,7 +264,11 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
     drop(server);
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
-    record.ok_or_else(|| anyhow::anyhow!("{}: no population round was measured", v.name))
+    match record {
+        Some(record) => Ok(Some(record)),
+        None if knobs.cancelled() => Ok(None),
+        None => anyhow::bail!("{}: no population round was measured", v.name),
+    }
 }
 
 /// A Redis connection for the designs that keep nothing in Redis: seeding them sends nothing.
