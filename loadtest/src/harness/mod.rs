@@ -117,7 +117,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<Finished> {
         local::REQUEST_TIMEOUT,
     );
     results.not_measured.extend(config.not_measured.iter().cloned());
-    if plan.scenarios.contains(&crate::results::Scenario::Rtt) {
+    if plan.scenarios.contains(&Scenario::Rtt) {
         results.rtt_injection = Some(points::RTT_INJECTION.into());
     }
     if let Some(Backing::Cluster { urls, masters }) = &cluster {
@@ -220,7 +220,7 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
         );
     }
     let mut steps = Vec::new();
-    if plan.scenarios.iter().any(|s| matches!(s, crate::results::Scenario::Steady | crate::results::Scenario::Cost)) {
+    if plan.scenarios.iter().any(|s| matches!(s, Scenario::Steady | Scenario::Cost)) {
         steps.push(fleet::Step::Rounds(vec![subject.variant.clone()]));
     }
     steps.extend(fleet::subject_steps(plan, &subject.variant, true));
