@@ -471,3 +471,70 @@ fn the_machines_own_drift_is_taken_out_through_baseline_and_said() {
     let text = compare(&parse(a), &parse(c), "a", "c");
     assert!(row(&text, "session", "server CPU/request").ends_with("worse"), "{text}");
 }
+
+/// A real default run of the population scenario alone (schema 8).
+const POPULATION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/population-results.json");
+
+/// The population point of `variant` at `per_lifetime` requests per lifetime.
+fn point<'r>(r: &'r mut Results, variant: &str, per_lifetime: f64) -> &'r mut RunRecord {
+    r.runs
+        .iter_mut()
+        .find(|x| {
+            x.variant == variant && x.population.as_ref().is_some_and(|p| p.requests_per_lifetime == per_lifetime)
+        })
+        .unwrap()
+}
+
+#[test]
+fn population_points_are_compared_by_requests_per_lifetime() {
+    let a = authbench::results::load(Path::new(POPULATION)).unwrap();
+    let mut b = a.clone();
+    // refresh at 10 per lifetime makes half as many commands again; versioned's CPU moves inside
+    // its interval; refresh at 1000 is not in B.
+    let commands = point(&mut b, "refresh", 10.0).population.as_mut().unwrap();
+    let e = commands.redis_commands_per_user_request.as_mut().unwrap();
+    e.median *= 1.5;
+    e.ci95 = e.ci95.map(|v| v * 1.5);
+    e.values.iter_mut().for_each(|v| *v *= 1.5);
+    let cpu = point(&mut b, "versioned-g1", 3600.0).server_cpu_ns_per_request.as_mut().unwrap();
+    cpu.median += 200.0;
+    b.runs.retain(|x| !(x.variant == "refresh" && x.population.as_ref().unwrap().requests_per_lifetime == 1000.0));
+    let text = compare(&a, &b, "a", "b");
+
+    let worse = row(&text, "refresh", "population 10/lifetime: cmd/user req");
+    assert!(worse.contains("0.35 [0.34–0.36]") && worse.contains("0.53 [0.52–0.55]"), "{worse}");
+    assert!(worse.contains("1.50") && worse.trim_end().ends_with("worse"), "{worse}");
+    let same = row(&text, "refresh", "population 1/lifetime: cmd/user req");
+    assert!(same.trim_end().ends_with("= same"), "{same}");
+    let cpu = row(&text, "versioned-g1", "population 3600/lifetime: CPU/user req");
+    assert!(cpu.contains("39.2 µs [38.8 µs–39.9 µs]") && cpu.trim_end().ends_with("~ within interval"), "{cpu}");
+    assert!(row(&text, "refresh", "population 1000/lifetime: cmd/user req").trim_end().ends_with("only in A"));
+    // A design with no store compares as 0 commands, not as a missing figure.
+    let jwt = row(&text, "jwt", "population 3600/lifetime: cmd/user req");
+    assert!(jwt.contains("0 (no store)") && jwt.trim_end().ends_with("= same"), "{jwt}");
+    // refresh's points in order of requests per lifetime.
+    let refresh = text.split("\nrefresh\n").nth(1).unwrap().split("\n\n").next().unwrap();
+    let order: Vec<&str> =
+        refresh.lines().filter(|l| l.contains("cmd/user req")).map(|l| l.split(':').next().unwrap().trim()).collect();
+    assert_eq!(
+        order,
+        ["population 1/lifetime", "population 10/lifetime", "population 100/lifetime", "population 1000/lifetime"]
+    );
+
+    // The machine 20 % faster in B (baseline's cost shows it): a population CPU figure 20 %
+    // lower is the machine, not the design.
+    let baseline = |server: [f64; 6]| -> RunRecord { serde_json::from_value(cost("baseline", server)).unwrap() };
+    let mut a = a;
+    let mut b = a.clone();
+    a.runs.push(baseline([10_000.0, 10_200.0, 9_900.0, 10_100.0, 10_000.0, 9_800.0]));
+    b.runs.push(baseline([8_000.0, 8_160.0, 7_920.0, 8_080.0, 8_000.0, 7_840.0]));
+    let cpu = point(&mut b, "session", 3600.0).server_cpu_ns_per_request.as_mut().unwrap();
+    *cpu = authbench::results::Estimate::of(&cpu.values.iter().map(|v| v * 0.8).collect::<Vec<_>>()).unwrap();
+    let text = compare(&a, &b, "a", "b");
+    let session = row(&text, "session", "population 3600/lifetime: CPU/user req");
+    let verdict = session.trim_end();
+    assert!(
+        session.contains("0.80") && (verdict.ends_with("= same") || verdict.ends_with("~ within interval")),
+        "{text}"
+    );
+}

@@ -231,6 +231,8 @@ fn missing_scenarios_are_said_not_guessed() {
     );
     assert!(dir.join("charts/throughput.png").exists());
     assert!(!dir.join("charts/outage_hang.png").exists());
+    // No population record, no population section.
+    assert!(!md.contains("Clients like real ones") && !dir.join("charts/population.png").exists());
 }
 
 #[test]
@@ -558,5 +560,128 @@ fn what_the_victims_client_did_is_shown_where_it_applies() {
     let warning = md.lines().find(|l| l.contains("refreshes granted to the holder of a revoked pair")).unwrap();
     assert!(warning.contains("hybrid logout (1 inst.): 1 of 1"), "{warning}");
     assert!(!warning.contains("role_change"), "a role change may grant a pair with the new role: {warning}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A real default run of the population scenario alone (schema 8, histograms left out).
+const POPULATION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/population-results.json");
+
+fn with_population(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = temp_dir(name);
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(POPULATION).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(dir.join("results.json"), serde_json::to_string(&value).unwrap()).unwrap();
+    dir
+}
+
+/// Multiplies a population point's Redis commands per user request (every round) by `k`.
+fn scale_commands(value: &mut serde_json::Value, variant: &str, per_lifetime: f64, k: f64) {
+    let run = value["runs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["variant"] == variant && r["requests_per_lifetime"] == per_lifetime)
+        .unwrap();
+    let e = &mut run["redis_commands_per_user_request"];
+    let times = |v: &serde_json::Value| serde_json::json!(v.as_f64().unwrap() * k);
+    e["median"] = times(&e["median"]);
+    e["ci95"] = serde_json::json!([times(&e["ci95"][0]), times(&e["ci95"][1])]);
+    e["values"] = e["values"].as_array().unwrap().iter().map(times).collect();
+}
+
+const REFRESH_RED: [u8; 3] = [213, 94, 0];
+
+#[test]
+fn the_population_section_says_the_workload_charts_and_judges_every_point() {
+    let dir = with_population("population", |_| {});
+    let rendered = render_report(&dir, None).unwrap();
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+    let s = section(&md, "## Clients like real ones: store traffic per user request", "## Revocation");
+
+    // The workload, and which figures come from it.
+    assert!(s.contains("10k users, each sending 1.0 req/s on average with Poisson arrivals"), "{s}");
+    for client in ["`X-Refreshed-Token`", "401 `expired`", "log in again when refused", "`Retry-After`"] {
+        assert!(s.contains(client), "{client}: {s}");
+    }
+    assert!(s.contains("Seeding: credentials written into the design's own store layout"), "{s}");
+    assert!(s.contains("3 rounds of 1 s after 0.3 s of warm-up"), "{s}");
+    assert!(s.contains("a few hot connections re-sending 16 tokens"), "{s}");
+    assert!(s.contains("**refresh**'s access lifetime is set per point (1 s, 10 s, 100 s, 1000 s)"), "{s}");
+    assert!(s.contains("tokens last 1 h, longer than the run: each has one point, at requests per lifetime = user rate × lifetime = 3600"), "{s}");
+
+    // The chart: both files, listed, inlined, with refresh's colour; zero said, not drawn.
+    for ext in ["svg", "png"] {
+        let path = dir.join("charts").join(format!("population.{ext}"));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 2000, "{} is missing or empty ({len} bytes)", path.display());
+        assert!(rendered.charts.contains(&path));
+    }
+    let html = std::fs::read_to_string(&rendered.html).unwrap();
+    assert!(html.contains("<figure id=\"chart-population\">\n<svg"));
+    let png = decode(&dir.join("charts/population.png"));
+    assert_eq!(png.width, 1200);
+    assert!(png.dark() > 3000, "only {} dark pixels", png.dark());
+    assert!(png.near(REFRESH_RED) > 50 && png.near(SESSION_BLUE) > 50, "refresh's and session's colours");
+    assert!(s.contains("refresh: 4 commands per refresh ÷ (1 + requests per lifetime)"), "{s}");
+    assert!(
+        s.contains("jwt: 0 commands per user request, 0 expected (no store on the request path): not drawn"),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "10k users at 1.0 req/s each (Poisson arrivals), rounds of 1 s after 0.3 s of warm-up; AMD EPYC (2 cores)"
+        ),
+        "{s}"
+    );
+
+    // One row per point, judged against its rule.
+    let at = |start: &str| s.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no {start}: {s}"));
+    assert!(
+        at("| refresh | 10 |").starts_with("| refresh | 10 | 10 s | 29872 | 0.0885 / 0.00 / 0.00 | 0.35 [0.34–0.36] | 0.36 | 0.97× [0.94–1.00] | within 1.5× | 37.3 µs [33.6 µs–37.8 µs] | 513 µs [477 µs–538 µs] |"),
+        "{s}"
+    );
+    assert!(at("| jwt |").contains("| 0 (no store) | 0.00 | – | within (below 0.01) |"), "{s}");
+    assert!(at("| pushed |").contains("| 0.000201 [0.000200–0.000201] | 0.00 | – | within (below 0.01) |"), "{s}");
+    assert_eq!(s.lines().filter(|l| l.starts_with("| refresh |")).count(), 4);
+    assert!(s.contains("Every point is within its design's rule") && !s.contains("**Warning:**"), "{s}");
+
+    // Where each design crosses session's.
+    let crossings = section(s, "### Where each design's store traffic crosses session's", "## Revocation");
+    assert!(crossings.contains("**session** makes 1.00 Redis commands per user request"), "{crossings}");
+    assert!(
+        crossings.contains("**refresh**: falls below session's at about **2.48** requests per lifetime (between its points at 1 and 10)."),
+        "{crossings}"
+    );
+    assert!(crossings.contains("**versioned-g1**: always below (0.63 against 1.00)."), "{crossings}");
+    assert!(crossings.contains("**hybrid**: about the same (1.00 against 1.00)."), "{crossings}");
+    assert!(crossings.contains("**jwt**: always below (0.00 against 1.00)."), "{crossings}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_population_point_off_its_rule_is_called_out_with_why() {
+    let dir = with_population("population-off", |v| {
+        // versioned-g1 at twice its rule; refresh at 1000 per lifetime at 0.4 of it, from 27 refreshes.
+        scale_commands(v, "versioned-g1", 3600.0, 2.0);
+        scale_commands(v, "refresh", 1000.0, 0.4);
+    });
+    let md = std::fs::read_to_string(render_report(&dir, None).unwrap().markdown).unwrap();
+    let s = section(&md, "## Clients like real ones", "## Revocation");
+    let versioned = s.lines().find(|l| l.starts_with("| versioned-g1 |")).unwrap();
+    assert!(versioned.contains("| 2.00× [2.00–2.01] | off by 2.00× (above) ⚠ |"), "{versioned}");
+    assert!(
+        s.contains("**Warning:** **versioned-g1** at 3600 requests per lifetime: 1.27 [1.27–1.27] Redis commands per user request against 0.63 expected, off by 2.00× (above). Why it may be: no failed call, error or dropped send in the record explains it"),
+        "{s}"
+    );
+    let refresh = s.lines().find(|l| l.starts_with("| refresh | 1000 |")).unwrap();
+    assert!(refresh.contains("off by 2.54× (below) ⚠"), "{refresh}");
+    assert!(
+        s.contains("only 27 refreshes fell in its rounds, so counting alone moves its figure by about 19.2 %"),
+        "{s}"
+    );
+    assert_eq!(s.matches("**Warning:**").count(), 2, "{s}");
+    assert!(!s.contains("Every point is within"), "{s}");
+    // The crossing follows the measured points.
+    assert!(s.contains("**versioned-g1**: always above (1.27 against 1.00)."), "{s}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

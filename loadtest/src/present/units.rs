@@ -75,17 +75,6 @@ pub fn per_request(v: f64) -> String {
     }
 }
 
-/// A duration given in seconds, in the largest unit that keeps it readable: 4 s, 17 min, 1 h.
-pub fn seconds(v: f64) -> String {
-    if v >= 3600.0 {
-        format!("{:.0} h", v / 3600.0)
-    } else if v >= 120.0 {
-        format!("{:.0} min", v / 60.0)
-    } else {
-        format!("{v:.0} s")
-    }
-}
-
 pub fn pct(v: f64) -> String {
     if v >= 0.9995 || v == 0.0 { format!("{:.0} %", v * 100.0) } else { format!("{:.1} %", v * 100.0) }
 }
@@ -101,6 +90,23 @@ pub fn count(n: u64) -> String {
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
+}
+
+/// A plain quantity to three significant figures, trailing zeros dropped: `2.47`, `3600`,
+/// `0.0004` (requests per lifetime, and the ticks of a logarithmic axis).
+pub fn quantity(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor();
+    let decimals = (2.0 - magnitude).clamp(0.0, 12.0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+}
+
+/// A lifetime given in seconds: `1 s`, `100 s`, `1 h`.
+pub fn seconds(v: f64) -> String {
+    if v >= 3600.0 && v % 3600.0 == 0.0 { format!("{:.0} h", v / 3600.0) } else { format!("{} s", quantity(v)) }
 }
 
 /// CPU time per request, in microseconds, one decimal: the column or row names the unit.
@@ -150,5 +156,12 @@ mod tests {
         assert_eq!(interval(12_400.0, [11_900.0, 13_000.0], ns), "12.4 µs [11.9 µs–13.0 µs]");
         assert_eq!(ratio_interval(1.321, [1.25, 1.414]), "1.32× [1.25–1.41]");
         assert_eq!(cpus(0.25), "0.25 CPU");
+        assert_eq!(quantity(2.4661), "2.47");
+        assert_eq!(quantity(3600.0), "3600");
+        assert_eq!(quantity(10.0), "10");
+        assert_eq!(quantity(0.000_2), "0.0002");
+        assert_eq!(quantity(0.632_12), "0.632");
+        assert_eq!(seconds(3600.0), "1 h");
+        assert_eq!(seconds(1000.0), "1000 s");
     }
 }

@@ -8,8 +8,8 @@
 //! results hold base units.
 //!
 //! Verdicts: a figure measured in rounds (capacity, CPU per request and latency at the common
-//! rate, rtt and tokensize points) is "~ within interval" when the two runs' 95 % intervals
-//! overlap, else faster or slower (better or worse). Figures without an interval (windows,
+//! rate, rtt, tokensize and population points) is "~ within interval" when the two runs' 95 %
+//! intervals overlap, else faster or slower (better or worse). Figures without an interval (windows,
 //! availability, the one-pass knee) are "~ within noise" inside a band (5 %, or the figure's
 //! resolution), else better or worse; counted figures (token bytes, errors) by any difference
 //! at all. Then the guide's verdicts of both runs, and every one that differs (`verdicts`).
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 mod header;
 mod judge;
+mod population;
 mod rate;
 mod rows;
 mod verdicts;
@@ -195,8 +196,8 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
         &mut out,
         &format!(
             "B/A is B's figure over A's (– when either is missing, zero or unbounded). A figure measured in \
-             rounds (capacity, CPU per request and latency at the common rate, rtt and tokensize points) is \"~ \
-             within interval\" when the two runs' 95 % intervals overlap; figures without an interval are \"~ within \
+             rounds (capacity, CPU per request and latency at the common rate, rtt, tokensize and population \
+             points) is \"~ within interval\" when the two runs' 95 % intervals overlap; figures without an interval are \"~ within \
              noise\" under a {:.0} % difference (or their resolution: 1 ms for revocation windows, one timeline bucket \
              for recovery, 1 percentage point for availability, 1 % for an achieved rate; a third for the one-pass \
              sweep knee, 15 % for the one-window login rate); token bytes, errors and dropped sends count any \
@@ -210,7 +211,9 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
          instances. Sweep knee: the first offered rate where latency turns up; none when it stays flat up to the \
          steady maximum. Rate: open loop at one fixed rate, paired by the rate offered: the rate achieved, p99 \
          from the intended send time, and sends the generator dropped. Outage: availability during the Redis \
-         fault, recovery once Redis is back. Scale: Redis memory per entry.",
+         fault, recovery once Redis is back. Scale: Redis memory per entry. Population N/lifetime: the point \
+         at N requests per access-token lifetime, Redis commands (cmd) and server CPU per user request, the calls \
+         its client added included.",
     );
     out
 }

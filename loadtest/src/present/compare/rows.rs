@@ -95,7 +95,7 @@ pub(super) fn throughput(r: &RunRecord) -> Figure {
 }
 
 /// A figure measured in rounds, with its interval.
-fn estimate(e: &Estimate, f: impl Fn(f64) -> String) -> Figure {
+pub(super) fn estimate(e: &Estimate, f: impl Fn(f64) -> String) -> Figure {
     Figure {
         text: format!("{} [{}–{}]", f(e.median), f(e.ci95[0]), f(e.ci95[1])),
         value: e.median,
@@ -208,6 +208,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         })
     });
     super::rate::rows(a, b, v, &mut add);
+    super::population::rows(a, b, v, &mut add);
     add("login logins/s (one window)".into(), LOGINS, &|r| {
         r.run(v, Scenario::Login).map(|l| Figure::new(rate(l.throughput_rps.median), l.throughput_rps.median))
     });
@@ -272,6 +273,11 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         add(format!("scale {} {kind}: bytes/entry", count(entries)), LATENCY, &|r| {
             r.scale(v, entries).map(|x| Figure::new(bytes(x.bytes_per_entry), x.bytes_per_entry))
         });
+    }
+    // Server CPU per user request moves with the machine as the cost figures do.
+    let server = drift(a, b, |c| c.server_cpu_ns_per_request.as_ref()).filter(|_| v != "baseline");
+    for row in rows.iter_mut().filter(|r| r.name.ends_with(super::population::CPU)) {
+        row.drift = server;
     }
     rows
 }

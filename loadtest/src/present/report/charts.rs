@@ -20,9 +20,9 @@ use plotters::style::FontStyle;
 pub const SIZE: (u32, u32) = (1200, 675);
 const FONT: &str = "sans-serif";
 const CAPTION: u32 = 28;
-const LABEL: u32 = 19;
-const DESC: u32 = 21;
-const SMALL: u32 = 17;
+pub(super) const LABEL: u32 = 19;
+pub(super) const DESC: u32 = 21;
+pub(super) const SMALL: u32 = 17;
 
 static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
@@ -285,11 +285,11 @@ pub fn save<C: Draw>(chart: &C, dir: &Path, file: &str) -> anyhow::Result<String
     Ok(svg)
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(super) fn font(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().color(&BLACK)
 }
 
-fn title_area<DB>(root: &DrawingArea<DB, Shift>, title: &str) -> anyhow::Result<DrawingArea<DB, Shift>>
+pub(super) fn title_area<DB>(root: &DrawingArea<DB, Shift>, title: &str) -> anyhow::Result<DrawingArea<DB, Shift>>
 where
     DB: DrawingBackend,
     DB::ErrorType: 'static,

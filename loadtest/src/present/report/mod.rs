@@ -13,6 +13,7 @@ pub mod guide;
 mod method;
 mod performance;
 mod points;
+mod population;
 mod rate;
 mod ratios;
 pub(crate) mod revocations;
@@ -239,6 +240,7 @@ impl Report<'_> {
         self.p("Each line is a requirement, the strategies of this run that meet it and the figures that decide it. Thresholds are the guide's; every number is this run's. Where a figure was not measured, the line says so instead of guessing.");
         self.blocks.extend(guide);
         self.latency()?;
+        self.population()?;
         self.revocation()?;
         self.outage()?;
         self.scale()?;
