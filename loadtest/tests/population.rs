@@ -99,6 +99,9 @@ fn clients_refresh_once_per_lifetime_and_versioned_ones_once_per_grace() {
             .find(|r| r["variant"] == "refresh" && r["requests_per_lifetime"].as_f64() == Some(lifetime))
             .unwrap()
     };
+    // Every refresh was timed, from its write to its answer.
+    let took = refresh(10.0)["extra_call_latency_us"]["refresh"]["p99"].as_f64().unwrap();
+    assert!(took > 0.0 && took < 1e6, "refresh p99 {took} µs");
     // About one refresh per ten user requests (1 / 11 exactly for Poisson users).
     let at_ten = per_user_request(refresh(10.0), "refresh");
     assert!((0.065..=0.125).contains(&at_ten), "refreshes per user request at 10 per lifetime: {at_ten}");

@@ -738,6 +738,7 @@ fn a_population_record_matches_the_schema() {
         user_requests: 30_000,
         extra_calls: calls(2_700),
         extra_calls_failed: calls(0),
+        extra_call_latency_us: Default::default(),
         redis_commands_per_user_request: Estimate::of(&[0.35, 0.37, 0.36]),
         expected_redis_commands_per_user_request: 4.0 / 11.0,
         expected_basis: "4.00 commands per refresh / (1 + requests per lifetime)".into(),

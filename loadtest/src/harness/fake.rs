@@ -218,6 +218,7 @@ impl Fleet for FakeFleet {
                     user_requests: 900,
                     extra_calls: [("refresh".to_owned(), 82), ("login".to_owned(), 0), ("retry".to_owned(), 0)].into(),
                     extra_calls_failed: Default::default(),
+                    extra_call_latency_us: Default::default(),
                     redis_commands_per_user_request: Estimate::of(&[0.09, 0.1, 0.08]),
                     expected_redis_commands_per_user_request: 1.0 / 11.0,
                     expected_basis: "1 command per refresh / (1 + requests per lifetime)".into(),

@@ -263,7 +263,7 @@ impl SuitePlan {
                 population_rounds: 3,
                 population_warmup: secs(0.3),
                 population_window: secs(1.0),
-                point_duration: secs(0.4),
+                point_duration: secs(0.3),
                 point_warmup: secs(0.2),
                 estimate: Duration::ZERO,
             },

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Estimate;
+use super::{Estimate, Percentiles};
 
 /// One population point of one variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub struct PopulationRun {
     pub extra_calls: BTreeMap<String, u64>,
     /// Those of them answered other than 2xx, or not answered.
     pub extra_calls_failed: BTreeMap<String, u64>,
+    /// How long those calls took, from their write to their answer, by kind (kinds with calls).
+    #[serde(default)]
+    pub extra_call_latency_us: BTreeMap<String, Percentiles>,
     /// Redis commands per user request, per round (the added calls' included); null without
     /// Redis.
     pub redis_commands_per_user_request: Option<Estimate>,

@@ -142,6 +142,7 @@ struct Round {
     by_command: std::collections::BTreeMap<String, u64>,
     server_ns: Option<f64>,
     redis_ns: Option<f64>,
+    redis_bytes: Option<f64>,
 }
 
 /// One point: `v`'s server with access tokens lasting `ttl`, under the plan's population.
@@ -256,6 +257,7 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
             by_command: costs.redis_commands,
             server_ns: scale(costs.server_cpu_us_per_request).map(|us| us * 1e3),
             redis_ns: scale(costs.redis_cpu_us_per_request).map(|us| us * 1e3),
+            redis_bytes: scale(costs.redis_bytes_per_request),
             outcome,
         });
     }
@@ -325,6 +327,8 @@ fn population_record(
             .map(|us| us * 1e3 * r.outcome.requests as f64 / r.outcome.offered.max(1) as f64)
     });
     let server_us = server_ns_mean(&rounds);
+    let bytes: Vec<f64> = rounds.iter().filter_map(|r| r.redis_bytes).collect();
+    let redis_bytes = (!bytes.is_empty()).then(|| bytes.iter().sum::<f64>() / bytes.len() as f64);
     let throughput: Vec<f64> =
         rounds.iter().map(|r| r.outcome.requests as f64 / plan.population_window.as_secs_f64()).collect();
     let generator_bound = rounds.iter().any(|r| super::generator_limited(&r.outcome, knobs.generator_bound_threshold));
@@ -354,6 +358,7 @@ fn population_record(
         status_counts: super::status_counts(&merged),
         redis_commands_per_request: commands.as_ref().map(|e| e.median),
         redis_commands: by_command,
+        redis_bytes_per_request: redis_bytes,
         server_cpu_ns_per_request: server_ns,
         redis_cpu_ns_per_request: redis_ns,
         generator_cpu_ns_per_request: generator_ns,
@@ -369,6 +374,12 @@ fn population_record(
             user_requests,
             extra_calls: kinds.iter().map(|k| ((*k).to_owned(), count(k))).collect(),
             extra_calls_failed: kinds.iter().map(|k| ((*k).to_owned(), failed(k))).collect(),
+            extra_call_latency_us: merged
+                .extra_calls
+                .iter()
+                .filter(|(_, c)| c.calls > 0)
+                .map(|(k, c)| ((*k).to_owned(), Percentiles::of(&c.latency)))
+                .collect(),
             redis_commands_per_user_request: commands,
             expected_redis_commands_per_user_request: expected_commands,
             expected_basis: basis,

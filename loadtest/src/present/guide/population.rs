@@ -82,6 +82,7 @@ mod tests {
                 user_requests: 1000,
                 extra_calls: [("refresh".to_owned(), refreshes)].into(),
                 extra_calls_failed: Default::default(),
+                extra_call_latency_us: Default::default(),
                 redis_commands_per_user_request: commands.and_then(Estimate::of),
                 expected_redis_commands_per_user_request: 0.0,
                 expected_basis: String::new(),

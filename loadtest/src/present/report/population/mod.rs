@@ -290,7 +290,14 @@ impl<'a> Report<'a> {
                 let e = p.expected_redis_commands_per_user_request;
                 let extra = |kind: &str| {
                     let failed = p.extra_calls_failed.get(kind).copied().unwrap_or(0);
-                    let mark = if failed > 0 { format!(" ({failed} failed)") } else { String::new() };
+                    let mut notes = Vec::new();
+                    if failed > 0 {
+                        notes.push(format!("{failed} failed"));
+                    }
+                    if let Some(took) = p.extra_call_latency_us.get(kind) {
+                        notes.push(format!("p99 {}", us(took.p99)));
+                    }
+                    let mark = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
                     format!("{}{mark}", per_request(p.per_user_request(kind)))
                 };
                 let judged = verdict(m, e);
@@ -330,7 +337,7 @@ impl<'a> Report<'a> {
             bases.push(format!("{v}: {basis}"));
         }
         t.note = Some(format!(
-            "One row per point. User requests: what the users meant to send in the measured windows; refresh / login / retry: the calls their clients added, per user request (failed ones said). Redis commands from INFO commandstats over each round's window divided by that round's user requests, median over the rounds with its 95 % interval; server CPU per user request the same way, from the kernel's per-thread counters; p99 from each user request's intended send time, the refresh it triggered included. Expected, by each design's rules: {}. Verdict: within {tol}× when the interval reaches into [expected ÷ {tol}, expected × {tol}]; where 0 is expected, when the median is below {zero}.",
+            "One row per point. User requests: what the users meant to send in the measured windows; refresh / login / retry: the calls their clients added, per user request (failed ones said, and how long the calls took: their p99 from write to answer). Redis commands from INFO commandstats over each round's window divided by that round's user requests, median over the rounds with its 95 % interval; server CPU per user request the same way, from the kernel's per-thread counters; p99 from each user request's intended send time, the refresh it triggered included. Expected, by each design's rules: {}. Verdict: within {tol}× when the interval reaches into [expected ÷ {tol}, expected × {tol}]; where 0 is expected, when the median is below {zero}.",
             bases.join("; "),
             tol = quantity(TOLERANCE),
             zero = quantity(ZERO_BELOW)
