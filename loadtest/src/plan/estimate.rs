@@ -85,8 +85,10 @@ impl SuitePlan {
                 // Per point: Redis, seeding (about 50k users a second) and the server, then
                 // the rounds, each connecting and reading counters.
                 let setup = 1.5 + f64::from(self.population_users) / 50_000.0 + self.population_warmup.as_secs_f64();
-                let rounds = f64::from(self.population_rounds) * (self.population_window.as_secs_f64() + 0.2);
-                total += self.population_lifetimes(v).len() as f64 * (setup + rounds);
+                for ttl in self.population_lifetimes(v) {
+                    let window = self.population_window_for(v, ttl).as_secs_f64();
+                    total += setup + f64::from(self.population_rounds) * (window + 0.2);
+                }
             }
             if has(Scenario::Scale) && self.measures_scale(v) {
                 // One window per size (no rounds), on a Redis and a server of its own; seeding

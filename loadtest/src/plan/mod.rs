@@ -45,6 +45,9 @@ pub const NOISE_THRESHOLD: f64 = 0.25;
 /// last measurement is kept, noisy or not, so a busy machine costs at most three windows each.
 pub const NOISE_RETRIES: u32 = 2;
 
+/// Refreshes a population point of `refresh` expects over its rounds, at least.
+pub const MIN_REFRESHES: f64 = 100.0;
+
 /// A named amount of measuring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -336,6 +339,21 @@ impl SuitePlan {
             .collect();
         out.dedup();
         out
+    }
+
+    /// The measured window of each population round at access lifetime `ttl` for `v`: the
+    /// plan's, or longer (whole seconds) for a `refresh` point where the rounds together would
+    /// expect fewer than [`MIN_REFRESHES`] refreshes (a Poisson user refreshes once per lifetime
+    /// plus its mean gap): fewer make the figure a count of a few dozen, off by a fifth from one
+    /// run to the next on counting alone.
+    pub fn population_window_for(&self, v: &Variant, ttl: Duration) -> Duration {
+        let window = self.population_window;
+        if v.strategy != StrategyName::Refresh {
+            return window;
+        }
+        let per_second = f64::from(self.population_users) / (ttl.as_secs_f64() + 1.0 / self.user_rate.max(1e-9));
+        let needed = MIN_REFRESHES / per_second.max(1e-9) / f64::from(self.population_rounds.max(1));
+        window.max(Duration::from_secs_f64(needed.ceil()))
     }
 
     /// How long probing may last after a revoke is acknowledged: past the token's lifetime and

@@ -220,6 +220,7 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
         seed: rng.unit().to_bits(),
     };
     let total_rate = f64::from(users) * rate;
+    let window = plan.population_window_for(v, ttl);
     let mut rounds: Vec<Round> = Vec::new();
     let mut noise = Vec::new();
     // Each round goes on from where the one before ended, with no silence between: its warm-up
@@ -237,16 +238,16 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
             ttl.as_secs()
         )))?;
         let warmup = if round == 0 { plan.population_warmup } else { HAND_OVER };
-        let mut spec = knobs.spec_for(&subject, Vec::new(), warmup, plan.population_window);
+        let mut spec = knobs.spec_for(&subject, Vec::new(), warmup, window);
         spec.schedule = Schedule::Open { rate: total_rate };
         spec.max_connections = plan.rate_connection_limit;
         // Arrivals of their own each round: the same draws again would send the same users at
         // the same moments, and leave the others silent.
         population.seed = rng.unit().to_bits();
         spec.population = Some(Arc::new(population.clone()));
-        let (mut outcome, costs, window) = bracketed(&subject, &spec, knobs, Some(t0))?;
-        t0 += warmup + plan.population_window;
-        if let Some(w) = &window {
+        let (mut outcome, costs, watched) = bracketed(&subject, &spec, knobs, Some(t0))?;
+        t0 += warmup + window;
+        if let Some(w) = &watched {
             noise.push(w.sample(format!("{} population {}s round {}", v.name, ttl.as_secs(), round + 1), false));
         }
         population.carry_on(std::mem::take(&mut outcome.holdings));
@@ -262,7 +263,7 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
         });
     }
     sink(Event::Record(Record::Noise { threshold: NOISE_THRESHOLD, windows: noise }))?;
-    let record = population_record(v, &subject, ttl, rounds, knobs);
+    let record = population_record(v, &subject, (ttl, window), rounds, knobs);
     drop(server);
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
@@ -299,7 +300,7 @@ impl redis::aio::ConnectionLike for NoStore {
 fn population_record(
     v: &Variant,
     subject: &Subject,
-    ttl: Duration,
+    (ttl, window): (Duration, Duration),
     rounds: Vec<Round>,
     knobs: &Knobs,
 ) -> Option<RunRecord> {
@@ -329,8 +330,7 @@ fn population_record(
     let server_us = server_ns_mean(&rounds);
     let bytes: Vec<f64> = rounds.iter().filter_map(|r| r.redis_bytes).collect();
     let redis_bytes = (!bytes.is_empty()).then(|| bytes.iter().sum::<f64>() / bytes.len() as f64);
-    let throughput: Vec<f64> =
-        rounds.iter().map(|r| r.outcome.requests as f64 / plan.population_window.as_secs_f64()).collect();
+    let throughput: Vec<f64> = rounds.iter().map(|r| r.outcome.requests as f64 / window.as_secs_f64()).collect();
     let generator_bound = rounds.iter().any(|r| super::generator_limited(&r.outcome, knobs.generator_bound_threshold));
     let measured = rounds.len() as u32;
     let mut merged = rounds.into_iter().map(|r| r.outcome).reduce(|mut all, one| {
@@ -338,7 +338,7 @@ fn population_record(
         all
     })?;
     // Every round's window: the rates over the merged counts are per second of all of them.
-    merged.window = plan.population_window * measured;
+    merged.window = window * measured;
     let user_requests = merged.offered;
     let count = |kind: &str| merged.extra_calls.get(kind).map_or(0, |c| c.calls);
     let failed = |kind: &str| merged.extra_calls.get(kind).map_or(0, |c| c.failed);
@@ -351,7 +351,7 @@ fn population_record(
         repetitions: measured,
         rounds: Some(measured),
         warmup_s: plan.population_warmup.as_secs_f64(),
-        duration_s: plan.population_window.as_secs_f64(),
+        duration_s: window.as_secs_f64(),
         throughput_rps: Spread::of(&throughput),
         requests: merged.requests,
         errors: merged.failures(),

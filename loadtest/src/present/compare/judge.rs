@@ -21,6 +21,10 @@ pub(super) enum Noise {
     Spread { relative: f64, absolute: f64 },
     /// Within `relative` of A's figure, or within `absolute` (the figure's resolution).
     Band { relative: f64, absolute: f64 },
+    /// A count ratio measured in rounds (commands per user request): within when the
+    /// intervals overlap, or when the figures differ by less than `relative` of A's (0.9999
+    /// and 1.0000 commands per request do not differ, however tight their intervals).
+    Counts { relative: f64 },
     /// Counted figures: any difference is real.
     Exact,
 }
@@ -70,6 +74,9 @@ pub(super) const COMMANDS: Judge =
 /// An achieved rate: within 1 % of A's is noise (an open loop holds its offered rate closely).
 pub(super) const ACHIEVED: Judge =
     Judge { better: Better::Higher, up: "better", down: "worse", noise: Noise::Band { relative: 0.01, absolute: 0.0 } };
+/// Commands per user request of a population point, over its rounds.
+pub(super) const USER_COMMANDS: Judge =
+    Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Counts { relative: NOISE } };
 pub(super) const COUNTED: Judge = Judge { better: Better::Lower, up: "better", down: "worse", noise: Noise::Exact };
 /// Revocation windows, over their trials: the range of the trials (each revoke lands at a
 /// random phase of the issuing second or grace), else 5 % or 1 ms (probes go out about every
@@ -177,10 +184,17 @@ pub(super) fn verdict(judge: Judge, a: Option<&Figure>, b: Option<&Figure>) -> &
                     }
             }
             Noise::Band { relative, absolute } => (y - x).abs() <= (relative * x.abs()).max(absolute),
+            Noise::Counts { relative } => {
+                (y - x).abs() <= relative * x.abs()
+                    || matches!((a.spread, b.spread), (Some((a_min, a_max)), Some((b_min, b_max))) if a_min <= b_max && b_min <= a_max)
+            }
             Noise::Exact => false,
         };
     if within {
-        return if matches!(judge.noise, Noise::Spread { .. }) && a.spread.is_some() && b.spread.is_some() {
+        return if matches!(judge.noise, Noise::Spread { .. } | Noise::Counts { .. })
+            && a.spread.is_some()
+            && b.spread.is_some()
+        {
             "~ within interval"
         } else {
             "~ within noise"

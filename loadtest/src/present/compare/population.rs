@@ -2,7 +2,7 @@
 //! Redis commands per user request and server CPU per user request, both measured in rounds
 //! and judged by their intervals. A run without population records reads "only in".
 
-use super::judge::{COST, Figure, Judge, Measure};
+use super::judge::{COST, Figure, Judge, Measure, USER_COMMANDS};
 use super::rows::estimate;
 use crate::present::units::{ns, per_request, quantity};
 use crate::results::{PopulationRun, Results, RunRecord, Scenario};
@@ -40,7 +40,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str, add: &mut dyn for<'m> FnMu
     let mut points = super::rows::union(keys(a), keys(b));
     points.sort_by(|x, y| x.0.total_cmp(&y.0));
     for (_, k) in points {
-        add(format!("population {k}/lifetime: cmd/user req"), COST, &|r| {
+        add(format!("population {k}/lifetime: cmd/user req"), USER_COMMANDS, &|r| {
             at(r, v, &k).and_then(|(x, p)| commands(x, p))
         });
         add(format!("population {k}/lifetime: {CPU}"), COST, &|r| {

@@ -141,8 +141,14 @@ impl<'a> Report<'a> {
         let window = distinct(all.iter().map(|(r, _)| seconds(r.duration_s)), " or ");
         let warmup = distinct(all.iter().map(|(r, _)| seconds(r.warmup_s)), " or ");
         let seeding = distinct(all.iter().map(|(_, p)| p.seeding.clone()), "; ");
+        // A refresh point whose rounds would expect few refreshes measures longer rounds.
+        let longer = if window.contains(" or ") {
+            " A `refresh` point whose rounds would expect fewer than 100 refreshes in all has longer rounds (whole seconds), so its figure is not a count of a few dozen."
+        } else {
+            ""
+        };
         self.p(format!(
-            "The workload: {users} users, each sending {user_rate} req/s on average with Poisson arrivals ({total} req/s in all, open loop), from clients that behave as client libraries do: they adopt a token handed back in `X-Refreshed-Token`, call `/refresh` when their access token expires (or the server answers 401 `expired`) and retry, log in again when refused, and respect `Retry-After` on 503. Seeding: {seeding}. Each point runs on a server and a Redis of its own, {rounds} rounds of {window} after {warmup} of warm-up, one round straight after the other with the clients going on with what they hold. Every call a client added (refresh, login, retry) is counted in the cost of the user request that caused it: Redis commands, server CPU and the latency the user saw."
+            "The workload: {users} users, each sending {user_rate} req/s on average with Poisson arrivals ({total} req/s in all, open loop), from clients that behave as client libraries do: they adopt a token handed back in `X-Refreshed-Token`, call `/refresh` when their access token expires (or the server answers 401 `expired`) and retry, log in again when refused, and respect `Retry-After` on 503. Seeding: {seeding}. Each point runs on a server and a Redis of its own, {rounds} rounds of {window} after {warmup} of warm-up, one round straight after the other with the clients going on with what they hold. Every call a client added (refresh, login, retry) is counted in the cost of the user request that caused it: Redis commands, server CPU and the latency the user saw.{longer}"
         ));
         let (per_point, fixed): (Vec<_>, Vec<_>) = designs.iter().partition(|(_, p)| p.len() > 1);
         let mut which = "Which figures come from which workload: capacity (steady) and cost per request (cost) come from a few hot connections re-sending 16 tokens of 16 users thousands of times a second, in windows far shorter than any token's lifetime, so no token there expires or is refreshed; this section comes from the population.".to_owned();
@@ -251,7 +257,7 @@ impl<'a> Report<'a> {
             if lines.is_empty() { "none varies with the lifetime".to_owned() } else { lines.join("; ") },
             count(first.users),
             rate(first.user_rate_rps),
-            seconds(first_run.duration_s),
+            distinct(designs.iter().flat_map(|(_, ps)| ps.iter().map(|(r, _)| seconds(r.duration_s))), " or "),
             seconds(first_run.warmup_s),
             e.cpu_model,
             e.cores
