@@ -450,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn population_rounds_are_long_enough_for_a_hundred_refreshes() {
+        let plan = SuitePlan::new(SuiteName::Default);
+        let refresh = variant("refresh").unwrap();
+        let lifetimes = plan.population_lifetimes(refresh);
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(lifetimes.iter().map(|d| secs(*d)).collect::<Vec<_>>(), [1, 10, 100, 1000]);
+        // 10 000 users refresh 10 000 / (1000 s + 1 s) times a second: 100 need 10 s, over 3 rounds.
+        let windows: Vec<u64> = lifetimes.iter().map(|t| secs(plan.population_window_for(refresh, *t))).collect();
+        assert_eq!(windows, [1, 1, 1, 4]);
+        let session = variant("session").unwrap();
+        assert_eq!(plan.population_lifetimes(session), [Duration::from_secs(3600)]);
+        assert_eq!(plan.population_window_for(session, Duration::from_secs(3600)), plan.population_window);
+    }
+
+    #[test]
     fn scale_measures_every_design_that_keeps_entries_once() {
         let names = |plan: &SuitePlan| {
             plan.variants.iter().filter(|v| plan.measures_scale(v)).map(|v| v.name).collect::<Vec<_>>()
