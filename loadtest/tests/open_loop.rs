@@ -13,7 +13,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -222,27 +221,9 @@ fn a_generator_at_its_connection_limit_reports_drops_not_server_timeouts() {
     assert_every_send_accounted_for(&o);
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_authbench");
-
-/// Runs `authbench` with `args`, killed after 60 s; returns its exit status and stderr.
+/// Runs `authbench` with `args`, killed after 60 s.
 fn authbench(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child =
-        Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("authbench {args:?} still running after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (status, reader.join().unwrap())
+    support::authbench(args, Duration::from_secs(60))
 }
 
 #[test]

@@ -9,36 +9,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authbench::{Credentials, Keep, LoadSpec, Population, Schedule, ServerProcess, server_binary};
 use authbench_server::redis_process::RedisServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_authbench");
-
-/// Runs `authbench` with `args`, killed after 120 s; returns its exit status and stderr.
+/// Runs `authbench` with `args`, killed after 120 s.
 fn authbench(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child =
-        Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("authbench {args:?} still running after 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (status, reader.join().unwrap())
+    support::authbench(args, Duration::from_secs(120))
 }
 
 fn per_user_request(run: &serde_json::Value, kind: &str) -> f64 {

@@ -1,7 +1,7 @@
 //! The small HTTP/1.1 servers the engine tests measure against, on loopback, each on its own
 //! thread and runtime: one that answers after a fixed delay (or never), one whose delay depends
 //! on when a request arrives (a stall, a store hang), and one that serves a single request at a
-//! time over all its connections.
+//! time over all its connections. And the `authbench` binary run as a user runs it.
 
 // Each test file uses some of these servers, not all of them.
 #![allow(dead_code)]
@@ -111,4 +111,32 @@ fn serve(respond: Respond, turn: Option<Arc<tokio::sync::Mutex<()>>>) -> SocketA
         });
     });
     rx.recv().unwrap()
+}
+
+/// Runs the `authbench` binary with `args`, killed after `limit`; returns its exit status and
+/// stderr.
+pub fn authbench(args: &[&str], limit: Duration) -> (std::process::ExitStatus, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authbench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("authbench {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, reader.join().unwrap())
 }
