@@ -5,7 +5,8 @@
 //! adopts the tokens handed back asks Redis once per grace interval (1 s, of which whole-second
 //! `iat`s leave half on average): once per 1 + 10 × 0.5 requests. And clients refused with a
 //! token the server never issued log in once each (one login at a time per user, the user's
-//! other requests waiting for it) and send their request again.
+//! other requests waiting for it) and send their request again; and a client turned away with
+//! 503 and `Retry-After: 1` waits that second and sends the request again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -158,4 +159,49 @@ fn refused_clients_log_in_once_each_and_retry() {
     // Each client went on with the session it got: the holdings carry it.
     assert_eq!(o.holdings.len(), 40);
     assert!(o.holdings.iter().all(|(_, c)| !c.access_token.starts_with("never-issued")));
+}
+
+/// A server that turns the first request away with 503 and `Retry-After: 1`, then answers
+/// 200: the user's client waits the second (within its 10 s deadline) and sends the request
+/// again, so the request ends 2xx, one retry is counted, and the user saw at least a second.
+#[test]
+fn a_client_waits_out_retry_after_and_tries_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n";
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let addr = support::spawn_http(Arc::new(move |_| {
+        let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+        Some((Duration::ZERO, if first { BUSY } else { support::OK }))
+    }));
+    let user = Credentials {
+        username: "user0".into(),
+        access_token: "token".into(),
+        refresh_token: None,
+        expires_at: None,
+        lifetime: None,
+    };
+    let population = Population { users: vec![user], password: "pw".into(), path: "/me".into(), seed: 7 };
+    let spec = LoadSpec {
+        addr,
+        others: Vec::new(),
+        requests: Vec::new(),
+        connections: 1,
+        threads: 1,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(2),
+        schedule: Schedule::Open { rate: 5.0 },
+        timeout: Duration::from_secs(10),
+        max_connections: None,
+        cpus: None,
+        population: Some(Arc::new(population)),
+    };
+    let o = authbench::run_load(&spec, Keep::default(), &Arc::new(AtomicBool::new(false))).unwrap();
+    let retries = o.extra_calls.get("retry").map_or(0, |c| c.calls);
+    let slowest = o.latency.max() as f64 / 1e9;
+    eprintln!("{} user requests, statuses {:?}, retries {retries}, slowest {slowest:.2} s", o.offered, o.statuses);
+    assert!(o.offered > 0);
+    assert_eq!(o.statuses.get(&200).copied(), Some(o.offered), "{:?}", o.statuses);
+    assert_eq!(retries, 1, "one request was turned away, and sent once more");
+    assert!((1.0..2.0).contains(&slowest), "the turned-away request waited its second: {slowest} s");
 }
