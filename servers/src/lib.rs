@@ -3,9 +3,10 @@
 //!
 //! [`Server::build`] turns a validated [`ServerConfig`] into a running app; [`Server::serve`]
 //! takes a bound listener and a shutdown future, so tests bind port 0 and run it in-process.
-//! [`redis_process`] starts and controls a real `redis-server`, for tests, benches and the harness.
+//! [`redis_process`] starts and controls a real `redis-server`, for tests, benches and the harness;
+//! [`pg_process`] does the same for a PostgreSQL server.
 //!
-//! The modules depend on each other one way, lowest first: `redis_process`, `token`, `users`,
+//! The modules depend on each other one way, lowest first: `redis_process`, `pg_process`, `token`, `users`,
 //! `jwt`, `metrics`, `store`, `error`, `strategy`, `http`, `serve`, `config` (checked by
 //! `tests/layers.rs`). Only this root reads the configuration: it hands each strategy the
 //! small settings struct that strategy defines.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod metrics;
+pub mod pg_process;
 pub mod redis_process;
 pub mod serve;
 pub mod store;

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 /// The servers' modules, lowest first.
 const ORDER: &[&str] = &[
-    // Leaves: a redis-server child for tests and the harness, token text on the wire, users.
+    // Leaves: a redis-server and a postgres child for tests and the harness, token text on the
+    // wire, users.
     "redis_process",
+    "pg_process",
     "token",
     "users",
     // Signed tokens; counters (by token rejection); Redis (counted).
