@@ -174,6 +174,7 @@ h1 { font-size: 1.9em; margin-bottom: 0.2em; }
 h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
 h3 { margin-top: 1.5em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+.wide { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #d0d0d0; padding: 4px 8px; }
 th { background: #f2f2f2; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -216,7 +217,8 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
                 body.push_str("</ul>\n");
             }
             Block::Table(table) => {
-                body.push_str("<table>\n<thead><tr>");
+                // A table wider than the page scrolls on its own instead of running off it.
+                body.push_str("<div class=\"wide\"><table>\n<thead><tr>");
                 for h in &table.head {
                     let _ = write!(body, "<th>{}</th>", inline(h));
                 }
@@ -229,7 +231,7 @@ pub fn html(title: &str, blocks: &[Block]) -> String {
                     }
                     body.push_str("</tr>\n");
                 }
-                body.push_str("</tbody>\n</table>\n");
+                body.push_str("</tbody>\n</table></div>\n");
                 if let Some(note) = &table.note {
                     let _ = writeln!(body, "<p class=\"note\">{}</p>", inline(note));
                 }
