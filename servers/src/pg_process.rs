@@ -14,7 +14,7 @@
 //! found under `/usr/lib/postgresql/<version>/bin` (the Debian layout, newest version first),
 //! else on `PATH`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Pid, User, geteuid};
+
+use crate::redis_process::free_port;
 
 /// How long a started server may take to accept connections (crash recovery included).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,11 +100,6 @@ pub fn bin_dir() -> Option<PathBuf> {
     std::env::split_paths(&path).find(|p| p.join("initdb").is_file())
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl PgServer {
     /// A fresh cluster on a free port, started and accepting connections.
     pub fn start() -> Result<Self, PgProcessError> {
@@ -137,16 +134,9 @@ impl PgServer {
         Err(last.unwrap_or(PgProcessError::NotInstalled))
     }
 
-    /// A command for PostgreSQL binary `name`, run as the unprivileged user when we are root
-    /// (the child switches user before it starts the binary, so the child is the server itself
-    /// and its owner reaps it).
+    /// A command for PostgreSQL binary `name`, run as the unprivileged user when we are root.
     fn command(&self, name: &str) -> Result<Command, PgProcessError> {
-        let mut cmd = Command::new(self.bin.join(name));
-        if geteuid().is_root() {
-            let user = User::from_name(RUN_AS).ok().flatten().ok_or(PgProcessError::NoUnprivilegedUser)?;
-            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
-        }
-        Ok(cmd)
+        as_server_user(Command::new(self.bin.join(name)))
     }
 
     /// Hands `path` to the unprivileged user when we are root (the server writes into it).
@@ -200,15 +190,8 @@ impl PgServer {
         let mut cmd = match self.options.cpu {
             Some(cpu) => {
                 // taskset execs the server in place: still our child, as the same user.
-                let mut c = self.command("postgres")?;
-                let program = c.get_program().to_owned();
-                let mut t = Command::new("taskset");
-                if geteuid().is_root() {
-                    let user = User::from_name(RUN_AS).ok().flatten().ok_or(PgProcessError::NoUnprivilegedUser)?;
-                    t.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
-                }
-                c = t;
-                c.arg("-c").arg(cpu.to_string()).arg(program);
+                let mut c = as_server_user(Command::new("taskset"))?;
+                c.arg("-c").arg(cpu.to_string()).arg(self.bin.join("postgres"));
                 c
             }
             None => self.command("postgres")?,
@@ -335,6 +318,16 @@ impl PgServer {
             let _ = child.wait();
         }
     }
+}
+
+/// `cmd`, switched to the unprivileged user before it starts when we are root: the child is
+/// then the server itself, and its owner reaps it.
+fn as_server_user(mut cmd: Command) -> Result<Command, PgProcessError> {
+    if geteuid().is_root() {
+        let user = User::from_name(RUN_AS).ok().flatten().ok_or(PgProcessError::NoUnprivilegedUser)?;
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
+    }
+    Ok(cmd)
 }
 
 impl Drop for PgServer {

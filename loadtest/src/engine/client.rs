@@ -25,6 +25,24 @@ impl Answer {
     }
 }
 
+/// A token pair as a `/login` or `/refresh` answer holds it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Issued {
+    pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The access token's lifetime in seconds, as the server said (0 when it did not).
+    #[serde(default)]
+    pub expires_in: u64,
+}
+
+impl Issued {
+    /// The pair in an answer body already parsed.
+    pub fn from_json(json: &serde_json::Value) -> anyhow::Result<Self> {
+        Ok(serde::Deserialize::deserialize(json)?)
+    }
+}
+
 /// Sends one request on a fresh connection, with a 10 s deadline.
 pub async fn call(
     addr: SocketAddr,

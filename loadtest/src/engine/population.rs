@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::RequestTemplate;
+use super::client::Issued;
 use super::connection::{Answer, Exchanged, Inflight, exchange};
 use super::wire::{Want, Wire};
 
@@ -132,15 +133,6 @@ impl Client {
     }
 }
 
-/// A login's or a refresh's answer.
-#[derive(Debug, Deserialize)]
-struct Issued {
-    access_token: String,
-    #[serde(default)]
-    expires_in: u64,
-    refresh_token: Option<String>,
-}
-
 /// A 401's body: why the token was refused.
 #[derive(Debug, Deserialize)]
 struct Refusal {
@@ -208,14 +200,12 @@ impl Users {
             .collect()
     }
 
-    /// splitmix64: arrivals need to be independent, not secret.
+    /// Arrivals need to be independent, not secret.
     fn next(&self) -> u64 {
-        let s = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        self.rng.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut state = self.rng.get();
+        let n = splitmix64(&mut state);
+        self.rng.set(state);
+        n
     }
 
     /// A user of this thread, uniformly.
@@ -373,6 +363,16 @@ impl Users {
             Ok(None) => None,
         }
     }
+}
+
+/// The next number of a splitmix64 sequence at `state`: small, seedable, reproducible
+/// randomness for schedules and orders (not for secrets).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn failed(answer: Answer) -> Exchanged {

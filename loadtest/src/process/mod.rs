@@ -44,6 +44,24 @@ pub fn variant_args(v: &Variant, redis: Option<&[String]>) -> Vec<String> {
     args
 }
 
+/// `args` without `flag` and its value (`--flag value` or `--flag=value`), so the caller can
+/// give it one of its own.
+pub fn without_flag(args: &[String], flag: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == flag {
+            skip = true;
+        } else if !a.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// Arguments of a further instance (B) started after the first (A) with `args`: for an
 /// asymmetric JWT the private key stays with A, and B verifies with the public key A wrote
 /// next to the shared key file (`FILE.pub`); it then cannot issue, so logins go to A.

@@ -27,23 +27,12 @@ use super::{Event, Knobs, Sink, Subject, record};
 use crate::engine::{Credentials, LoadOutcome, Population, Schedule};
 use crate::observe::RedisProbe;
 use crate::plan::{NOISE_THRESHOLD, USER_PASSWORD, Variant};
-use crate::process::variant_args;
+use crate::process::{variant_args, without_flag};
 use crate::results::{Estimate, Percentiles, PopulationRun, Record, RunRecord, Scenario, Spread};
 
 /// `args` with `flag`'s value set to `value` (replaced where the args already give it).
 fn with_flag(args: &[String], flag: &str, value: &str) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len() + 2);
-    let mut skip = false;
-    for a in args {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        if a == flag {
-            skip = true;
-        } else if !a.starts_with(&format!("{flag}=")) {
-            out.push(a.clone());
-        }
-    }
+    let mut out = without_flag(args, flag);
     out.extend([flag.to_owned(), value.to_owned()]);
     out
 }

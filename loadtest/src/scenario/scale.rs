@@ -15,24 +15,12 @@ use super::{Knobs, MeLoad, Subject, steady};
 use crate::engine::RequestTemplate;
 use crate::observe::{RedisProbe, redis_used_memory, rss_bytes};
 use crate::plan::{SEEDED_USERS, Variant};
-use crate::process::variant_args;
+use crate::process::{variant_args, without_flag};
 use crate::results::{EntryKind, RunRecord, ScaleRecord, Scenario};
 
 /// `args` without a `--grace <value>` (or `--grace=<value>`) pair.
 fn without_grace(args: &[String]) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut skip = false;
-    for a in args {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        if a == "--grace" {
-            skip = true;
-        } else if !a.starts_with("--grace=") {
-            out.push(a.clone());
-        }
-    }
-    out
+    without_flag(args, "--grace")
 }
 
 /// How long ago the seeded `versioned` tokens were issued: older than any grace a suite

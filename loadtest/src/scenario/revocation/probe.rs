@@ -28,8 +28,9 @@ use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request};
 
 use super::bound::{Design, TokenTimes, expected_bound_ms};
-use super::victim::{Issued, VictimClient};
+use super::victim::VictimClient;
 use crate::engine::client;
+use crate::engine::client::Issued;
 use crate::engine::http1::Http1;
 use crate::results::{Kind, RevocationRecord, Segment};
 

@@ -21,36 +21,11 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use super::bound::TokenTimes;
-use crate::engine::client;
+use crate::engine::client::{self, Issued};
 
 /// How long a refresh that got no answer (a transport error, a 503) waits before another is
 /// tried: the probers would otherwise retry it every few milliseconds.
 const REFRESH_RETRY: Duration = Duration::from_millis(100);
-
-/// A pair as the login or a refresh returned it.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    /// The access token's lifetime in seconds, as the server said.
-    pub expires_in: u64,
-}
-
-impl Issued {
-    /// The pair in a `/login` or `/refresh` answer body.
-    pub fn from_json(json: &serde_json::Value) -> anyhow::Result<Self> {
-        let access_token = json
-            .get("access_token")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| anyhow::anyhow!("answer has no access_token"))?
-            .to_owned();
-        Ok(Self {
-            access_token,
-            refresh_token: json.get("refresh_token").and_then(serde_json::Value::as_str).map(str::to_owned),
-            expires_in: json.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(0),
-        })
-    }
-}
 
 /// How a token came to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
