@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::http::BODY_READ_TIMEOUT;
 use crate::jwt::JwtAlg;
+use crate::pg_store::{PgSettings, PgTable, StoreKind, default_pool_size};
 use crate::store::{RedisClientKind, RedisTarget};
 use crate::strategy::{FailMode, JtiMode};
 use crate::users::HashingLimit;
@@ -87,6 +88,19 @@ pub struct ServerOptions {
     /// redis://127.0.0.1:7301,redis://127.0.0.1:7302 (scripts/redis-cluster.sh prints them).
     #[arg(long)]
     pub redis_cluster: Option<String>,
+    /// Where a store-backed strategy keeps its state: Redis, or PostgreSQL (session only).
+    #[arg(long, value_enum)]
+    pub store: Option<StoreKind>,
+    /// PostgreSQL URL, with --store postgres, e.g. postgres://authbench@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+    /// The sessions table with --store postgres: logged (durable) or unlogged (no WAL, emptied
+    /// by a crash).
+    #[arg(long, value_enum)]
+    pub postgres_table: Option<PgTable>,
+    /// Connections in the PostgreSQL pool; default: two per core.
+    #[arg(long)]
+    pub postgres_pool_size: Option<usize>,
     /// Key for the /admin endpoints, sent as X-Admin-Key. Without it the public default
     /// "authbench-admin" is used, on loopback only and with a warning.
     #[arg(long)]
@@ -114,7 +128,8 @@ pub struct ServerOptions {
     /// Connections in the pool (with --redis-client pool).
     #[arg(long)]
     pub redis_pool_size: Option<usize>,
-    /// Deadline of every Redis call; a hung Redis gives 503 after about this long.
+    /// Deadline of every store call (Redis or PostgreSQL); a hung store gives 503 after about
+    /// this long.
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub redis_timeout: Option<Duration>,
@@ -192,6 +207,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Redis: one server or a cluster.
     pub redis: RedisTarget,
+    /// Which store a store-backed strategy uses.
+    pub store: StoreKind,
+    /// PostgreSQL, with `store: Postgres` (its deadline is `redis_timeout`, the store deadline).
+    pub postgres_url: String,
+    pub postgres_table: PgTable,
+    pub postgres_pool_size: usize,
     pub admin_key: String,
     pub users: u32,
     pub user_password: String,
@@ -251,6 +272,10 @@ impl ServerConfig {
             strategy,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             redis: RedisTarget::Single("redis://127.0.0.1:6379".to_owned()),
+            store: StoreKind::Redis,
+            postgres_url: "postgres://authbench@127.0.0.1:5432/postgres".to_owned(),
+            postgres_table: PgTable::Logged,
+            postgres_pool_size: default_pool_size(),
             admin_key: DEFAULT_ADMIN_KEY.to_owned(),
             users: 1000,
             user_password: "authbench-password".to_owned(),
@@ -274,6 +299,26 @@ impl ServerConfig {
             body_read_timeout: BODY_READ_TIMEOUT,
             argon2_concurrency: HashingLimit::default().concurrency,
             argon2_wait: HashingLimit::default().wait,
+        }
+    }
+
+    /// Whether the strategy keeps its state in Redis.
+    pub fn uses_redis(&self) -> bool {
+        self.strategy.uses_store() && self.store == StoreKind::Redis
+    }
+
+    /// Whether the strategy keeps its state in PostgreSQL.
+    pub fn uses_postgres(&self) -> bool {
+        self.strategy.uses_store() && self.store == StoreKind::Postgres
+    }
+
+    /// The PostgreSQL settings, under the store deadline.
+    pub fn pg_settings(&self) -> PgSettings {
+        PgSettings {
+            url: self.postgres_url.clone(),
+            table: self.postgres_table,
+            pool_size: self.postgres_pool_size,
+            timeout: self.redis_timeout,
         }
     }
 
@@ -337,7 +382,20 @@ impl ServerConfig {
         if self.grace > MAX_ACCESS_TTL {
             return invalid("--grace must be at most 7days (at or above --access-ttl, Redis is never asked)");
         }
-        if self.strategy.uses_store() {
+        if self.store == StoreKind::Postgres {
+            if self.strategy != StrategyName::Session {
+                return invalid("--store postgres is supported by --strategy session only");
+            }
+            if !(self.postgres_url.starts_with("postgres://") || self.postgres_url.starts_with("postgresql://")) {
+                return invalid(
+                    "--postgres-url must start with postgres:// (e.g. postgres://authbench@127.0.0.1:5432/postgres)",
+                );
+            }
+            if self.postgres_pool_size == 0 || self.postgres_pool_size > 1024 {
+                return invalid("--postgres-pool-size must be between 1 and 1024");
+            }
+        }
+        if self.uses_redis() {
             match &self.redis {
                 RedisTarget::Single(url) if !url.starts_with("redis://") => {
                     return invalid("--redis-url must start with redis:// (e.g. redis://127.0.0.1:6379)");
@@ -418,6 +476,10 @@ impl ServerOptions {
                 ),
                 (None, None) => d.redis,
             },
+            store: self.store.or(file.store).unwrap_or(d.store),
+            postgres_url: self.postgres_url.or(file.postgres_url).unwrap_or(d.postgres_url),
+            postgres_table: self.postgres_table.or(file.postgres_table).unwrap_or(d.postgres_table),
+            postgres_pool_size: self.postgres_pool_size.or(file.postgres_pool_size).unwrap_or(d.postgres_pool_size),
             admin_key: self.admin_key.or(file.admin_key).unwrap_or(d.admin_key),
             users: self.users.or(file.users).unwrap_or(d.users),
             user_password: self.user_password.or(file.user_password).unwrap_or(d.user_password),
@@ -489,10 +551,35 @@ mod tests {
         assert!(parse(&["--strategy", "jwt", "--access-ttl", "0s"]).is_err());
         assert!(parse(&["--strategy", "session", "--redis-url", "http://x"]).is_err());
         assert!(parse(&["--strategy", "session", "--redis-cluster", ","]).is_err());
+        assert!(parse(&["--strategy", "hybrid", "--store", "postgres"]).is_err());
+        assert!(parse(&["--strategy", "session", "--store", "postgres", "--postgres-url", "redis://x"]).is_err());
+        assert!(parse(&["--strategy", "session", "--store", "postgres", "--postgres-pool-size", "0"]).is_err());
         assert!(parse(&["--strategy", "session", "--redis-cluster", "redis://a:1,b:2"]).is_err());
         assert!(
             parse(&["--strategy", "session", "--redis-url", "redis://a:1", "--redis-cluster", "redis://b:2"]).is_err()
         );
+    }
+
+    #[test]
+    fn postgres_flags_become_settings() {
+        let c = parse(&[
+            "--strategy",
+            "session",
+            "--store",
+            "postgres",
+            "--postgres-url",
+            "postgres://authbench@127.0.0.1:5999/postgres",
+            "--postgres-table",
+            "unlogged",
+            "--redis-timeout",
+            "100ms",
+        ])
+        .unwrap();
+        assert!(c.uses_postgres() && !c.uses_redis());
+        let pg = c.pg_settings();
+        assert_eq!(pg.url, "postgres://authbench@127.0.0.1:5999/postgres");
+        assert_eq!((pg.table, pg.timeout), (PgTable::Unlogged, Duration::from_millis(100)));
+        assert!(pg.pool_size >= 2);
     }
 
     #[test]

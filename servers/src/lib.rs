@@ -7,7 +7,7 @@
 //! [`pg_process`] does the same for a PostgreSQL server.
 //!
 //! The modules depend on each other one way, lowest first: `redis_process`, `pg_process`, `token`, `users`,
-//! `jwt`, `metrics`, `store`, `error`, `strategy`, `http`, `serve`, `config` (checked by
+//! `jwt`, `metrics`, `store`, `pg_store`, `error`, `strategy`, `http`, `serve`, `config` (checked by
 //! `tests/layers.rs`). Only this root reads the configuration: it hands each strategy the
 //! small settings struct that strategy defines.
 
@@ -17,6 +17,7 @@ pub mod http;
 pub mod jwt;
 pub mod metrics;
 pub mod pg_process;
+pub mod pg_store;
 pub mod redis_process;
 pub mod serve;
 pub mod store;
@@ -35,6 +36,7 @@ pub use config::{ServerConfig, ServerOptions, StrategyName};
 use http::AppState;
 use jwt::JwtKeys;
 use metrics::Metrics;
+use pg_store::PgStore;
 use store::{RedisStore, RedisTarget};
 use strategy::{
     AuthStrategy, BaselineStrategy, Capabilities, HybridSettings, HybridStrategy, JwtSettings, JwtStrategy,
@@ -80,7 +82,16 @@ impl Server {
             }
             _ => None,
         };
-        let store = if config.strategy.uses_store() {
+        let pg = if config.uses_postgres() {
+            let schema = SessionStrategy::pg_schema(config.postgres_table);
+            let store = PgStore::connect(&config.pg_settings(), &schema, metrics.clone()).await.with_context(|| {
+                format!("cannot use PostgreSQL at {} (start postgres or pass --postgres-url)", config.postgres_url)
+            })?;
+            Some(store)
+        } else {
+            None
+        };
+        let store = if config.uses_redis() {
             let store = RedisStore::connect(
                 &config.redis,
                 config.redis_client,
@@ -108,6 +119,11 @@ impl Server {
             issues: jwt_keys.as_ref().is_none_or(|k| k.can_sign()),
             body_read_timeout: config.body_read_timeout,
         };
+        if let Some(pg) = pg {
+            let strategy = SessionStrategy::postgres(config.session_settings(), pg);
+            let (router, capabilities) = assemble(strategy, users, &metrics, &admin);
+            return Ok(Self { router, capabilities, jwt_keys, metrics, max_connections: config.max_connections });
+        }
         let (router, capabilities) = match (config.strategy, jwt_keys.clone(), store) {
             (StrategyName::Baseline, _, _) => assemble(BaselineStrategy::new(), users, &metrics, &admin),
             (StrategyName::Session, _, Some(store)) => {

@@ -1,5 +1,5 @@
 //! Prometheus counters served on `/metrics`: requests by route and status, authentication
-//! outcomes by reason, Redis commands issued and Redis errors by kind.
+//! outcomes by reason, Redis commands and PostgreSQL statements issued, and their errors by kind.
 //!
 //! Labels are `&'static str` so that counting a request allocates nothing; the route label is
 //! the route template, never the raw path, so hostile paths cannot grow the label set.
@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Redis commands sent (a pipeline counts each command in it).
     pub redis_commands: Counter,
     redis_errors: Family<ErrorLabels, Counter>,
+    /// PostgreSQL statements sent (`session` with `--store postgres`).
+    pub postgres_statements: Counter,
+    postgres_errors: Family<ErrorLabels, Counter>,
     /// `pushed`: 1 while the revocation-log follower is connected to Redis.
     pub push_connected: Gauge,
     /// `pushed`: milliseconds since the follower last heard from Redis.
@@ -66,6 +69,10 @@ impl Metrics {
         registry.register("auth_outcomes", "Token checks by outcome (ok or rejection reason)", auth_outcomes.clone());
         registry.register("redis_commands", "Redis commands issued", redis_commands.clone());
         registry.register("redis_errors", "Redis calls that failed, by kind", redis_errors.clone());
+        let postgres_statements = Counter::default();
+        let postgres_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("postgres_statements", "PostgreSQL statements issued", postgres_statements.clone());
+        registry.register("postgres_errors", "PostgreSQL calls that failed, by kind", postgres_errors.clone());
         let push_connected = Gauge::default();
         let push_staleness_ms = Gauge::default();
         let push_events = Counter::default();
@@ -104,6 +111,8 @@ impl Metrics {
             auth_outcomes,
             redis_commands,
             redis_errors,
+            postgres_statements,
+            postgres_errors,
             push_connected,
             push_staleness_ms,
             push_events,
@@ -131,6 +140,10 @@ impl Metrics {
 
     pub fn redis_error(&self, kind: &'static str) {
         self.redis_errors.get_or_create(&ErrorLabels { kind }).inc();
+    }
+
+    pub fn postgres_error(&self, kind: &'static str) {
+        self.postgres_errors.get_or_create(&ErrorLabels { kind }).inc();
     }
 
     /// The Prometheus text exposition.

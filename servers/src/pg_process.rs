@@ -3,10 +3,10 @@
 //! `initdb` in a temporary directory, `postgres` listening on 127.0.0.1 only, with trust
 //! authentication for the one user `authbench` (loopback only, a throwaway cluster).
 //!
-//! The owner can pause it (SIGSTOP to its whole process group: the postmaster and every
-//! backend, so open connections hang as a frozen host would), resume it, kill it (SIGKILL to the
-//! group: no shutdown checkpoint, the WAL is replayed at the next start) and restart it on the
-//! same port and data directory. Dropping it kills it and removes its directory.
+//! The owner can pause it (SIGSTOP to the postmaster and every process it forked, so open
+//! connections hang as a frozen host would), resume it, kill it (SIGKILL to all of them: no
+//! shutdown checkpoint, the WAL is replayed at the next start) and restart it on the same port
+//! and data directory. Dropping it kills it and removes its directory.
 //!
 //! `initdb` and `postgres` refuse to run as root; as root (CI, these machines) they run as the
 //! unprivileged `postgres` user the Debian package creates (the child switches to it before it
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User, geteuid};
 
 use crate::redis_process::free_port;
@@ -173,6 +173,8 @@ impl PgServer {
             .arg("--encoding=UTF8")
             .arg("--locale=C")
             .arg("--no-instructions")
+            // A throwaway cluster: no need to wait for its files to reach the disk.
+            .arg("--no-sync")
             .stdin(Stdio::null())
             .output()
             .map_err(|e| match e.kind() {
@@ -210,7 +212,8 @@ impl PgServer {
             cmd.arg("-c").arg(format!("{name}={value}"));
         }
         let log = std::fs::File::create(self.log_path())?;
-        // Its own process group: pause and kill reach every backend it forks.
+        // Its own process group, apart from ours (a Ctrl-C to the harness is the harness's to
+        // handle); its children each make a group of their own, see `signal`.
         cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().map_err(PgProcessError::Spawn)?);
         self.wait_ready()
@@ -271,10 +274,33 @@ impl PgServer {
         &self.dir
     }
 
+    /// Sends `signal` to the postmaster and every process it forked. Each backend and auxiliary
+    /// process makes itself a process-group leader (`setsid`), so one `killpg` would reach the
+    /// postmaster alone. The postmaster is stopped first, so that it forks nothing between the
+    /// listing of its children and their signal, and receives `signal` last, so that its
+    /// children are still its own (not orphans handed to init) when they are listed.
     fn signal(&self, signal: Signal) -> Result<(), PgProcessError> {
         let pid = self.pid().ok_or(PgProcessError::Signal(nix::Error::ESRCH))?;
-        let pid = i32::try_from(pid).map_err(|_| PgProcessError::Signal(nix::Error::ESRCH))?;
-        killpg(Pid::from_raw(pid), signal).map_err(PgProcessError::Signal)
+        let postmaster = Pid::from_raw(i32::try_from(pid).map_err(|_| PgProcessError::Signal(nix::Error::ESRCH))?);
+        if signal != Signal::SIGCONT {
+            kill(postmaster, Signal::SIGSTOP).map_err(PgProcessError::Signal)?;
+        }
+        for child in children_of(pid) {
+            if let Ok(child) = i32::try_from(child) {
+                // A backend may have exited since it was listed.
+                let _ = kill(Pid::from_raw(child), signal);
+            }
+        }
+        kill(postmaster, signal).map_err(PgProcessError::Signal)
+    }
+
+    /// The postmaster and every process it has forked now (backends, checkpointer, WAL
+    /// writer, autovacuum, ...): what the server's CPU time is spread over.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(pid) = self.pid() else { return Vec::new() };
+        let mut pids = vec![pid];
+        pids.extend(children_of(pid));
+        pids
     }
 
     /// Freezes the postmaster and every backend (SIGSTOP): connections stay open, nothing
@@ -295,7 +321,7 @@ impl PgServer {
         if let Some(mut child) = self.child.take() {
             child.wait()?;
         }
-        // Backends die with the group; the shared memory they held goes with the last of them.
+        // The shared memory the backends held goes with the last of them.
         std::thread::sleep(Duration::from_millis(100));
         Ok(())
     }
@@ -318,6 +344,22 @@ impl PgServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
+                // `pid (comm) state ppid ...`: the command may hold spaces and parentheses.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    .is_some_and(|ppid| ppid == parent)
+            })
+        })
+        .collect()
 }
 
 /// `cmd`, switched to the unprivileged user before it starts when we are root: the child is

@@ -30,15 +30,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 
-/// Why the store could not answer. Every variant means "treat Redis as unavailable".
+/// Why the store (Redis, or PostgreSQL for `pg_store`) could not answer. Every variant means
+/// "treat the store as unavailable".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("redis did not answer within {0:?}")]
+    #[error("the store did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("redis pool: {0}")]
+    /// PostgreSQL's own message (the server's for a statement it refused).
+    #[error("postgres error: {0}")]
+    Postgres(String),
+    #[error("store pool: {0}")]
     Pool(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // Its `Display` says only "db error" for an error the server sent; the message is in the
+        // source, which is kept here so that a log line or `{:#}` says it once.
+        let text = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+            (None, Some(source)) => format!("{e}: {source}"),
+            (None, None) => e.to_string(),
+        };
+        Self::Postgres(text)
+    }
 }
 
 impl StoreError {
@@ -49,6 +66,7 @@ impl StoreError {
             // The client's own response timeout can fire before ours: still a timeout.
             Self::Redis(e) if e.is_timeout() => "timeout",
             Self::Redis(_) => "redis",
+            Self::Postgres(_) => "postgres",
             Self::Pool(_) => "pool",
         }
     }

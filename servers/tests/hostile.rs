@@ -8,6 +8,7 @@ mod support;
 
 use authbench_server::config::StrategyName;
 use authbench_server::jwt::{AUDIENCE, AccessClaims, ISSUER, JwtAlg, JwtKeys, now_secs};
+use authbench_server::pg_store::PgTable;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
@@ -349,6 +350,26 @@ async fn session_rejects_hostile_tokens() {
     // Nothing the hostile cases sent may have created keys beyond the one session.
     let keys = s.redis.as_ref().unwrap().command("DBSIZE").unwrap();
     assert_eq!(keys, ":2", "one session record and its user index");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_postgres_rejects_hostile_tokens() {
+    let s = TestServer::start_on_postgres(StrategyName::Session, PgTable::Logged, |_| {}).await;
+    let valid = s.login("user1").await;
+    let mut cases = common_cases();
+    cases.push(case("42 characters", "a".repeat(42), "malformed"));
+    cases.push(case("unknown id", "A".repeat(43), "revoked"));
+    cases.push(case("id with SQL", format!("{}'--", "a".repeat(40)), "malformed"));
+    cases.push(case("id with LIKE wildcard", format!("{}%", "a".repeat(42)), "malformed"));
+    cases.push(case("valid id plus suffix", format!("{valid}x"), "malformed"));
+    run_cases(&s, cases, &valid).await;
+    body_and_path_cases(&s, &valid).await;
+    // Nothing the hostile cases sent may have written a row beyond the one session.
+    let (client, connection) =
+        tokio_postgres::connect(&s.pg.as_ref().unwrap().url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let n: i64 = client.query_one("SELECT count(*) FROM ab_sessions", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "one session row");
 }
 
 async fn jwt_server(strategy: StrategyName, alg: JwtAlg) {

@@ -21,6 +21,7 @@ const ORDER: &[&str] = &[
     "jwt",
     "metrics",
     "store",
+    "pg_store",
     // Every failure of a request, from the token, the store and the signer.
     "error",
     // The auth designs, then the protocol over them, then the accept loop.

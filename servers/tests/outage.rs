@@ -1,6 +1,8 @@
-//! Redis failures against the servers that use it (and the one that does not): a hung Redis
-//! (SIGSTOP) gives 503 within about the Redis timeout rather than a hung request, service
-//! comes back by itself after SIGCONT and after a restart, and fail-open accepts instead.
+//! Store failures against the servers that use one (and the one that does not): a hung Redis
+//! or PostgreSQL (SIGSTOP) gives 503 within about the store timeout rather than a hung request,
+//! service comes back by itself after SIGCONT and after a restart, and fail-open accepts
+//! instead. A PostgreSQL killed and restarted keeps the sessions of a logged table and loses
+//! those of an unlogged one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -9,6 +11,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use authbench_server::config::StrategyName;
+use authbench_server::pg_process::PgServer;
+use authbench_server::pg_store::PgTable;
 use authbench_server::redis_process::RedisServer;
 use authbench_server::store::RedisClientKind;
 use authbench_server::strategy::FailMode;
@@ -81,6 +85,59 @@ async fn fails_closed_and_recovers(strategy: StrategyName, client: RedisClientKi
     assert_eq!(wait_until_not_503(&s, &token).await, StatusCode::UNAUTHORIZED, "state should be lost");
     let fresh = s.login("user1").await;
     assert_eq!(s.me(&fresh).await.0, StatusCode::OK);
+}
+
+fn pg(s: &mut TestServer) -> &mut PgServer {
+    s.pg.as_mut().unwrap()
+}
+
+/// Hang, resume, kill and restart (crash recovery), against `session` on PostgreSQL: whether
+/// the session outlives the crash is the table's persistence.
+async fn postgres_fails_closed_and_recovers(table: PgTable) {
+    let mut s = TestServer::start_on_postgres(StrategyName::Session, table, |c| c.redis_timeout = REDIS_TIMEOUT).await;
+    let token = s.login("user1").await;
+    assert_eq!(s.me(&token).await.0, StatusCode::OK);
+
+    pg(&mut s).pause().unwrap();
+    let (status, took) = timed_me(&s, &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < ANSWER_BOUND, "503 took {took:?} with a {REDIS_TIMEOUT:?} store timeout");
+    // Every connection of the pool is stuck behind a statement now; the next ones still answer.
+    for _ in 0..6 {
+        let (status, took) = timed_me(&s, &token).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(took < ANSWER_BOUND, "503 took {took:?}");
+    }
+    assert_eq!(s.get("/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let login = s.post_json("/login", serde_json::json!({"username": "user2", "password": support::PASSWORD})).await;
+    assert_eq!(login.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    pg(&mut s).resume().unwrap();
+    assert_eq!(wait_until_not_503(&s, &token).await, StatusCode::OK, "no recovery after SIGCONT");
+    assert_eq!(s.get("/healthz").await.0, StatusCode::OK);
+
+    pg(&mut s).kill().unwrap();
+    assert_eq!(s.me(&token).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    pg(&mut s).restart().unwrap();
+    let expected = match table {
+        PgTable::Logged => StatusCode::OK,
+        PgTable::Unlogged => StatusCode::UNAUTHORIZED,
+    };
+    assert_eq!(wait_until_not_503(&s, &token).await, expected, "{table:?} table after a crash");
+    let fresh = s.login("user1").await;
+    assert_eq!(s.me(&fresh).await.0, StatusCode::OK);
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("authbench_postgres_errors_total{kind=\"timeout\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_postgres_logged_keeps_sessions_through_a_crash() {
+    postgres_fails_closed_and_recovers(PgTable::Logged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_postgres_unlogged_loses_sessions_in_a_crash() {
+    postgres_fails_closed_and_recovers(PgTable::Unlogged).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

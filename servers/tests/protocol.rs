@@ -8,6 +8,7 @@ mod support;
 
 use authbench_server::config::{ServerConfig, StrategyName};
 use authbench_server::jwt::JwtAlg;
+use authbench_server::pg_store::PgTable;
 use authbench_server::store::RedisClientKind;
 use authbench_server::strategy::{FailMode, JtiMode};
 use reqwest::StatusCode;
@@ -28,9 +29,14 @@ enum Variant {
     Pushed(Option<u32>),
     /// The same, against a three-master Redis Cluster.
     Cluster(&'static Variant),
+    /// `session` with its sessions in PostgreSQL.
+    SessionPg(PgTable, Option<u32>),
 }
 
 async fn start(variant: Variant) -> TestServer {
+    if let Variant::SessionPg(table, max) = variant {
+        return TestServer::start_on_postgres(StrategyName::Session, table, |c| c.max_sessions_per_user = max).await;
+    }
     let Variant::Cluster(inner) = variant else { return start_on(variant, false).await };
     start_on(*inner, true).await
 }
@@ -76,6 +82,7 @@ async fn start_on(variant: Variant, cluster: bool) -> TestServer {
             .await
         }
         Variant::Cluster(inner) => Box::pin(start_on(*inner, true)).await,
+        Variant::SessionPg(..) => Box::pin(start(variant)).await,
         Variant::Versioned(max) => {
             launch(StrategyName::Versioned, cluster, |c| {
                 c.max_sessions_per_user = max;
@@ -174,8 +181,16 @@ async fn capabilities_health_metrics(s: TestServer) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(caps["protocol"], 1);
     assert_eq!(caps["strategy"], s.config.strategy.as_str());
-    let store = if s.config.strategy.uses_store() { "redis" } else { "none" };
+    let store = match (s.config.uses_redis(), s.config.uses_postgres()) {
+        (true, _) => "redis",
+        (_, true) => "postgres",
+        _ => "none",
+    };
     assert_eq!(caps["store"], store);
+    if s.config.uses_postgres() {
+        assert_eq!(caps["postgres_table"], s.config.postgres_table.as_str(), "{caps}");
+        assert!(caps.get("redis_client").is_none(), "{caps}");
+    }
     for kind in [
         "logout",
         "logout_all",
@@ -200,8 +215,12 @@ async fn capabilities_health_metrics(s: TestServer) {
     assert!(text.contains("authbench_http_requests_total{route=\"/login\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("authbench_auth_outcomes_total{outcome=\"ok\"}"), "{text}");
     assert!(text.contains("authbench_redis_commands_total"), "{text}");
-    if s.config.strategy.uses_store() {
+    if s.config.uses_redis() {
         assert!(!text.contains("authbench_redis_commands_total 0"), "{text}");
+    }
+    if s.config.uses_postgres() {
+        assert!(text.contains("authbench_redis_commands_total 0"), "{text}");
+        assert!(!text.contains("authbench_postgres_statements_total 0"), "{text}");
     }
 }
 
@@ -420,4 +439,6 @@ protocol_suite! {
     cluster_refresh => Variant::Cluster(&Variant::Refresh(None)),
     cluster_versioned => Variant::Cluster(&Variant::Versioned(None)),
     cluster_pushed => Variant::Cluster(&Variant::Pushed(Some(1))),
+    session_pg => Variant::SessionPg(PgTable::Logged, None),
+    session_pg_unlogged_single_device => Variant::SessionPg(PgTable::Unlogged, Some(1)),
 }

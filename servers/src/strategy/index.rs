@@ -55,10 +55,6 @@ impl TokenIndex {
         Self { records, users, max_per_user }
     }
 
-    pub(crate) fn max_per_user(&self) -> Option<u32> {
-        self.max_per_user
-    }
-
     pub(crate) fn record_key(&self, id: &str) -> String {
         format!("{}{id}", self.records)
     }

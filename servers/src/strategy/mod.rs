@@ -35,6 +35,7 @@ pub use versioned::{VersionedSettings, VersionedStrategy};
 
 use crate::error::AuthError;
 use crate::jwt::JwtKeys;
+use crate::pg_store::PgTable;
 use crate::store::RedisStore;
 use crate::users::UserDirectory;
 
@@ -112,7 +113,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub struct Capabilities {
     pub protocol: u32,
     pub strategy: String,
-    /// `redis` or `none`.
+    /// `redis`, `postgres` or `none`.
     pub store: String,
     /// `closed`, `open` or `n/a`.
     pub fail_mode: String,
@@ -127,6 +128,9 @@ pub struct Capabilities {
     /// `multiplexed` or `pool`, for the Redis strategies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_client: Option<String>,
+    /// `logged` or `unlogged`: the session table, for a store in PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_table: Option<String>,
     /// `allowlist` or `denylist`, for hybrid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti_mode: Option<String>,
@@ -159,12 +163,23 @@ impl Capabilities {
             access_ttl_s: 0,
             jwt_alg: None,
             redis_client: store.map(|s| s.client_kind().as_str().to_owned()),
+            postgres_table: None,
             jti_mode: None,
             grace_s: None,
             refresh_ttl_s: None,
             refresh_reuse_interval_ms: None,
             push: None,
         }
+    }
+
+    /// The state is kept in PostgreSQL, in a table of this persistence, not in Redis; a request
+    /// fails closed without it.
+    pub fn postgres(mut self, table: PgTable) -> Self {
+        self.store = "postgres".to_owned();
+        self.fail_mode = "closed".to_owned();
+        self.redis_client = None;
+        self.postgres_table = Some(table.as_str().to_owned());
+        self
     }
 
     /// What the strategy revokes, and how long a revocation takes to act (`immediate`, ...).

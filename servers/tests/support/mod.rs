@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use authbench_server::config::{ServerConfig, StrategyName};
 use authbench_server::jwt::JwtKeys;
+use authbench_server::pg_process::PgServer;
+use authbench_server::pg_store::{PgTable, StoreKind};
 use authbench_server::redis_process::{RedisCluster, RedisServer};
 use authbench_server::store::RedisTarget;
 use authbench_server::strategy::Capabilities;
@@ -28,6 +30,8 @@ pub struct TestServer {
     pub redis: Option<RedisServer>,
     /// The Redis Cluster the server uses instead, when started on one.
     pub cluster: Option<RedisCluster>,
+    /// The PostgreSQL the server keeps its sessions in, when started on one.
+    pub pg: Option<PgServer>,
     pub config: ServerConfig,
     /// Refresh token issued with each access token (strategies that issue them).
     pub refresh_tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -66,6 +70,25 @@ impl TestServer {
         server
     }
 
+    /// Starts `strategy` (session) with its sessions in a PostgreSQL of its own, in a table of
+    /// persistence `table`.
+    pub async fn start_on_postgres(
+        strategy: StrategyName,
+        table: PgTable,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap().expect("start postgres");
+        let mut config = Self::config(strategy);
+        config.store = StoreKind::Postgres;
+        config.postgres_url = pg.url();
+        config.postgres_table = table;
+        config.postgres_pool_size = 4;
+        tweak(&mut config);
+        let mut server = Self::start_with_redis(config, None).await;
+        server.pg = Some(pg);
+        server
+    }
+
     /// Starts a server against an existing Redis (or none).
     pub async fn start_with_redis(config: ServerConfig, redis: Option<RedisServer>) -> Self {
         let server = authbench_server::Server::build(config.clone()).await.expect("build server");
@@ -85,6 +108,7 @@ impl TestServer {
             jwt_keys,
             redis,
             cluster: None,
+            pg: None,
             config,
             refresh_tokens: std::sync::Mutex::default(),
             shutdown: Some(tx),
