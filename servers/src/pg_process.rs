@@ -51,6 +51,8 @@ pub enum PgProcessError {
     Spawn(std::io::Error),
     #[error("postgres on port {port} did not accept connections within {timeout:?}{log}")]
     NotReady { port: u16, timeout: Duration, log: String },
+    #[error("query failed: {0}")]
+    Query(String),
     #[error("cannot signal postgres: {0}")]
     Signal(nix::Error),
     #[error("{0}")]
@@ -264,6 +266,20 @@ impl PgServer {
         format!("postgres://{USER}@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Runs `sql` with `psql` and returns what it printed, unaligned and without headers (one
+    /// line per row, `|` between fields): for the harness's own queries (sizes, emptying).
+    pub fn psql(&self, sql: &str) -> Result<String, PgProcessError> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-c", sql])
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stderr);
+        Err(PgProcessError::Query(text.lines().next().unwrap_or("psql failed").to_owned()))
+    }
+
     /// The postmaster's process id while running (backends are its children).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -297,10 +313,7 @@ impl PgServer {
     /// The postmaster and every process it has forked now (backends, checkpointer, WAL
     /// writer, autovacuum, ...): what the server's CPU time is spread over.
     pub fn pids(&self) -> Vec<u32> {
-        let Some(pid) = self.pid() else { return Vec::new() };
-        let mut pids = vec![pid];
-        pids.extend(children_of(pid));
-        pids
+        self.pid().map(server_pids).unwrap_or_default()
     }
 
     /// Freezes the postmaster and every backend (SIGSTOP): connections stay open, nothing
@@ -344,6 +357,13 @@ impl PgServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The postmaster `postmaster` and every process it has forked now.
+pub fn server_pids(postmaster: u32) -> Vec<u32> {
+    let mut pids = vec![postmaster];
+    pids.extend(children_of(postmaster));
+    pids
 }
 
 /// The processes whose parent is `parent`, from `/proc`.
@@ -391,6 +411,8 @@ mod tests {
         let mut pg = PgServer::start().unwrap_or_else(|e| panic!("{e}"));
         assert!(pg.ready());
         assert!(pg.url().starts_with("postgres://authbench@127.0.0.1:"));
+        assert_eq!(pg.psql("SELECT 1 + 1").unwrap(), "2");
+        assert!(pg.psql("SELECT nonsense").unwrap_err().to_string().contains("nonsense"));
         pg.pause().unwrap();
         assert!(!pg.ready(), "a frozen server does not answer");
         pg.resume().unwrap();

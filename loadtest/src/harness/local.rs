@@ -67,8 +67,7 @@ impl LocalFleet {
                     ..RedisOptions::default()
                 })?),
             };
-            let pid = backing.probe().nodes.first().and_then(|(_, pid)| *pid);
-            if let Some(cpus) = pid.and_then(cpus_allowed) {
+            if let Some(cpus) = backing.pid().and_then(cpus_allowed) {
                 sink(Event::Record(Record::Placement { process: "redis".into(), cpus }))?;
             }
             self.redis = Some(backing);
@@ -104,11 +103,8 @@ impl LocalFleet {
             return Ok(());
         }
         let cluster = self.cluster.is_some() || matches!(self.redis, Some(Backing::Cluster { .. }));
-        let own = if v.uses_redis() && !cluster {
-            Some(Backing::Own(RedisServer::start_with(RedisOptions {
-                cpu: self.placement.redis,
-                ..RedisOptions::default()
-            })?))
+        let own = if v.uses_postgres() || (v.uses_redis() && !cluster) {
+            Some(Backing::start_for(v, self.placement.redis)?)
         } else {
             None
         };
@@ -123,10 +119,10 @@ impl LocalFleet {
             }
         }
         let backing = own.as_ref().or(if v.uses_redis() { self.redis.as_ref() } else { None });
-        if let Some(cpus) =
-            own.as_ref().and_then(|b| b.probe().nodes.first().and_then(|(_, pid)| *pid)).and_then(cpus_allowed)
+        if let Some(own) = &own
+            && let Some(cpus) = own.pid().and_then(cpus_allowed)
         {
-            sink(Event::Record(Record::Placement { process: "redis".into(), cpus }))?;
+            sink(Event::Record(Record::Placement { process: own.process_name().into(), cpus }))?;
         }
         let redis_flags = backing.map(|b| (b.server_args(), b.probe()));
         let mut args = variant_args(v, redis_flags.as_ref().map(|(f, _)| f.as_slice()));
@@ -150,7 +146,7 @@ impl LocalFleet {
         for _ in 1..instances {
             more.push(launcher.start(&further_instance_args(&args))?);
         }
-        let probe = redis_flags.map(|(_, probe)| probe);
+        let probe = redis_flags.and_then(|(_, probe)| probe);
         let subject = Subject::started(v, &server, &more, args, probe, &self.knobs)?;
         let tokens = self.knobs.plan.connections.min(16);
         let load = self.knobs.runtime.block_on(MeLoad::login(&subject, tokens))?;
@@ -203,10 +199,12 @@ impl Fleet for LocalFleet {
                 self.release(None);
                 let v = find(name)?;
                 self.redis_for(v, sink)?;
-                let redis = if v.uses_redis() { self.redis.as_ref() } else { None };
+                // A PostgreSQL variant gets one of its own, gone with the step.
+                let pg = if v.uses_postgres() { Some(Backing::start_for(v, self.placement.redis)?) } else { None };
+                let store = if v.uses_redis() { self.redis.as_ref() } else { pg.as_ref() };
                 // Half the variant's measured maximum, as in the outage scenario: a server at work.
                 let background = known.max_rps.map(|m| (m / 2.0).max(100.0));
-                revocation::run_variant(v, redis, background, &self.knobs, sink)?;
+                revocation::run_variant(v, store, background, &self.knobs, sink)?;
             }
             Step::Outage(name, fault) => {
                 self.release(None);

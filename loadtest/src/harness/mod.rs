@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use authbench_server::redis_process::RedisServer;
 
 use crate::engine::client;
-use crate::observe::RedisProbe;
+use crate::observe::{RedisProbe, StoreProbe};
 use crate::plan::{ADMIN_KEY, CpuPlacement, LoadConfig, RunConfig, ServeConfig, USER_PASSWORD};
 use crate::process::{Backing, Launcher, ServerProcess, server_binary};
 use crate::results::{ClusterMethod, ResultsWriter, Scenario, timestamp};
@@ -197,12 +197,14 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
         .not_measured
         .push("generator ceiling: no calibration against wrk in `load` (generator_bound still comes from the generator's own CPU and drops)".into());
     let mut writer = ResultsWriter::new(run_dir(&config.out, &results.run_id), results)?;
-    let redis = config.redis_port.map(|port| RedisProbe::at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), None));
+    let store = config
+        .redis_port
+        .map(|port| StoreProbe::Redis(RedisProbe::at(std::net::SocketAddr::from(([127, 0, 0, 1], port)), None)));
     let subject = Subject {
         addr: config.target,
         others: Vec::new(),
         pid: config.server_pid,
-        redis,
+        store,
         variant: capabilities.strategy.clone(),
         strategy: capabilities.strategy.clone(),
         server_args: Vec::new(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use std::net::SocketAddr;
 
+use authbench_server::pg_process::{PgServer, server_pids};
 use authbench_server::redis_process::{RedisServer, command_at};
 
 use super::schedstat::ProcessCpu;
@@ -38,6 +39,82 @@ impl RedisProbe {
     fn cpu(&self) -> Option<BTreeMap<u32, ProcessCpu>> {
         self.nodes.iter().map(|(_, pid)| pid.and_then(|pid| Some((pid, ProcessCpu::read(pid)?)))).collect()
     }
+}
+
+/// A PostgreSQL of the harness's, known by its postmaster: its CPU time is the postmaster's, every
+/// backend's and auxiliary process's it has forked (each a process of its own), and what the
+/// children that exited had used (the postmaster reaps them: `/proc/<pid>/stat`'s `cutime` and
+/// `cstime`, in clock ticks).
+#[derive(Debug, Clone, Copy)]
+pub struct PgProbe {
+    pub postmaster: u32,
+}
+
+impl PgProbe {
+    pub fn of(pg: &PgServer) -> Option<Self> {
+        pg.pid().map(|postmaster| Self { postmaster })
+    }
+
+    fn cpu(&self) -> Option<StoreCpu> {
+        let procs: BTreeMap<u32, ProcessCpu> =
+            server_pids(self.postmaster).into_iter().filter_map(|pid| Some((pid, ProcessCpu::read(pid)?))).collect();
+        procs.contains_key(&self.postmaster).then_some(())?;
+        let reaped_ns = (children_cpu_seconds(self.postmaster)? * 1e9).round() as u64;
+        Some(StoreCpu::Group { procs, reaped_ns })
+    }
+}
+
+/// What the store of a measured server is, to read its counters: Redis (CPU time, command
+/// counts, network bytes) or PostgreSQL (CPU time of its processes).
+#[derive(Debug, Clone)]
+pub enum StoreProbe {
+    Redis(RedisProbe),
+    Postgres(PgProbe),
+}
+
+impl StoreProbe {
+    /// The store's processes now, for the noise monitor's "ours".
+    pub fn pids(&self) -> Vec<u32> {
+        match self {
+            Self::Redis(redis) => redis.nodes.iter().filter_map(|(_, pid)| *pid).collect(),
+            Self::Postgres(pg) => server_pids(pg.postmaster),
+        }
+    }
+
+    /// The Redis, when the store is Redis.
+    pub fn redis(&self) -> Option<&RedisProbe> {
+        match self {
+            Self::Redis(redis) => Some(redis),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    fn cpu(&self) -> Option<StoreCpu> {
+        match self {
+            Self::Redis(redis) => redis.cpu().map(StoreCpu::Threads),
+            Self::Postgres(pg) => pg.cpu(),
+        }
+    }
+}
+
+/// CPU counters of a store at one instant.
+#[derive(Debug, Clone)]
+enum StoreCpu {
+    /// Long-lived processes (Redis nodes), thread by thread; a window needs every one at both ends.
+    Threads(BTreeMap<u32, ProcessCpu>),
+    /// A process tree whose members come and go (PostgreSQL): the live ones, and what the exited
+    /// ones used in total, from their parent.
+    Group { procs: BTreeMap<u32, ProcessCpu>, reaped_ns: u64 },
+}
+
+/// `cutime + cstime` of `pid`: CPU seconds of its children that exited and were reaped.
+fn children_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of the full line: 14 and 15 after the name.
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / clock_ticks())
 }
 
 /// The process id a Redis reports in `INFO server`.
@@ -158,8 +235,9 @@ pub fn redis_used_memory(redis: &RedisProbe) -> Option<u64> {
 pub struct CostSnapshot {
     /// Every server instance's threads, by process id; none unless each one's are known.
     server_cpu: Option<BTreeMap<u32, ProcessCpu>>,
-    /// Every Redis node's threads, by process id; none unless each one's are known.
-    redis_cpu: Option<BTreeMap<u32, ProcessCpu>>,
+    /// The store's CPU counters (every Redis node's threads; PostgreSQL's processes); none
+    /// unless each is known.
+    store_cpu: Option<StoreCpu>,
     /// This process's CPU time in 10 ms clock ticks, as nanoseconds: the login scenario's goose
     /// threads exit within the window, and only the process-wide count keeps what they ran.
     generator_cpu_ns: Option<u64>,
@@ -170,13 +248,14 @@ pub struct CostSnapshot {
 
 impl CostSnapshot {
     /// `server_pids`: every instance of the server measured; their CPU time is summed.
-    pub fn take(server_pids: &[u32], redis: Option<&RedisProbe>) -> Self {
+    pub fn take(server_pids: &[u32], store: Option<&StoreProbe>) -> Self {
         let server_cpu = (!server_pids.is_empty())
             .then(|| server_pids.iter().map(|&pid| Some((pid, ProcessCpu::read(pid)?))).collect())
             .flatten();
+        let redis = store.and_then(StoreProbe::redis);
         Self {
             server_cpu,
-            redis_cpu: redis.and_then(RedisProbe::cpu),
+            store_cpu: store.and_then(StoreProbe::cpu),
             generator_cpu_ns: own_cpu_seconds().map(|s| (s * 1e9).round() as u64),
             redis_commands: redis.and_then(redis_command_calls),
             redis_net_bytes: redis.and_then(redis_net_bytes),
@@ -207,7 +286,7 @@ impl Costs {
         };
         Self {
             server_cpu_us_per_request: per(cpu_ns_between(before.server_cpu.as_ref(), after.server_cpu.as_ref())),
-            redis_cpu_us_per_request: per(cpu_ns_between(before.redis_cpu.as_ref(), after.redis_cpu.as_ref())),
+            redis_cpu_us_per_request: per(store_ns_between(before.store_cpu.as_ref(), after.store_cpu.as_ref())),
             generator_cpu_us_per_request: per(match (before.generator_cpu_ns, after.generator_cpu_ns) {
                 (Some(b), Some(a)) => Some(a.saturating_sub(b)),
                 _ => None,
@@ -222,6 +301,30 @@ impl Costs {
             },
             redis_commands: commands.unwrap_or_default(),
         }
+    }
+}
+
+/// Nanoseconds on a CPU of a store between two snapshots; none unless both read it.
+fn store_ns_between(before: Option<&StoreCpu>, after: Option<&StoreCpu>) -> Option<u64> {
+    match (before?, after?) {
+        (StoreCpu::Threads(b), StoreCpu::Threads(a)) => cpu_ns_between(Some(b), Some(a)),
+        (StoreCpu::Group { procs: b, reaped_ns: rb }, StoreCpu::Group { procs: a, reaped_ns: ra }) => {
+            // Live at the end: since the start, or whole if started since. Exited since the
+            // start: the total the parent reaped, less what they had used at the start.
+            let live: u64 = a
+                .iter()
+                .map(|(pid, cpu)| {
+                    b.get(pid).map_or_else(|| cpu.ns_since(&ProcessCpu::default()), |then| cpu.ns_since(then))
+                })
+                .sum();
+            let exited_before: u64 = b
+                .iter()
+                .filter(|(pid, _)| !a.contains_key(pid))
+                .map(|(_, cpu)| cpu.ns_since(&ProcessCpu::default()))
+                .sum();
+            Some(live + ra.saturating_sub(*rb).saturating_sub(exited_before))
+        }
+        _ => None,
     }
 }
 
@@ -277,7 +380,7 @@ mod tests {
     fn cpu_per_request_adds_up_threads_of_every_process() {
         let at = |server: Vec<(u32, ProcessCpu)>, redis: Option<ProcessCpu>, generator_ns: u64| CostSnapshot {
             server_cpu: Some(server.into_iter().collect()),
-            redis_cpu: redis.map(|r| [(7, r)].into()),
+            store_cpu: redis.map(|r| StoreCpu::Threads([(7, r)].into())),
             generator_cpu_ns: Some(generator_ns),
             ..CostSnapshot::default()
         };
@@ -306,6 +409,46 @@ mod tests {
         let costs = Costs::between(&before, &gone, 1000);
         assert_eq!((costs.server_cpu_us_per_request, costs.redis_cpu_us_per_request), (None, None));
         assert_eq!(Costs::between(&before, &after, 0).server_cpu_us_per_request, None);
+    }
+
+    #[test]
+    fn a_process_tree_counts_children_that_come_and_go() {
+        let group = |procs: &[(u32, u64)], reaped_ns| StoreCpu::Group {
+            procs: procs.iter().map(|&(pid, ns)| (pid, ProcessCpu::of(&[(pid, ns)]))).collect(),
+            reaped_ns,
+        };
+        // Postmaster 1; backend 2 lives through; 3 exits in the window having used 5 ms in total
+        // (2 ms of it before), reaped into the parent's count; 4 starts in the window.
+        let before = group(&[(1, 10_000_000), (2, 40_000_000), (3, 2_000_000)], 100_000_000);
+        let after = group(&[(1, 11_000_000), (2, 47_000_000), (4, 3_000_000)], 105_000_000);
+        // 1 + 7 + 3 (live) + 3 (what 3 ran in the window) = 14 ms.
+        assert_eq!(store_ns_between(Some(&before), Some(&after)), Some(14_000_000));
+        let threads = StoreCpu::Threads(BTreeMap::new());
+        assert_eq!(store_ns_between(Some(&before), Some(&threads)), None);
+        assert_eq!(store_ns_between(None, Some(&after)), None);
+    }
+
+    #[test]
+    fn a_real_postgres_is_probed_through_its_backends() {
+        let pg = PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let probe = StoreProbe::Postgres(PgProbe::of(&pg).unwrap());
+        let pids = probe.pids();
+        // The postmaster and its auxiliary processes (checkpointer, WAL writer, ...).
+        assert!(pids.len() >= 3, "{pids:?}");
+        let before = CostSnapshot::take(&[], Some(&probe));
+        // Work in a backend: a psql session that runs a query and exits (reaped by the postmaster).
+        let bin = authbench_server::pg_process::bin_dir().unwrap();
+        let status = std::process::Command::new(bin.join("psql"))
+            .args(["-X", "-q", "-d", &pg.url(), "-c", "SELECT count(*) FROM generate_series(1, 3000000)"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = CostSnapshot::take(&[], Some(&probe));
+        let costs = Costs::between(&before, &after, 1);
+        // Counting three million rows takes well over 20 ms of a backend's time.
+        assert!(costs.redis_cpu_us_per_request.is_some_and(|us| us > 20_000.0), "{:?}", costs.redis_cpu_us_per_request);
+        assert!(costs.redis_commands_per_request.is_none());
     }
 
     #[test]

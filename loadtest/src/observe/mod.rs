@@ -10,7 +10,8 @@ mod relay;
 mod schedstat;
 
 pub use cost::{
-    CostSnapshot, Costs, RedisProbe, cpus_allowed, peak_rss_bytes, redis_pid, redis_used_memory, rss_bytes,
+    CostSnapshot, Costs, PgProbe, RedisProbe, StoreProbe, cpus_allowed, peak_rss_bytes, redis_pid, redis_used_memory,
+    rss_bytes,
 };
 pub use environment::capture_environment;
 pub use noise::{NoiseWatch, NoiseWindow};

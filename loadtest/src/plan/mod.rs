@@ -152,13 +152,23 @@ impl SuitePlan {
             SuiteName::Smoke => &["baseline", "session", "jwt", "hybrid"],
             // session-pool, jwt-rs256 and versioned with its 30 s grace (which, within a default
             // run's short token lifetimes, behaves as jwt does) are in the full suite.
-            SuiteName::Default => {
-                &["baseline", "session", "jwt", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"]
-            }
+            SuiteName::Default => &[
+                "baseline",
+                "session",
+                "session-pg",
+                "jwt",
+                "hybrid",
+                "hybrid-denylist",
+                "refresh",
+                "versioned-g1",
+                "pushed",
+            ],
             SuiteName::Full => &[
                 "baseline",
                 "session",
                 "session-pool",
+                "session-pg",
+                "session-pg-unlogged",
                 "jwt",
                 "jwt-rs256",
                 "jwt-es256",
@@ -238,27 +248,28 @@ impl SuitePlan {
                 repetitions: 9,
                 instances: 1,
                 warmup: secs(0.3),
-                steady_duration: secs(0.7),
+                steady_duration: secs(0.6),
                 connections: 64,
                 threads,
                 sweep_fractions: vec![0.25, 0.5, 0.75, 1.0],
-                sweep_step: secs(1.5),
+                sweep_step: secs(1.2),
                 sweep_warmup: secs(0.3),
                 rate: None,
                 rate_connection_limit: None,
                 cost_warmup: secs(0.3),
-                cost_duration: secs(0.7),
+                cost_duration: secs(0.6),
                 login_duration: secs(2.0),
                 login_users: 8,
                 calibration_duration: secs(2.0),
                 revocation_ttl: secs(4.0),
                 revocation_settle: secs(0.5),
                 revocation_trials: 3,
-                outage_fault: secs(2.5),
+                outage_fault: secs(2.0),
                 outage_before: secs(1.0),
-                outage_after: secs(2.0),
+                outage_after: secs(1.5),
                 rtt_steps: vec![secs(0.0), secs(0.001), secs(0.005)],
-                token_paddings,
+                // 1 KiB of claims reads as the line between 0 and 4 KiB; the full suite has it.
+                token_paddings: vec![0, 4096],
                 scale_sizes: vec![10_000, 100_000],
                 population_users: 10_000,
                 user_rate: 1.0,
@@ -267,7 +278,7 @@ impl SuitePlan {
                 population_warmup: secs(0.3),
                 population_window: secs(1.0),
                 point_duration: secs(0.3),
-                point_warmup: secs(0.2),
+                point_warmup: secs(0.15),
                 estimate: Duration::ZERO,
             },
             SuiteName::Full => Self {
@@ -322,7 +333,8 @@ impl SuitePlan {
 
     /// Whether the population scenario measures `v`: every design that checks a token.
     pub fn measures_population(&self, v: &Variant) -> bool {
-        v.strategy != StrategyName::Baseline
+        // Its seeding writes Redis: the PostgreSQL variants are measured by the other scenarios.
+        v.strategy != StrategyName::Baseline && !v.uses_postgres()
     }
 
     /// The access-token lifetimes `v` is measured at in the population scenario: one per
@@ -381,6 +393,8 @@ impl SuitePlan {
             v.name,
             "baseline"
                 | "session"
+                | "session-pg"
+                | "session-pg-unlogged"
                 | "jwt"
                 | "hybrid"
                 | "hybrid-denylist"
@@ -394,7 +408,7 @@ impl SuitePlan {
     /// Whether the rtt scenario measures this variant: the Redis designs, plus jwt as the flat
     /// line they are compared with.
     pub fn measures_rtt(&self, v: &Variant) -> bool {
-        matches!(v.name, "session" | "session-pool" | "hybrid" | "jwt" | "versioned-g1")
+        matches!(v.name, "session" | "session-pool" | "session-pg" | "hybrid" | "jwt" | "versioned-g1")
     }
 
     /// Whether the scale scenario measures this variant: the designs that keep an entry per
@@ -407,7 +421,7 @@ impl SuitePlan {
             StrategyName::Versioned => {
                 v.name == "versioned-g1" || !self.variants.iter().any(|o| o.name == "versioned-g1")
             }
-            _ => matches!(v.name, "session" | "hybrid" | "hybrid-denylist"),
+            _ => matches!(v.name, "session" | "session-pg" | "hybrid" | "hybrid-denylist"),
         }
     }
 
@@ -447,6 +461,7 @@ mod tests {
         assert!(smoke < Duration::from_secs(90), "smoke {smoke:?}");
         // Issue budget: the default suite on 2 cores within 15 minutes.
         assert!(default < Duration::from_secs(900), "default {default:?}");
+        println!("estimates: smoke {smoke:?}, default {default:?}");
     }
 
     #[test]
@@ -469,14 +484,14 @@ mod tests {
         let names = |plan: &SuitePlan| {
             plan.variants.iter().filter(|v| plan.measures_scale(v)).map(|v| v.name).collect::<Vec<_>>()
         };
-        let expected = ["session", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"];
+        let expected = ["session", "session-pg", "hybrid", "hybrid-denylist", "refresh", "versioned-g1", "pushed"];
         assert_eq!(names(&SuitePlan::new(SuiteName::Default)), expected);
         assert_eq!(names(&SuitePlan::new(SuiteName::Full)), expected);
         let mut alone = SuitePlan::new(SuiteName::Smoke);
         alone.variants = vec![variant("versioned").unwrap()];
         assert_eq!(names(&alone), ["versioned"]);
         for v in VARIANTS {
-            assert_eq!(v.entry_kind().is_some(), v.uses_redis(), "{}: a Redis design has an entry kind", v.name);
+            assert_eq!(v.entry_kind().is_some(), v.uses_store(), "{}: a store design has an entry kind", v.name);
         }
     }
 
@@ -491,6 +506,11 @@ mod tests {
             ["versioned", "versioned-g1"]
         );
         assert_eq!(names(select_variants(&plan.variants, &["jwt-es256".into()]).unwrap()), ["jwt-es256"]);
+        assert_eq!(
+            names(select_variants(&full.variants, &["session-pg".into()]).unwrap()),
+            ["session-pg", "session-pg-unlogged"]
+        );
+        assert_eq!(names(select_variants(&full.variants, &["session".into()]).unwrap()), ["session", "session-pool"]);
         assert!(select_variants(&plan.variants, &["kerberos".into()]).is_err());
     }
 }

@@ -26,6 +26,7 @@ impl Variant {
             self.name,
             "baseline"
                 | "session"
+                | "session-pg"
                 | "jwt"
                 | "hybrid"
                 | "hybrid-denylist"
@@ -36,14 +37,31 @@ impl Variant {
         )
     }
 
+    /// Whether the variant keeps its state in Redis.
     pub fn uses_redis(&self) -> bool {
+        self.strategy.uses_store() && !self.uses_postgres()
+    }
+
+    /// Whether the variant keeps its state in PostgreSQL (`--store postgres`).
+    pub fn uses_postgres(&self) -> bool {
+        self.flag("--store") == Some("postgres")
+    }
+
+    /// Whether the variant keeps state in a store (Redis or PostgreSQL).
+    pub fn uses_store(&self) -> bool {
         self.strategy.uses_store()
     }
 
-    /// Whether losing Redis can change what a request gets: a command on the request path, or
-    /// state that a restart may lose (pushed keeps serving but its log goes).
+    /// Whether losing its store can change what a request gets: a store call on the request
+    /// path, or state that a restart may lose (pushed keeps serving but its log goes).
     pub fn outage_matters(&self) -> bool {
-        self.redis_on_request_path() || self.strategy == StrategyName::Pushed
+        self.store_on_request_path() || self.strategy == StrategyName::Pushed
+    }
+
+    /// Whether an authenticated request may cost a call to the variant's store, Redis or
+    /// PostgreSQL.
+    pub fn store_on_request_path(&self) -> bool {
+        self.redis_on_request_path() || (self.uses_postgres() && self.strategy == StrategyName::Session)
     }
 
     /// Whether the strategy signs JWTs, so that instances must share a key file.
@@ -54,7 +72,8 @@ impl Variant {
     /// Whether an authenticated request may cost a Redis command (refresh's never does; its
     /// Redis is for logins and refreshes; pushed's follows a stream in the background).
     pub fn redis_on_request_path(&self) -> bool {
-        matches!(self.strategy, StrategyName::Session | StrategyName::Hybrid | StrategyName::Versioned)
+        self.uses_redis()
+            && matches!(self.strategy, StrategyName::Session | StrategyName::Hybrid | StrategyName::Versioned)
     }
 
     /// The value this variant gives a server flag, if it sets it (`flag("--jti-mode")`).
@@ -68,7 +87,7 @@ impl Variant {
         self.args.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    /// What one entry this variant keeps in Redis is, or `None` for a design that keeps
+    /// What one entry this variant keeps in its store is, or `None` for a design that keeps
     /// nothing per entry.
     pub fn entry_kind(&self) -> Option<EntryKind> {
         Some(match self.strategy {
@@ -92,6 +111,14 @@ pub const VARIANTS: &[Variant] = &[
     v("baseline", StrategyName::Baseline, &["--strategy", "baseline"]),
     v("session", StrategyName::Session, &["--strategy", "session"]),
     v("session-pool", StrategyName::Session, &["--strategy", "session", "--redis-client", "pool"]),
+    // Sessions in PostgreSQL: an ordinary (logged) table, and an UNLOGGED one (no WAL, emptied
+    // by a crash), so that what durability costs shows.
+    v("session-pg", StrategyName::Session, &["--strategy", "session", "--store", "postgres"]),
+    v(
+        "session-pg-unlogged",
+        StrategyName::Session,
+        &["--strategy", "session", "--store", "postgres", "--postgres-table", "unlogged"],
+    ),
     v("jwt", StrategyName::Jwt, &["--strategy", "jwt", "--jwt-alg", "HS256"]),
     v("jwt-rs256", StrategyName::Jwt, &["--strategy", "jwt", "--jwt-alg", "RS256"]),
     v("jwt-es256", StrategyName::Jwt, &["--strategy", "jwt", "--jwt-alg", "ES256"]),
@@ -113,13 +140,24 @@ pub fn variant(name: &str) -> Option<&'static Variant> {
 }
 
 /// Chooses variants from a `--strategies` list: a strategy name selects every variant of that
-/// strategy in the suite, a variant name selects exactly that variant.
+/// strategy in the suite that keeps its state in Redis (or nowhere); a variant name selects that
+/// variant, and with it the suite's variants named after it (`session-pg` selects
+/// `session-pg-unlogged` too), so the PostgreSQL variants are chosen by name.
 pub fn select_variants(suite: &[&'static Variant], wanted: &[String]) -> Result<Vec<&'static Variant>, String> {
     let mut chosen: Vec<&'static Variant> = Vec::new();
     for w in wanted {
         let of_strategy: Vec<&'static Variant> =
-            suite.iter().copied().filter(|s| s.strategy.as_str() == w.as_str()).collect();
-        let matches = if !of_strategy.is_empty() { of_strategy } else { variant(w).into_iter().collect() };
+            suite.iter().copied().filter(|s| s.strategy.as_str() == w.as_str() && !s.uses_postgres()).collect();
+        let matches = if !of_strategy.is_empty() {
+            of_strategy
+        } else {
+            let family: Vec<&'static Variant> = suite
+                .iter()
+                .copied()
+                .filter(|s| s.name.strip_prefix(w.as_str()).is_some_and(|rest| rest.starts_with('-')))
+                .collect();
+            variant(w).into_iter().chain(family).collect()
+        };
         if matches.is_empty() {
             let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
             return Err(format!("unknown strategy {w:?}; known: {}", known.join(", ")));

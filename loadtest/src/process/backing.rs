@@ -1,13 +1,16 @@
-//! The Redis the strategies of a run use: a `redis-server` the harness started and owns (it
-//! may pause, kill, relay or seed it), or a Redis Cluster on loopback that someone else runs.
+//! The store the strategies of a run use: a `redis-server` the harness started and owns (it
+//! may pause, kill, relay or seed it), a Redis Cluster on loopback that someone else runs, or a
+//! PostgreSQL the harness started and owns (for the variants with `--store postgres`).
 
 use std::net::SocketAddr;
 
-use authbench_server::redis_process::{RedisServer, command_at};
+use authbench_server::pg_process::{PgOptions, PgServer};
+use authbench_server::redis_process::{RedisOptions, RedisServer, command_at};
 
-use crate::observe::{RedisProbe, redis_pid};
+use crate::observe::{PgProbe, RedisProbe, StoreProbe, redis_pid};
+use crate::plan::Variant;
 
-/// The Redis the strategies of a run use.
+/// The store the strategies of a run use.
 #[derive(Debug)]
 pub enum Backing {
     /// A `redis-server` the harness started and owns (and may pause, kill, relay).
@@ -15,14 +18,35 @@ pub enum Backing {
     /// A Redis Cluster on loopback that someone else runs (`scripts/redis-cluster.sh`): its
     /// seed URLs and its masters with their process ids.
     Cluster { urls: Vec<String>, masters: Vec<(SocketAddr, Option<u32>)> },
+    /// A PostgreSQL the harness started and owns.
+    Postgres(PgServer),
 }
 
 impl Backing {
+    /// A store of its own for `v`, started now (pinned to `cpu` when given): PostgreSQL for a
+    /// variant that keeps its state there, else Redis.
+    pub fn start_for(v: &Variant, cpu: Option<usize>) -> anyhow::Result<Self> {
+        Ok(if v.uses_postgres() {
+            Self::Postgres(PgServer::start_with(PgOptions { cpu, ..PgOptions::default() })?)
+        } else {
+            Self::Own(RedisServer::start_with(RedisOptions { cpu, ..RedisOptions::default() })?)
+        })
+    }
+
+    /// `redis` or `postgres`: the process name its placement is recorded under.
+    pub fn process_name(&self) -> &'static str {
+        match self {
+            Self::Own(_) | Self::Cluster { .. } => "redis",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
     /// The server flags that point at it.
     pub fn server_args(&self) -> [String; 2] {
         match self {
             Self::Own(redis) => ["--redis-url".into(), redis.url()],
             Self::Cluster { urls, .. } => ["--redis-cluster".into(), urls.join(",")],
+            Self::Postgres(pg) => ["--postgres-url".into(), pg.url()],
         }
     }
 
@@ -31,6 +55,11 @@ impl Backing {
         let addrs: Vec<SocketAddr> = match self {
             Self::Own(redis) => vec![redis.addr()],
             Self::Cluster { masters, .. } => masters.iter().map(|(addr, _)| *addr).collect(),
+            Self::Postgres(pg) => {
+                pg.psql("DROP TABLE IF EXISTS ab_sessions")
+                    .map_err(|e| anyhow::anyhow!("cannot empty PostgreSQL at {}: {e}", pg.url()))?;
+                return Ok(());
+            }
         };
         for addr in addrs {
             let reply =
@@ -40,10 +69,21 @@ impl Backing {
         Ok(())
     }
 
-    pub fn probe(&self) -> RedisProbe {
+    /// What its counters are read through; none for a PostgreSQL that is not running.
+    pub fn probe(&self) -> Option<StoreProbe> {
+        Some(match self {
+            Self::Own(redis) => StoreProbe::Redis(RedisProbe::of(redis)),
+            Self::Cluster { masters, .. } => StoreProbe::Redis(RedisProbe { nodes: masters.clone() }),
+            Self::Postgres(pg) => StoreProbe::Postgres(PgProbe::of(pg)?),
+        })
+    }
+
+    /// The process id of its (first) server, when it runs here.
+    pub fn pid(&self) -> Option<u32> {
         match self {
-            Self::Own(redis) => RedisProbe::of(redis),
-            Self::Cluster { masters, .. } => RedisProbe { nodes: masters.clone() },
+            Self::Own(redis) => redis.pid(),
+            Self::Cluster { masters, .. } => masters.first().and_then(|(_, pid)| *pid),
+            Self::Postgres(pg) => pg.pid(),
         }
     }
 
@@ -51,7 +91,7 @@ impl Backing {
     pub fn own(&self) -> Option<&RedisServer> {
         match self {
             Self::Own(redis) => Some(redis),
-            Self::Cluster { .. } => None,
+            Self::Cluster { .. } | Self::Postgres(_) => None,
         }
     }
 

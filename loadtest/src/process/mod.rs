@@ -34,11 +34,11 @@ impl Launcher {
 }
 
 /// The flags every server of `v` starts with: the variant's own, the seeded users and their
-/// password, and the Redis it uses when the design has one.
+/// password, and the store (Redis or PostgreSQL) it uses when the design has one.
 pub fn variant_args(v: &Variant, redis: Option<&[String]>) -> Vec<String> {
     let mut args = v.server_args();
     args.extend(["--users".into(), SEEDED_USERS.to_string(), "--user-password".into(), USER_PASSWORD.into()]);
-    if let (true, Some(redis)) = (v.uses_redis(), redis) {
+    if let (true, Some(redis)) = (v.uses_store(), redis) {
         args.extend(redis.iter().cloned());
     }
     args

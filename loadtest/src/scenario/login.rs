@@ -10,11 +10,11 @@ use crate::results::{LoginSplit, RunRecord, Scenario, Spread};
 /// Goose user flows: logins per second, login latency, argon2 and minting time.
 pub async fn login(subject: &Subject, knobs: &Knobs) -> anyhow::Result<RunRecord> {
     let plan = &knobs.plan;
-    let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+    let before = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
     // Flow users are user100.. so they never log the steady scenario's users out.
     let outcome =
         flow::run_login_flows(subject.addr, plan.login_users, 100, &subject.password, plan.login_duration).await?;
-    let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+    let after = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
     let costs = Costs::between(&before, &after, outcome.logins);
     let window = outcome.window.as_secs_f64().max(1e-9);
     let rate = outcome.logins as f64 / window;

@@ -32,7 +32,7 @@ pub use steady::steady;
 pub use sweep::{probe_max, sweep};
 
 use crate::engine::{LoadOutcome, LoadSpec, RequestTemplate, Schedule, client};
-use crate::observe::{Costs, RedisProbe, peak_rss_bytes};
+use crate::observe::{Costs, StoreProbe, peak_rss_bytes};
 use crate::plan::{SuitePlan, USER_PASSWORD, Variant};
 use crate::process::{Launcher, ServerProcess};
 use crate::results::{Capabilities, Percentiles, Record, RunRecord, Scenario, Spread, serialize_histogram};
@@ -59,7 +59,8 @@ pub struct Subject {
     /// Further instances sharing its Redis and keys (`--instances`), with their processes;
     /// steady and sweep load is split across all of them.
     pub others: Vec<(SocketAddr, Option<u32>)>,
-    pub redis: Option<RedisProbe>,
+    /// Its store (Redis, or PostgreSQL), to read its CPU time and counters.
+    pub store: Option<StoreProbe>,
     pub variant: String,
     pub strategy: String,
     pub server_args: Vec<String>,
@@ -76,14 +77,14 @@ impl Subject {
         server: &ServerProcess,
         others: &[ServerProcess],
         server_args: Vec<String>,
-        redis: Option<RedisProbe>,
+        store: Option<StoreProbe>,
         knobs: &Knobs,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             addr: server.addr,
             pid: server.pid(),
             others: others.iter().map(|s| (s.addr, s.pid())).collect(),
-            redis: if v.uses_redis() { redis } else { None },
+            store: if v.uses_store() { store } else { None },
             variant: v.name.to_owned(),
             strategy: v.strategy.as_str().to_owned(),
             server_args,

@@ -8,7 +8,7 @@ use authbench_server::redis_process::RedisServer;
 
 use super::rounds::{self, Cell, Windows};
 use super::{Event, Knobs, MeLoad, Sink, Subject};
-use crate::observe::{DelayRelay, RedisProbe, measure_rtt};
+use crate::observe::{DelayRelay, RedisProbe, StoreProbe, measure_rtt};
 use crate::plan::NOISE_THRESHOLD;
 use crate::plan::Variant;
 use crate::process::{ServerProcess, variant_args};
@@ -40,7 +40,7 @@ fn start(
     let mut args = variant_args(v, url_flags.as_ref().map(|f| f.as_slice()));
     args.extend(extra.iter().cloned());
     let server = knobs.launcher()?.start(&args)?;
-    let probe = if v.uses_redis() { redis.map(RedisProbe::of) } else { None };
+    let probe = if v.uses_redis() { redis.map(|r| StoreProbe::Redis(RedisProbe::of(r))) } else { None };
     let subject = Subject::started(v, &server, &[], args, probe, knobs)?;
     let load = knobs.runtime.block_on(MeLoad::login(&subject, knobs.plan.connections.min(16)))?;
     Ok((subject, load, server))

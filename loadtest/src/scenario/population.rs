@@ -25,7 +25,7 @@ use authbench_server::strategy::seed::{self, Design};
 use super::rounds::{Shuffle, bracketed};
 use super::{Event, Knobs, Sink, Subject, record};
 use crate::engine::{Credentials, LoadOutcome, Population, Schedule};
-use crate::observe::RedisProbe;
+use crate::observe::{RedisProbe, StoreProbe};
 use crate::plan::{NOISE_THRESHOLD, USER_PASSWORD, Variant};
 use crate::process::{variant_args, without_flag};
 use crate::results::{Estimate, Percentiles, PopulationRun, Record, RunRecord, Scenario, Spread};
@@ -165,7 +165,7 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
         args.extend(["--redis-url".into(), redis.url()]);
     }
     let server = knobs.launcher()?.start(&args)?;
-    let probe = redis.as_ref().map(RedisProbe::of);
+    let probe = redis.as_ref().map(|r| StoreProbe::Redis(RedisProbe::of(r)));
     let subject = Subject::started(v, &server, &[], args, probe, knobs)?;
 
     let mut rng = Shuffle::from_clock();
@@ -243,7 +243,7 @@ fn point(v: &Variant, ttl: Duration, knobs: &Knobs, sink: Sink<'_>) -> anyhow::R
         let answered = outcome.requests as f64;
         let scale = |per_answered: Option<f64>| per_answered.map(|x| x * answered / outcome.offered.max(1) as f64);
         rounds.push(Round {
-            commands: subject.redis.as_ref().map(|_| costs.redis_commands.values().sum()),
+            commands: subject.store.as_ref().map(|_| costs.redis_commands.values().sum()),
             by_command: costs.redis_commands,
             server_ns: scale(costs.server_cpu_us_per_request).map(|us| us * 1e3),
             redis_ns: scale(costs.redis_cpu_us_per_request).map(|us| us * 1e3),

@@ -30,9 +30,9 @@ pub(super) fn open_loop(
     let mut spec = knobs.spec_for(subject, load.templates.clone(), warmup, duration);
     spec.schedule = Schedule::Open { rate };
     spec.max_connections = knobs.plan.rate_connection_limit;
-    let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+    let before = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
     let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
-    let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+    let after = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
     let costs = Costs::between(&before, &after, outcome.generator.sent);
     Ok((outcome, costs))
 }

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 
 use super::{Event, Knobs, MeLoad, Sink, Subject, record, status_counts};
 use crate::engine::{self, Keep, LoadOutcome, LoadSpec, Schedule};
-use crate::observe::{CostSnapshot, Costs, NoiseWatch, NoiseWindow};
+use crate::observe::{CostSnapshot, Costs, NoiseWatch, NoiseWindow, StoreProbe};
 use crate::plan::{COST_FRACTION, NOISE_RETRIES, NOISE_THRESHOLD};
 use crate::results::{Estimate, NoiseSample, Percentiles, RunRecord, Scenario, Spread};
 
@@ -293,10 +293,10 @@ pub(super) fn bracketed(
     let start = t0 + spec.warmup;
     let end = start + spec.duration;
     let pids = subject.pids();
-    let redis = subject.redis.clone();
-    // Ours: the servers, their Redis and this process (the generator).
+    let store = subject.store.clone();
+    // Ours: the servers, their store and this process (the generator).
     let mut ours = pids.clone();
-    ours.extend(redis.iter().flat_map(|r| r.nodes.iter().filter_map(|(_, pid)| *pid)));
+    ours.extend(store.iter().flat_map(StoreProbe::pids));
     ours.push(std::process::id());
     let cancel = knobs.cancel.clone();
     let reader = std::thread::Builder::new().name("authbench-costs".into()).spawn(move || {
@@ -306,11 +306,11 @@ pub(super) fn bracketed(
             }
         };
         wait(start);
-        let before = CostSnapshot::take(&pids, redis.as_ref());
+        let before = CostSnapshot::take(&pids, store.as_ref());
         let watch = NoiseWatch::start(&ours);
         wait(end);
         let noise = watch.finish();
-        let after = CostSnapshot::take(&pids, redis.as_ref());
+        let after = CostSnapshot::take(&pids, store.as_ref());
         (before, after, noise)
     })?;
     let outcome = engine::run(spec, Keep { start_at: Some(t0), ..Keep::default() }, &knobs.cancel);

@@ -13,7 +13,7 @@ use authbench_server::strategy::seed;
 
 use super::{Knobs, MeLoad, Subject, steady};
 use crate::engine::RequestTemplate;
-use crate::observe::{RedisProbe, redis_used_memory, rss_bytes};
+use crate::observe::{RedisProbe, StoreProbe, redis_used_memory, rss_bytes};
 use crate::plan::{SEEDED_USERS, Variant};
 use crate::process::{variant_args, without_flag};
 use crate::results::{EntryKind, RunRecord, ScaleRecord, Scenario};
@@ -78,7 +78,7 @@ pub fn run(variant: &Variant, entries: usize, knobs: &Knobs) -> anyhow::Result<(
     let server = knobs.launcher()?.unpinned().start(&args)?;
     let server_start_seconds = spawned.elapsed().as_secs_f64();
     let server_rss_bytes = server.pid().and_then(rss_bytes);
-    let subject = Subject::started(variant, &server, &[], args, Some(probe), knobs)?;
+    let subject = Subject::started(variant, &server, &[], args, Some(StoreProbe::Redis(probe)), knobs)?;
     let templates: Vec<RequestTemplate> =
         tokens.iter().map(|t| RequestTemplate::get("/me", Some(t))).collect::<anyhow::Result<_>>()?;
     let token_bytes = tokens.first().map_or(0, |t| t.len() as u64);

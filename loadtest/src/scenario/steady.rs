@@ -21,10 +21,10 @@ pub fn steady(subject: &Subject, knobs: &Knobs, load: &MeLoad, scenario: Scenari
         // Warm-up is its own short run, so the counters bracket the measured window only.
         let warm = knobs.spec_for(subject, load.templates.clone(), Duration::ZERO, plan.warmup);
         engine::run(&warm, Keep::default(), &knobs.cancel)?;
-        let before = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+        let before = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
         let spec = knobs.spec_for(subject, load.templates.clone(), Duration::ZERO, plan.steady_duration);
         let outcome = engine::run(&spec, Keep::default(), &knobs.cancel)?;
-        let after = CostSnapshot::take(&subject.pids(), subject.redis.as_ref());
+        let after = CostSnapshot::take(&subject.pids(), subject.store.as_ref());
         let costs = Costs::between(&before, &after, outcome.requests);
         rates.push(outcome.throughput());
         for (k, v) in &costs.redis_commands {
