@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use authbench_server::redis_process::RedisServer;
-
 use crate::engine::client;
 use crate::observe::{RedisProbe, StoreProbe};
 use crate::plan::{ADMIN_KEY, CpuPlacement, LoadConfig, RunConfig, ServeConfig, USER_PASSWORD};
@@ -105,6 +103,12 @@ pub fn run(config: RunConfig) -> anyhow::Result<Finished> {
             "redis-server",
             "redis-server not found on PATH: run scripts/setup.sh (or `apt-get install redis-server`)",
         )?;
+    }
+    if plan.variants.iter().any(|v| v.uses_postgres()) && authbench_server::pg_process::bin_dir().is_none() {
+        anyhow::bail!(
+            "PostgreSQL not found (no initdb under /usr/lib/postgresql/*/bin or on PATH), needed by {}: run scripts/setup.sh (or `apt-get install postgresql`)",
+            plan.variants.iter().filter(|v| v.uses_postgres()).map(|v| v.name).collect::<Vec<_>>().join(", ")
+        );
     }
     which("wrk", "wrk not found on PATH: run scripts/setup.sh (or `apt-get install wrk`)")?;
     let cluster = config.cluster.as_deref().map(Backing::cluster).transpose()?;
@@ -237,18 +241,18 @@ pub fn load(config: LoadConfig) -> anyhow::Result<Finished> {
 /// `authbench serve`: one strategy (and its Redis) until Ctrl-C.
 pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let v = config.variant;
-    let redis = if v.uses_redis() { Some(RedisServer::start()?) } else { None };
-    let redis_flags = redis.as_ref().map(|r| ["--redis-url".to_owned(), r.url()]);
+    let store = if v.uses_store() { Some(Backing::start_for(v, None)?) } else { None };
     let mut server_args = v.server_args();
-    server_args.extend(redis_flags.into_iter().flatten());
+    server_args.extend(store.iter().flat_map(Backing::server_args));
     server_args.extend(config.server_args.iter().cloned());
     if config.port != 0 {
         server_args.extend(["--listen".into(), format!("127.0.0.1:{}", config.port)]);
     }
     let server = ServerProcess::start(&server_binary()?, &server_args, None)?;
     println!("serving {} on http://{} (Ctrl-C stops it)", v.name, server.addr);
-    if let Some(redis) = &redis {
-        println!("redis on {} (pid {})", redis.url(), redis.pid().unwrap_or(0));
+    if let Some(store) = &store {
+        let [_, url] = store.server_args();
+        println!("{} on {url} (pid {})", store.process_name(), store.pid().unwrap_or(0));
     }
     println!("users user0..user999, password {USER_PASSWORD:?}, admin key {ADMIN_KEY:?}");
     let cancel = cancel_flag();

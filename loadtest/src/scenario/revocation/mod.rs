@@ -280,7 +280,7 @@ pub fn run_variant(
         let normal = start_pair(&[])?;
         // The single-device policy is a server setting; strategies that cannot have it are
         // probed on the normal servers, where a second login ends nothing.
-        let single = if v.uses_redis() { Some(start_pair(&["--max-sessions-per-user", "1"])?) } else { None };
+        let single = if v.uses_store() { Some(start_pair(&["--max-sessions-per-user", "1"])?) } else { None };
         let normal_pair = pair_of(&normal);
         let single_pair = single.as_ref().map_or(normal_pair, pair_of);
         let caps = knobs.runtime.block_on(client::capabilities(normal_pair.a))?;
