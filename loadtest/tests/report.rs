@@ -226,9 +226,7 @@ fn missing_scenarios_are_said_not_guessed() {
     assert!(guide.contains("not measured in this run: the revocation scenario did not run"), "{guide}");
     assert!(guide.contains("not measured in this run: the outage scenario did not run"), "{guide}");
     // What was measured is still there.
-    assert!(
-        guide.contains("No Redis command on the request path") && guide.contains("**jwt** (0.00 commands/request)")
-    );
+    assert!(guide.contains("No store call on the request path") && guide.contains("**jwt** (0.00 calls/request)"));
     assert!(dir.join("charts/throughput.png").exists());
     assert!(!dir.join("charts/outage_hang.png").exists());
     // No population record, no population section.
@@ -416,7 +414,7 @@ fn a_schema_6_run_shows_fixed_rate_records_and_what_the_generator_did() {
 
     // The summary's cost columns: the generator's CPU next to the server's and Redis's.
     let summary = section(&md, "## Summary", "## Decision guide");
-    assert!(summary.contains("| server CPU/req [95 %] | Redis CPU/req [95 %] | generator CPU/req |"), "{summary}");
+    assert!(summary.contains("| server CPU/req [95 %] | store CPU/req [95 %] | generator CPU/req |"), "{summary}");
     // A file without cost records shows the saturation figures, in the same units.
     assert!(summary.lines().any(|l| l.starts_with("| jwt |") && l.contains("| 20.8 µs | – | 16.1 µs |")), "{summary}");
 

@@ -1,6 +1,6 @@
 //! Cost instruments read from outside the processes: CPU time and peak memory from `/proc`,
-//! Redis command counts from `INFO commandstats`, Redis network bytes from `INFO stats`.
-//! The server's and Redis's CPU time come from their threads' scheduler counters, in
+//! Redis command counts from `INFO commandstats`, Redis network bytes from `INFO stats`
+//! (PostgreSQL's, in `store.rs`). The server's and the store's CPU time come from their threads' scheduler counters, in
 //! nanoseconds (`schedstat.rs`); `/proc/<pid>/stat`'s clock ticks remain for the generator's
 //! whole process, whose threads come and go within a window.
 
@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use std::net::SocketAddr;
 
-use authbench_server::pg_process::{PgServer, server_pids};
 use authbench_server::redis_process::{RedisServer, command_at};
 
 use super::schedstat::ProcessCpu;
+use super::store::{StoreCpu, StoreProbe, store_ns_between};
 
 /// The Redis to read counters from: one server, or every master of a cluster, each with its
 /// process id when it runs here. Counters of several nodes are summed.
@@ -36,85 +36,9 @@ impl RedisProbe {
     }
 
     /// The CPU counters of every node's threads; none unless each is known.
-    fn cpu(&self) -> Option<BTreeMap<u32, ProcessCpu>> {
+    pub(super) fn cpu(&self) -> Option<BTreeMap<u32, ProcessCpu>> {
         self.nodes.iter().map(|(_, pid)| pid.and_then(|pid| Some((pid, ProcessCpu::read(pid)?)))).collect()
     }
-}
-
-/// A PostgreSQL of the harness's, known by its postmaster: its CPU time is the postmaster's, every
-/// backend's and auxiliary process's it has forked (each a process of its own), and what the
-/// children that exited had used (the postmaster reaps them: `/proc/<pid>/stat`'s `cutime` and
-/// `cstime`, in clock ticks).
-#[derive(Debug, Clone, Copy)]
-pub struct PgProbe {
-    pub postmaster: u32,
-}
-
-impl PgProbe {
-    pub fn of(pg: &PgServer) -> Option<Self> {
-        pg.pid().map(|postmaster| Self { postmaster })
-    }
-
-    fn cpu(&self) -> Option<StoreCpu> {
-        let procs: BTreeMap<u32, ProcessCpu> =
-            server_pids(self.postmaster).into_iter().filter_map(|pid| Some((pid, ProcessCpu::read(pid)?))).collect();
-        procs.contains_key(&self.postmaster).then_some(())?;
-        let reaped_ns = (children_cpu_seconds(self.postmaster)? * 1e9).round() as u64;
-        Some(StoreCpu::Group { procs, reaped_ns })
-    }
-}
-
-/// What the store of a measured server is, to read its counters: Redis (CPU time, command
-/// counts, network bytes) or PostgreSQL (CPU time of its processes).
-#[derive(Debug, Clone)]
-pub enum StoreProbe {
-    Redis(RedisProbe),
-    Postgres(PgProbe),
-}
-
-impl StoreProbe {
-    /// The store's processes now, for the noise monitor's "ours".
-    pub fn pids(&self) -> Vec<u32> {
-        match self {
-            Self::Redis(redis) => redis.nodes.iter().filter_map(|(_, pid)| *pid).collect(),
-            Self::Postgres(pg) => server_pids(pg.postmaster),
-        }
-    }
-
-    /// The Redis, when the store is Redis.
-    pub fn redis(&self) -> Option<&RedisProbe> {
-        match self {
-            Self::Redis(redis) => Some(redis),
-            Self::Postgres(_) => None,
-        }
-    }
-
-    fn cpu(&self) -> Option<StoreCpu> {
-        match self {
-            Self::Redis(redis) => redis.cpu().map(StoreCpu::Threads),
-            Self::Postgres(pg) => pg.cpu(),
-        }
-    }
-}
-
-/// CPU counters of a store at one instant.
-#[derive(Debug, Clone)]
-enum StoreCpu {
-    /// Long-lived processes (Redis nodes), thread by thread; a window needs every one at both ends.
-    Threads(BTreeMap<u32, ProcessCpu>),
-    /// A process tree whose members come and go (PostgreSQL): the live ones, and what the exited
-    /// ones used in total, from their parent.
-    Group { procs: BTreeMap<u32, ProcessCpu>, reaped_ns: u64 },
-}
-
-/// `cutime + cstime` of `pid`: CPU seconds of its children that exited and were reaped.
-fn children_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // cutime and cstime are fields 16 and 17 of the full line: 14 and 15 after the name.
-    let cutime: f64 = fields.get(13)?.parse().ok()?;
-    let cstime: f64 = fields.get(14)?.parse().ok()?;
-    Some((cutime + cstime) / clock_ticks())
 }
 
 /// The process id a Redis reports in `INFO server`.
@@ -242,6 +166,9 @@ pub struct CostSnapshot {
     /// threads exit within the window, and only the process-wide count keeps what they ran.
     generator_cpu_ns: Option<u64>,
     pub redis_commands: Option<BTreeMap<String, u64>>,
+    /// Requests the servers answered, read with the calls when the calls are the servers' own
+    /// count (PostgreSQL): calls per request are then taken against these.
+    server_requests: Option<u64>,
     /// Redis network bytes in + out so far; read last, after the command counts.
     pub redis_net_bytes: Option<u64>,
 }
@@ -253,11 +180,13 @@ impl CostSnapshot {
             .then(|| server_pids.iter().map(|&pid| Some((pid, ProcessCpu::read(pid)?))).collect())
             .flatten();
         let redis = store.and_then(StoreProbe::redis);
+        let (calls, server_requests) = store.and_then(StoreProbe::calls).map_or((None, None), |(c, r)| (Some(c), r));
         Self {
             server_cpu,
             store_cpu: store.and_then(StoreProbe::cpu),
             generator_cpu_ns: own_cpu_seconds().map(|s| (s * 1e9).round() as u64),
-            redis_commands: redis.and_then(redis_command_calls),
+            redis_commands: calls,
+            server_requests,
             redis_net_bytes: redis.and_then(redis_net_bytes),
         }
     }
@@ -291,10 +220,16 @@ impl Costs {
                 (Some(b), Some(a)) => Some(a.saturating_sub(b)),
                 _ => None,
             }),
-            redis_commands_per_request: commands
-                .as_ref()
-                .filter(|_| requests > 0)
-                .map(|c| c.values().sum::<u64>() as f64 / requests as f64),
+            // Calls the servers counted go over the requests they counted between the same two
+            // reads (a read answered late under load would otherwise shift the window).
+            redis_commands_per_request: match (before.server_requests, after.server_requests) {
+                (Some(b), Some(a)) if a > b => {
+                    commands.as_ref().map(|c| c.values().sum::<u64>() as f64 / (a - b) as f64)
+                }
+                _ => {
+                    commands.as_ref().filter(|_| requests > 0).map(|c| c.values().sum::<u64>() as f64 / requests as f64)
+                }
+            },
             redis_bytes_per_request: match (before.redis_net_bytes, after.redis_net_bytes) {
                 (Some(b), Some(a)) if requests > 0 => Some(a.saturating_sub(b) as f64 / requests as f64),
                 _ => None,
@@ -304,33 +239,9 @@ impl Costs {
     }
 }
 
-/// Nanoseconds on a CPU of a store between two snapshots; none unless both read it.
-fn store_ns_between(before: Option<&StoreCpu>, after: Option<&StoreCpu>) -> Option<u64> {
-    match (before?, after?) {
-        (StoreCpu::Threads(b), StoreCpu::Threads(a)) => cpu_ns_between(Some(b), Some(a)),
-        (StoreCpu::Group { procs: b, reaped_ns: rb }, StoreCpu::Group { procs: a, reaped_ns: ra }) => {
-            // Live at the end: since the start, or whole if started since. Exited since the
-            // start: the total the parent reaped, less what they had used at the start.
-            let live: u64 = a
-                .iter()
-                .map(|(pid, cpu)| {
-                    b.get(pid).map_or_else(|| cpu.ns_since(&ProcessCpu::default()), |then| cpu.ns_since(then))
-                })
-                .sum();
-            let exited_before: u64 = b
-                .iter()
-                .filter(|(pid, _)| !a.contains_key(pid))
-                .map(|(_, cpu)| cpu.ns_since(&ProcessCpu::default()))
-                .sum();
-            Some(live + ra.saturating_sub(*rb).saturating_sub(exited_before))
-        }
-        _ => None,
-    }
-}
-
 /// Nanoseconds on a CPU of the same processes between two snapshots, thread by thread; none
 /// unless both snapshots read every process.
-fn cpu_ns_between(
+pub(super) fn cpu_ns_between(
     before: Option<&BTreeMap<u32, ProcessCpu>>,
     after: Option<&BTreeMap<u32, ProcessCpu>>,
 ) -> Option<u64> {
@@ -409,46 +320,6 @@ mod tests {
         let costs = Costs::between(&before, &gone, 1000);
         assert_eq!((costs.server_cpu_us_per_request, costs.redis_cpu_us_per_request), (None, None));
         assert_eq!(Costs::between(&before, &after, 0).server_cpu_us_per_request, None);
-    }
-
-    #[test]
-    fn a_process_tree_counts_children_that_come_and_go() {
-        let group = |procs: &[(u32, u64)], reaped_ns| StoreCpu::Group {
-            procs: procs.iter().map(|&(pid, ns)| (pid, ProcessCpu::of(&[(pid, ns)]))).collect(),
-            reaped_ns,
-        };
-        // Postmaster 1; backend 2 lives through; 3 exits in the window having used 5 ms in total
-        // (2 ms of it before), reaped into the parent's count; 4 starts in the window.
-        let before = group(&[(1, 10_000_000), (2, 40_000_000), (3, 2_000_000)], 100_000_000);
-        let after = group(&[(1, 11_000_000), (2, 47_000_000), (4, 3_000_000)], 105_000_000);
-        // 1 + 7 + 3 (live) + 3 (what 3 ran in the window) = 14 ms.
-        assert_eq!(store_ns_between(Some(&before), Some(&after)), Some(14_000_000));
-        let threads = StoreCpu::Threads(BTreeMap::new());
-        assert_eq!(store_ns_between(Some(&before), Some(&threads)), None);
-        assert_eq!(store_ns_between(None, Some(&after)), None);
-    }
-
-    #[test]
-    fn a_real_postgres_is_probed_through_its_backends() {
-        let pg = PgServer::start().unwrap_or_else(|e| panic!("{e}"));
-        let probe = StoreProbe::Postgres(PgProbe::of(&pg).unwrap());
-        let pids = probe.pids();
-        // The postmaster and its auxiliary processes (checkpointer, WAL writer, ...).
-        assert!(pids.len() >= 3, "{pids:?}");
-        let before = CostSnapshot::take(&[], Some(&probe));
-        // Work in a backend: a psql session that runs a query and exits (reaped by the postmaster).
-        let bin = authbench_server::pg_process::bin_dir().unwrap();
-        let status = std::process::Command::new(bin.join("psql"))
-            .args(["-X", "-q", "-d", &pg.url(), "-c", "SELECT count(*) FROM generate_series(1, 3000000)"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let after = CostSnapshot::take(&[], Some(&probe));
-        let costs = Costs::between(&before, &after, 1);
-        // Counting three million rows takes well over 20 ms of a backend's time.
-        assert!(costs.redis_cpu_us_per_request.is_some_and(|us| us > 20_000.0), "{:?}", costs.redis_cpu_us_per_request);
-        assert!(costs.redis_commands_per_request.is_none());
     }
 
     #[test]

@@ -8,14 +8,15 @@ mod environment;
 mod noise;
 mod relay;
 mod schedstat;
+mod store;
 
 pub use cost::{
-    CostSnapshot, Costs, PgProbe, RedisProbe, StoreProbe, cpus_allowed, peak_rss_bytes, redis_pid, redis_used_memory,
-    rss_bytes,
+    CostSnapshot, Costs, RedisProbe, cpus_allowed, peak_rss_bytes, redis_pid, redis_used_memory, rss_bytes,
 };
 pub use environment::capture_environment;
 pub use noise::{NoiseWatch, NoiseWindow};
 pub use relay::{DelayRelay, measure_rtt};
+pub use store::{PgProbe, StoreProbe};
 
 /// Held by the tests that spawn CPU-burning children or judge the machine's foreign load, so
 /// that one's busy child is not the other's noise.

@@ -84,7 +84,14 @@ impl Subject {
             addr: server.addr,
             pid: server.pid(),
             others: others.iter().map(|s| (s.addr, s.pid())).collect(),
-            store: if v.uses_store() { store } else { None },
+            // A PostgreSQL's statements are counted by the servers that send them.
+            store: if v.uses_store() {
+                let addrs: Vec<SocketAddr> =
+                    std::iter::once(server.addr).chain(others.iter().map(|s| s.addr)).collect();
+                store.map(|s| s.counting(&addrs))
+            } else {
+                None
+            },
             variant: v.name.to_owned(),
             strategy: v.strategy.as_str().to_owned(),
             server_args,

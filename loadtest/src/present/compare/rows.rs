@@ -156,7 +156,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         Some(c) => c.server_cpu_ns_per_request.as_ref().map(|e| estimate(e, ns)),
         None => r.steady(v).and_then(|s| s.server_cpu_us_per_request).map(|c| Figure::new(cpu_us(c), c * 1e3)),
     });
-    add("Redis CPU/request [95 %]".into(), COST, &|r| {
+    add("store CPU/request [95 %]".into(), COST, &|r| {
         cost(r, v).and_then(|c| c.redis_cpu_ns_per_request.as_ref()).map(|e| estimate(e, ns))
     });
     add("generator CPU/request [95 %]".into(), COST, &|r| {
@@ -171,7 +171,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
         );
         for row in rows.iter_mut() {
             row.drift = match row.name.as_str() {
-                "server CPU/request [95 %]" | "Redis CPU/request [95 %]" => server,
+                "server CPU/request [95 %]" | "store CPU/request [95 %]" => server,
                 "generator CPU/request [95 %]" => generator,
                 _ => None,
             };
@@ -192,7 +192,7 @@ pub(super) fn rows(a: &Results, b: &Results, v: &str) -> Vec<Row> {
     if [a, b].iter().any(|r| cost(r, v).is_some_and(|c| c.errors > 0 || c.dropped.unwrap_or(0) > 0)) {
         add("cost errors".into(), COUNTED, &|r| cost(r, v).map(|c| Figure::new(c.errors.to_string(), c.errors as f64)));
     }
-    add("Redis commands/request".into(), COMMANDS, &|r| {
+    add("store calls/request".into(), COMMANDS, &|r| {
         r.steady(v).and_then(|s| s.redis_commands_per_request).map(|c| Figure::new(per_request(c), c))
     });
     add("Redis bytes/request".into(), REDIS_BYTES, &|r| {

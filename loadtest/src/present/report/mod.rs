@@ -76,7 +76,8 @@ struct Report<'a> {
     charts: Vec<PathBuf>,
 }
 
-/// Redis commands per request, with 0 for a strategy that reports it has no store.
+/// Store calls per request (Redis commands, or PostgreSQL statements), with 0 for a strategy
+/// that reports it has no store.
 pub(crate) fn redis_per_request(run: &RunRecord) -> Option<f64> {
     run.redis_commands_per_request.or_else(|| {
         let storeless = run.capabilities.as_ref().is_some_and(Capabilities::storeless);

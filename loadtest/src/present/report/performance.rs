@@ -10,10 +10,10 @@ impl Report<'_> {
             "variant",
             "capacity req/s [95 %]",
             "server CPU/req [95 %]",
-            "Redis CPU/req [95 %]",
+            "store CPU/req [95 %]",
             "generator CPU/req",
             "p99 at the common rate [95 %]",
-            "Redis cmd/req",
+            "store calls/req",
             "Redis B/req",
             "token B",
             "sweep knee req/s",
@@ -73,13 +73,13 @@ impl Report<'_> {
         }
         let cost = match common {
             Some(r) => format!(
-                "CPU per request and p99 at {} req/s, the open-loop rate every variant was offered (half the lowest capacity any variant showed in a round): server and Redis from the kernel's per-thread scheduler counters over the measured window, the generator's from its own threads (what the load itself cost, on the same machine); p99 from each request's intended send time",
+                "CPU per request and p99 at {} req/s, the open-loop rate every variant was offered (half the lowest capacity any variant showed in a round): server and store (Redis; PostgreSQL's postmaster, backends and the children it reaped) from the kernel's per-thread scheduler counters over the measured window, the generator's from its own threads (what the load itself cost, on the same machine); p99 from each request's intended send time",
                 rate(r)
             ),
             None => "CPU per request at each variant's own saturation (no cost scenario in this run); latency is the closed loop's service time".into(),
         };
         t.note = Some(format!(
-            "Capacity: closed loop, {}; [95 %] is the interval of the median over the rounds. {cost}. Redis commands and bytes from INFO deltas. ⚑ generator-bound: {}.",
+            "Capacity: closed loop, {}; [95 %] is the interval of the median over the rounds. {cost}. Store calls: Redis commands from INFO commandstats deltas, PostgreSQL statements from the servers' own counter (/metrics); Redis bytes from INFO deltas. ⚑ generator-bound: {}.",
             self.method_line(),
             generator_bound_rule(self.r)
         ));

@@ -65,7 +65,7 @@ impl Report<'_> {
             "service p50",
             "connections peak / limit",
             "server CPU µs/req",
-            "Redis CPU µs/req",
+            "store CPU µs/req",
             "generator CPU µs/req",
             "generator busy",
         ]);

@@ -207,7 +207,7 @@ pub fn table(results: &Results) -> String {
 }
 
 /// One line per variant: capacity (closed loop) with its interval, then what a request costs
-/// at the rate common to every variant (CPU of server and Redis, latency from the intended send
+/// at the rate common to every variant (CPU of server and store, latency from the intended send
 /// time), its sweep knee and its login rate.
 fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
     let common = results.runs.iter().find(|r| r.scenario == Scenario::Cost).and_then(|r| r.rate_rps);
@@ -217,9 +217,9 @@ fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
         "variant",
         "capacity req/s [95 %]",
         "server CPU/req [95 %]",
-        "Redis CPU/req [95 %]",
+        "store CPU/req [95 %]",
         "p99",
-        "Redis/r",
+        "store/r",
         "token B",
         "knee req/s",
         "logins/s"
