@@ -1,6 +1,8 @@
 //! The single-point scenarios on PostgreSQL, end to end through the CLI against a real server
-//! and a real PostgreSQL (smoke knobs): the scale point seeds its rows, sizes them and measures
-//! a load on them, server and PostgreSQL CPU per request included.
+//! and a real PostgreSQL (smoke knobs): with the table 1 ms away, session-pg's store round trip
+//! reads about 1 ms and its median latency grows by at least that much, since every request
+//! reads the table; and the scale point seeds its rows, sizes them and measures a load on them,
+//! server and PostgreSQL CPU per request included.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -23,6 +25,30 @@ fn run_smoke(name: &str, args: &[&str]) -> serde_json::Value {
     let results = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&out);
     results
+}
+
+#[test]
+fn a_table_one_millisecond_away_reads_one_millisecond_and_costs_at_least_that() {
+    let results = run_smoke("pg-rtt", &["--scenarios", "rtt", "--rounds", "3"]);
+    let runs: Vec<&serde_json::Value> =
+        results["runs"].as_array().unwrap().iter().filter(|r| r["scenario"] == "rtt").collect();
+    let at = |ms: f64| *runs.iter().find(|r| r["redis_rtt_ms"].as_f64() == Some(ms)).unwrap();
+    let (direct, far) = (at(0.0), at(1.0));
+    for r in [direct, far] {
+        eprintln!(
+            "session-pg at {} ms: store round trip {} ms, p50 {} us, {} req/s",
+            r["redis_rtt_ms"], r["redis_rtt_measured_ms"], r["latency_us"]["p50"], r["throughput_rps"]["median"]
+        );
+        assert_eq!(r["variant"], "session-pg");
+        assert!(r["errors"].as_u64() == Some(0), "{}", r["status_counts"]);
+    }
+    let measured = |r: &serde_json::Value| r["redis_rtt_measured_ms"].as_f64().unwrap();
+    assert!(measured(direct) < 0.5, "direct: {}", measured(direct));
+    assert!((0.9..1.8).contains(&measured(far)), "through the relay: {}", measured(far));
+    let p50 = |r: &serde_json::Value| r["latency_us"]["p50"].as_f64().unwrap();
+    assert!(p50(far) - p50(direct) >= 900.0, "p50 {} us then {} us", p50(direct), p50(far));
+    // session-pg reads its table on every request: not a control, so nothing was measured twice.
+    assert!(!results.to_string().contains("rtt: a control"), "{}", results["method"]["notes"]);
 }
 
 #[test]
