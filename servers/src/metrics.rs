@@ -37,7 +37,7 @@ pub struct Metrics {
     /// Redis commands sent (a pipeline counts each command in it).
     pub redis_commands: Counter,
     redis_errors: Family<ErrorLabels, Counter>,
-    /// PostgreSQL statements sent (`session` with `--store postgres`).
+    /// PostgreSQL statements that ended (answered, failed or timed out; `--store postgres`).
     pub postgres_statements: Counter,
     postgres_errors: Family<ErrorLabels, Counter>,
     /// `pushed`: 1 while the revocation-log follower is connected to Redis.

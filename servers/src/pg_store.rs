@@ -124,7 +124,6 @@ impl PgStore {
 
     /// Runs one prepared statement and returns its rows.
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        self.metrics.postgres_statements.inc();
         let result = tokio::time::timeout(self.timeout, async {
             let client = self.pool.get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await?;
@@ -136,7 +135,6 @@ impl PgStore {
 
     /// Runs one prepared statement and returns how many rows it changed.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        self.metrics.postgres_statements.inc();
         let result = tokio::time::timeout(self.timeout, async {
             let client = self.pool.get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await?;
@@ -151,7 +149,10 @@ impl PgStore {
         self.query("SELECT 1", &[]).await.map(drop)
     }
 
+    /// Counts the statement once it has ended (answered, failed or timed out), as the request it
+    /// serves is counted once answered: read together, the two counters agree under any backlog.
     fn finish<T>(&self, result: Result<Result<T, StoreError>, tokio::time::error::Elapsed>) -> Result<T, StoreError> {
+        self.metrics.postgres_statements.inc();
         let result = result.unwrap_or(Err(StoreError::Timeout(self.timeout)));
         if let Err(e) = &result {
             self.metrics.postgres_error(e.kind());

@@ -2,7 +2,8 @@
 //! allowlisted jtis are accepted by a real server, and the denylist seeding leaves valid
 //! tokens valid; seeded refresh families are the ones a logout and a logout-all end; seeded
 //! user versions are read on every request past the grace (a stale `ver` is refused); seeded
-//! revocation events are replayed by a starting `pushed` server, which refuses their tokens.
+//! revocation events are replayed by a starting `pushed` server, which refuses their tokens;
+//! sessions seeded into PostgreSQL are rows a real server reads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use authbench_server::config::{ServerConfig, StrategyName};
 use authbench_server::jwt::{JwtAlg, JwtKeys};
+use authbench_server::pg_store::PgTable;
 use authbench_server::redis_process::RedisServer;
 use authbench_server::store::RedisTarget;
 use authbench_server::strategy::{JtiMode, seed};
@@ -62,6 +64,31 @@ async fn seeded_sessions_are_real_sessions() {
         assert_eq!(status, StatusCode::OK, "{me}");
         assert!(me["sub"].as_str().unwrap().starts_with("user"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_seeded_into_postgres_are_rows_a_real_server_reads() {
+    // The server creates the table at start; the seeding fills it behind its back.
+    let s = TestServer::start_on_postgres(StrategyName::Session, PgTable::Logged, |c| c.users = 7).await;
+    let pg = s.pg.as_ref().unwrap();
+    let seed = seed::pg_sessions(4000, 7, Duration::from_secs(600), 10).unwrap();
+    pg.psql(&seed.sql).unwrap();
+    let table = seed::PG_SESSIONS_TABLE;
+    assert_eq!(pg.psql(&format!("SELECT count(*) FROM {table}")).unwrap(), "4000");
+    assert_eq!(pg.psql(&format!("SELECT count(DISTINCT username) FROM {table}")).unwrap(), "7");
+    let live = format!(
+        "SELECT count(*) FROM {table} WHERE expires_at > now() + interval '590 s' AND record->>'sub' = username"
+    );
+    assert_eq!(pg.psql(&live).unwrap(), "4000", "every row live for the ttl, its record's user its own");
+    // Rows 0, 400, 800, ...: user (400 k) mod 7.
+    assert_eq!(seed.ids.len(), 10);
+    for (k, id) in seed.ids.iter().enumerate() {
+        let (status, me) = s.me(id).await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        assert_eq!(me["sub"], format!("user{}", 400 * k % 7), "{me}");
+    }
+    let stranger = authbench_server::token::new_opaque_id().unwrap();
+    assert_eq!(s.me(&stranger).await.0, StatusCode::UNAUTHORIZED, "an id not seeded is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

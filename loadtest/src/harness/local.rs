@@ -232,14 +232,21 @@ impl Fleet for LocalFleet {
                     self.ensure_redis(sink)?;
                 }
                 let redis = self.redis.as_ref().and_then(Backing::own);
+                // The PostgreSQL variants' points share one of their own, placed as Redis is,
+                // gone with the step (each point has a relay of its own to it).
+                let pg = match variants.iter().find(|v| v.uses_postgres()) {
+                    Some(v) if *step == Step::Rtt => Some(Backing::start_for(v, self.placement.redis)?),
+                    _ => None,
+                };
+                let pg = pg.as_ref().and_then(Backing::postgres);
                 let records = if *step == Step::Rtt {
-                    let mut records = points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?;
+                    let mut records = points::rtt(&variants, &plan.rtt_steps, redis, pg, &self.knobs, sink)?;
                     // The controls (no store path) must read no change; if one moved, the
                     // machine was noisy: measure the scenario once more, and say so.
                     let moved = points::moved_controls(&records);
                     if !moved.is_empty() && !self.knobs.cancelled() {
                         sink(Event::Status(format!("rtt: controls moved ({}), measuring again", moved.join("; "))))?;
-                        records = points::rtt(&variants, &plan.rtt_steps, redis, &self.knobs, sink)?;
+                        records = points::rtt(&variants, &plan.rtt_steps, redis, pg, &self.knobs, sink)?;
                         let again = points::moved_controls(&records);
                         let outcome = if again.is_empty() {
                             "the second pass's controls read no change; its figures are the ones kept".to_owned()
@@ -247,7 +254,7 @@ impl Fleet for LocalFleet {
                             format!("they moved again ({}): the rtt figures of this run are noisy", again.join("; "))
                         };
                         sink(Event::Record(Record::Note(format!(
-                            "rtt: a control (a design with no Redis on its request path) read a change in the first pass ({}), so the scenario was measured again; {outcome}.",
+                            "rtt: a control (a design with no store on its request path) read a change in the first pass ({}), so the scenario was measured again; {outcome}.",
                             moved.join("; ")
                         ))))?;
                     }

@@ -1,6 +1,6 @@
 //! What is read from outside the processes being measured: CPU time and memory from `/proc`,
 //! Redis counters from `INFO`, the load of everything else on the machine, the environment of
-//! the run, and the delaying relay that puts Redis at a known round trip. Nothing here
+//! the run, and the delaying relay that puts a store at a known round trip. Nothing here
 //! generates load.
 
 mod cost;
@@ -15,7 +15,7 @@ pub use cost::{
 };
 pub use environment::capture_environment;
 pub use noise::{NoiseWatch, NoiseWindow};
-pub use relay::{DelayRelay, measure_rtt};
+pub use relay::{DelayRelay, measure_pg_rtt, measure_rtt};
 pub use store::{PgProbe, StoreProbe};
 
 /// Held by the tests that spawn CPU-burning children or judge the machine's foreign load, so

@@ -1,5 +1,6 @@
-//! A delaying TCP relay on loopback: puts a chosen round-trip time between a server and Redis,
-//! so the cost of a Redis in another zone can be measured on one machine.
+//! A delaying TCP relay on loopback: puts a chosen round-trip time between a server and its
+//! store (Redis or PostgreSQL: it relays bytes, whatever the protocol), so the cost of a store
+//! in another zone can be measured on one machine; and the round trips measured through it.
 //!
 //! Each direction of each connection has a reader thread that stamps every chunk with its
 //! arrival time and a writer thread that forwards it once half the round trip has passed.
@@ -55,6 +56,11 @@ impl DelayRelay {
     /// `redis://` URL of the relay.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    /// The URL of a PostgreSQL of `pg_process` (its user and database) through the relay.
+    pub fn postgres_url(&self) -> String {
+        format!("postgres://{}@{}/postgres", authbench_server::pg_process::USER, self.addr)
     }
 }
 
@@ -113,6 +119,38 @@ pub fn measure_rtt(addr: SocketAddr, samples: usize) -> Option<Duration> {
     times.get(times.len() / 2).copied()
 }
 
+/// PostgreSQL's SSLRequest: the length 8, then the request code 80877103 (1234 << 16 | 5679).
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// How long a fresh connection is left before its request: time for the relay to accept it and
+/// connect on, and for the postmaster to fork the backend that reads it (a fork takes about a
+/// millisecond), so that the sample times the round trip alone.
+const PG_SETTLE: Duration = Duration::from_millis(20);
+
+/// Median round trip of PostgreSQL's SSLRequest through `addr`, over `samples` connections. The
+/// request is the one message a server answers before any authentication, and only once per
+/// connection, so each sample opens a connection, lets it settle, sends the request, times
+/// until the one-byte answer (`N`: no TLS here; `S` would offer it) and closes.
+pub fn measure_pg_rtt(addr: SocketAddr, samples: usize) -> Option<Duration> {
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let mut stream = TcpStream::connect(addr).ok()?;
+        stream.set_nodelay(true).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        std::thread::sleep(PG_SETTLE);
+        let mut answer = [0u8; 1];
+        let started = Instant::now();
+        stream.write_all(&SSL_REQUEST).ok()?;
+        stream.read_exact(&mut answer).ok()?;
+        times.push(started.elapsed());
+        if !matches!(&answer, b"N" | b"S") {
+            return None;
+        }
+    }
+    times.sort();
+    times.get(times.len() / 2).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +163,18 @@ mod tests {
         let relayed = measure_rtt(relay.addr, 20).unwrap();
         let added = relayed.saturating_sub(direct);
         assert!(added >= Duration::from_micros(1900) && added < Duration::from_millis(4), "added {added:?}");
+    }
+
+    #[test]
+    fn relay_adds_the_round_trip_it_is_asked_for_to_postgres() {
+        let pg = authbench_server::pg_process::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let direct = measure_pg_rtt(pg.addr(), 15).unwrap();
+        assert!(direct < Duration::from_millis(1), "loopback to a settled backend: {direct:?}");
+        let relay = DelayRelay::start(pg.addr(), Duration::from_millis(2)).unwrap();
+        let relayed = measure_pg_rtt(relay.addr, 15).unwrap();
+        eprintln!("SSLRequest round trip: {direct:?} direct, {relayed:?} through a 2 ms relay");
+        let added = relayed.saturating_sub(direct);
+        assert!(added >= Duration::from_micros(1900) && added < Duration::from_millis(4), "added {added:?}");
+        assert!(relay.postgres_url().ends_with(&format!("127.0.0.1:{}/postgres", relay.addr.port())));
     }
 }

@@ -95,6 +95,14 @@ impl Backing {
         }
     }
 
+    /// The PostgreSQL the harness owns, if it is one.
+    pub fn postgres(&self) -> Option<&PgServer> {
+        match self {
+            Self::Postgres(pg) => Some(pg),
+            Self::Own(_) | Self::Cluster { .. } => None,
+        }
+    }
+
     /// Finds the cluster behind `urls` (loopback only), checks that it serves every slot and
     /// lists its masters. Every failure is one line that says what to do.
     pub fn cluster(urls: &[String]) -> anyhow::Result<Self> {

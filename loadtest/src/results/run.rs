@@ -133,10 +133,13 @@ pub struct RunRecord {
     pub generator_bound: bool,
     /// Login scenario: server-side time split, from the `Server-Timing` header.
     pub login: Option<LoginSplit>,
-    /// rtt scenario: the round trip added between server and Redis, and the PING round trip
-    /// measured through it, in ms.
+    /// rtt scenario: the round trip added between server and store, in ms. Named for Redis,
+    /// the first store measured; for a PostgreSQL variant it is PostgreSQL's.
     #[serde(default)]
     pub redis_rtt_ms: Option<f64>,
+    /// rtt scenario: the store round trip measured through the relay (directly at 0), in ms:
+    /// Redis `PING`, or for a PostgreSQL variant the answer to an SSLRequest on a fresh
+    /// connection. Named for Redis; it holds whichever store the variant uses.
     #[serde(default)]
     pub redis_rtt_measured_ms: Option<f64>,
     /// tokensize scenario: extra claim bytes the server put in every token or session.

@@ -1,5 +1,5 @@
-//! The records of the scale scenario: what one entry a design keeps in Redis costs in memory,
-//! and latency with a large keyspace.
+//! The records of the scale scenario: what one entry a design keeps in its store (Redis, or
+//! PostgreSQL for session-pg) costs in memory or on disk, and latency with a large keyspace.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,8 @@ pub struct ScaleRecord {
     /// What one entry is: an [`EntryKind`] name.
     pub entry_kind: String,
     pub entries: u64,
-    /// Redis `used_memory` before and after seeding, bytes.
+    /// The store's size before and after seeding, bytes: Redis `used_memory`, or for a
+    /// PostgreSQL store `pg_total_relation_size` of the sessions table (rows, indexes, TOAST).
     pub used_memory_before: u64,
     pub used_memory_after: u64,
     /// (after − before) / entries: what one entry costs, index share included.
@@ -24,7 +25,8 @@ pub struct ScaleRecord {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     /// The server's resident set (VmRSS) once it answers, before any load, bytes: for pushed
-    /// it holds the denylist replayed from the log. Absent in older results.
+    /// it holds the denylist replayed from the log. On PostgreSQL the server starts (and creates
+    /// its table) before the seeding. Absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_rss_bytes: Option<u64>,
     /// Seconds from starting the server until it answered (pushed replays its log meanwhile).

@@ -2,9 +2,11 @@
 //! revocation, for the entries that stand for revocations), so the scale scenario can hold 10^6
 //! sessions, jti entries, refresh families, user versions or revocation events without 10^6
 //! logins (argon2 alone would take hours). Writes go in pipelines; the key prefixes, record
-//! formats and commands are the strategies' own.
+//! formats and commands are the strategies' own. `session`'s PostgreSQL table is filled the
+//! same way by one statement (`postgres`).
 
 mod population;
+mod postgres;
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use crate::jwt::{AccessClaims, JwtKeys, now_secs};
 use crate::token::{new_jti, new_opaque_id};
 
 pub use population::{Credentials, Design, population};
+pub use postgres::{PG_SESSIONS_TABLE, PgSeedError, PgSessionSeed, pg_sessions};
 
 /// Commands per pipeline: large enough to amortise round trips, small enough to keep Redis
 /// responsive to anything else.

@@ -19,6 +19,7 @@ use crate::store::RedisStore;
 use crate::token::{TokenRejection, is_opaque_id, new_opaque_id};
 
 use postgres::PgSessions;
+pub(crate) use postgres::TABLE as PG_TABLE;
 
 /// What the store holds for one session.
 #[derive(Debug, Serialize, Deserialize)]
