@@ -110,7 +110,7 @@ fn renders_every_section_table_and_chart_from_the_fixture() {
         "## Revocation",
         "## Redis failure",
         "## Memory and scale",
-        "## Redis round-trip time",
+        "## Store round-trip time",
         "## Token size",
         "## Logins",
         "## Micro-benchmarks (criterion)",

@@ -416,7 +416,7 @@ fn outage_safety(r: &Results, variants: &[String]) -> [Requirement; 3] {
 
 fn memory(r: &Results, variants: &[String]) -> Requirement {
     let mut line = Requirement::new(
-        "Redis memory does not grow with the number of active users.",
+        "Store memory (Redis, or the PostgreSQL table) does not grow with the number of active users.",
         "the scale scenario did not run",
     );
     if r.scale.is_empty() {

@@ -23,7 +23,7 @@ fn point_ratio(
 pub(super) fn rtt(r: &Results, variants: &[String]) -> Requirement {
     let mut line = Requirement::new(
         format!(
-            "Keeps {:.0} % of its capacity with Redis {} away (rtt scenario, ratio taken round by round).",
+            "Keeps {:.0} % of its capacity with its store {} away (rtt scenario, ratio taken round by round).",
             RTT_KEEP * 100.0,
             ms(RTT_MS)
         ),

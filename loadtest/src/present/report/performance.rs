@@ -99,7 +99,7 @@ impl Report<'_> {
             "available while Redis hangs",
             "available while Redis is down",
             "sessions lost on empty restart",
-            "Redis bytes per entry",
+            "store bytes per entry",
         ]);
         let mut any = false;
         for v in self.variants() {
@@ -133,7 +133,7 @@ impl Report<'_> {
             ]);
         }
         if any {
-            t.note = Some("Worst window: the longest time a revoked token kept working after the revoke was acknowledged, over the kinds probed (details under Revocation). Availability: share of requests answered 2xx while Redis was unavailable (details under Redis failure). Memory: Redis used_memory delta per seeded entry at the largest keyspace measured.".into());
+            t.note = Some("Worst window: the longest time a revoked token kept working after the revoke was acknowledged, over the kinds probed (details under Revocation). Availability: share of requests answered 2xx while Redis was unavailable (details under Redis failure). Memory: the store's growth per seeded entry at the largest keyspace measured (Redis used_memory; PostgreSQL's pg_total_relation_size of the sessions table).".into());
             self.push(Block::Table(t));
         }
     }

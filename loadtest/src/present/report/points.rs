@@ -1,4 +1,4 @@
-//! The report's sections on single points: memory with the keyspace, Redis round trip,
+//! The report's sections on single points: memory with the keyspace, the store's round trip,
 //! token size, and logins.
 
 use super::*;
@@ -16,7 +16,7 @@ impl Report<'_> {
             "variant",
             "entry",
             "entries",
-            "Redis used_memory",
+            "store size (Redis used_memory; PostgreSQL table + indexes)",
             "bytes per entry",
             "req/s (one window)",
             "p50",
@@ -26,7 +26,8 @@ impl Report<'_> {
             columns.extend(["server RSS", "server start"]);
         }
         let mut t = Table::new(columns);
-        let mut panel = Panel::new("entries in Redis (log scale)", Unit::Count, "Redis bytes per entry", Unit::Bytes);
+        let mut panel =
+            Panel::new("entries in the store (log scale)", Unit::Count, "store bytes per entry", Unit::Bytes);
         panel.x_log = true;
         // Head room above the highest line for the legend, which lists one line per variant.
         let highest = self.r.scale.iter().map(|s| s.bytes_per_entry).fold(0.0, f64::max);
@@ -69,14 +70,14 @@ impl Report<'_> {
         }
         t.note = Some(caption.clone());
         self.push(Block::Table(t));
-        let fig = Figure::single("Redis memory per entry versus entries", panel);
-        self.chart(&fig, "memory", "Redis memory per entry", caption)
+        let fig = Figure::single("Store memory per entry versus entries", panel);
+        self.chart(&fig, "memory", "Store memory per entry", caption)
     }
 
     pub(super) fn rtt(&mut self) -> anyhow::Result<()> {
-        self.h2("Redis round-trip time");
+        self.h2("Store round-trip time");
         let mut panel = Panel::new(
-            "round trip added between server and Redis (ms)",
+            "round trip added between server and store (ms)",
             Unit::Ms,
             "throughput (requests per second)",
             Unit::Rate,
@@ -98,7 +99,7 @@ impl Report<'_> {
             }
             runs.sort_by(|a, b| a.redis_rtt_ms.unwrap_or(0.0).total_cmp(&b.redis_rtt_ms.unwrap_or(0.0)));
             let direct = runs.first().and_then(|r| r.throughput_rps.estimate());
-            // A design with no Redis on its request path is a control: it must read no change.
+            // A design with no store on its request path is a control: it must read no change.
             let control = runs.first().and_then(|r| redis_per_request(r)).is_some_and(|c| c < 0.001);
             for r in &runs {
                 t.row(vec![
@@ -123,13 +124,13 @@ impl Report<'_> {
             return Ok(());
         }
         let caption = format!(
-            "Closed-loop load with Redis reached through {}; every point's server runs at once and the points are measured in rounds, each round in a shuffled order. Median over the rounds with its 95 % interval; the ratio to the direct point is taken round by round, \"≈ same\" when its interval holds 1. Controls (no Redis on the request path) must read \"≈ same\"; when one does not, the scenario is measured again and the method section says so.",
+            "Closed-loop load with the store (Redis, or PostgreSQL for the session-pg variants) reached through {}; every point's server runs at once and the points are measured in rounds, each round in a shuffled order. Median over the rounds with its 95 % interval; the ratio to the direct point is taken round by round, \"≈ same\" when its interval holds 1. Controls (no store on the request path) must read \"≈ same\"; when one does not, the scenario is measured again and the method section says so.",
             self.r.rtt_injection.as_deref().unwrap_or("a delaying relay")
         );
         t.note = Some(caption.clone());
         self.push(Block::Table(t));
-        let fig = Figure::single("Throughput versus Redis round-trip time", panel);
-        self.chart(&fig, "rtt", "Throughput versus Redis round-trip time", caption)
+        let fig = Figure::single("Throughput versus store round-trip time", panel);
+        self.chart(&fig, "rtt", "Throughput versus store round-trip time", caption)
     }
 
     pub(super) fn tokensize(&mut self) -> anyhow::Result<()> {

@@ -49,7 +49,7 @@ pub fn progress_line(r: &RunRecord) -> String {
             let p99 =
                 r.latency_p99_us.as_ref().map_or_else(|| us(r.latency_us.p99), |e| interval(e.median, e.ci95, us));
             format!(
-                "  {:<16} cost   at {} req/s, {} rounds: CPU/request server {}, Redis {}, generator {}; p99 {}  {}{bound}",
+                "  {:<16} cost   at {} req/s, {} rounds: CPU/request server {}, store {}, generator {}; p99 {}  {}{bound}",
                 r.variant,
                 rate(r.rate_rps.unwrap_or(0.0)),
                 r.rounds.unwrap_or(r.repetitions),
