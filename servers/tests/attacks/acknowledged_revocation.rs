@@ -238,6 +238,11 @@ fn no_token_issued_before_an_acknowledged_revocation_outlives_it_session() {
 }
 
 #[test]
+fn no_token_issued_before_an_acknowledged_revocation_outlives_it_session_postgres() {
+    property_holds(Design::SessionPostgres);
+}
+
+#[test]
 fn no_token_issued_before_an_acknowledged_revocation_outlives_it_hybrid_allowlist() {
     property_holds(Design::HybridAllowlist);
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use authbench_server::config::StrategyName;
+use authbench_server::pg_store::PgTable;
 use authbench_server::store::RedisClientKind;
 use authbench_server::strategy::JtiMode;
 use futures_util::future::join_all;
@@ -19,11 +20,13 @@ use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestServer};
 
-/// The designs that keep revocation state in Redis, in the configurations attacked.
+/// The designs that keep revocation state in a store, in the configurations attacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Design {
     Session,
     SessionPool,
+    /// Sessions in PostgreSQL (a logged table).
+    SessionPostgres,
     HybridAllowlist,
     HybridDenylist,
     Refresh,
@@ -33,9 +36,10 @@ pub(crate) enum Design {
 }
 
 impl Design {
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Session,
         Self::SessionPool,
+        Self::SessionPostgres,
         Self::HybridAllowlist,
         Self::HybridDenylist,
         Self::Refresh,
@@ -45,8 +49,11 @@ impl Design {
 
     /// A server of this design with its own Redis and `users` seeded users.
     pub(crate) async fn start(self, users: u32) -> TestServer {
+        if self == Self::SessionPostgres {
+            return TestServer::start_on_postgres(StrategyName::Session, PgTable::Logged, |c| c.users = users).await;
+        }
         let strategy = match self {
-            Self::Session | Self::SessionPool => StrategyName::Session,
+            Self::Session | Self::SessionPool | Self::SessionPostgres => StrategyName::Session,
             Self::HybridAllowlist | Self::HybridDenylist => StrategyName::Hybrid,
             Self::Refresh => StrategyName::Refresh,
             Self::Versioned => StrategyName::Versioned,
@@ -59,7 +66,7 @@ impl Design {
                 Self::HybridAllowlist => c.jti_mode = JtiMode::Allowlist,
                 Self::HybridDenylist => c.jti_mode = JtiMode::Denylist,
                 Self::Versioned => c.grace = Duration::ZERO,
-                Self::Session | Self::Refresh | Self::Pushed => {}
+                Self::Session | Self::SessionPostgres | Self::Refresh | Self::Pushed => {}
             }
         })
         .await
