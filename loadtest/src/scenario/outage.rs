@@ -37,6 +37,9 @@ pub const CLIENT_DEADLINE: Duration = Duration::from_secs(1);
 /// the server's connection cap rather than the design's behaviour in the fault.
 pub const OUTAGE_MAX_RPS: f64 = 2000.0;
 
+/// How much later than planned a killed store may come back with the load still running.
+pub const RESTART_ALLOWANCE: Duration = Duration::from_secs(10);
+
 /// How long each phase lasts.
 #[derive(Debug, Clone)]
 pub struct OutagePlan {
@@ -132,10 +135,13 @@ pub fn run(
 
     let start = Instant::now() + Duration::from_millis(300);
     let fault_at = start + plan.before;
-    let duration = plan.before
-        + plan.fault
-        + plan.after
-        + if fault == Fault::Hang { Duration::ZERO } else { Duration::from_secs(1) };
+    // Once the store is back the load runs `after` more (a second more after a kill, for the
+    // server to reconnect), however long the store took: after a kill the load is planned with
+    // room for a slow restart, and stopped when that time is up.
+    let kills = fault != Fault::Hang;
+    let settle = plan.after + if kills { Duration::from_secs(1) } else { Duration::ZERO };
+    let allowance = if kills { RESTART_ALLOWANCE } else { Duration::ZERO };
+    let duration = plan.before + plan.fault + settle + allowance;
     let spec = LoadSpec {
         addr,
         others: Vec::new(),
@@ -151,8 +157,21 @@ pub fn run(
         population: None,
     };
     let keep = Keep { server_timing: false, timeline: Some(BUCKET), start_at: Some(start) };
-    let load_cancel = cancel.clone();
+    let load_stop = Arc::new(AtomicBool::new(false));
+    let load_cancel = load_stop.clone();
     let load = std::thread::spawn(move || engine::run(&spec, keep, &load_cancel));
+    // The user's Ctrl-C stops the load at once, as it stops any other.
+    let forward = {
+        let (cancel, load_stop) = (cancel.clone(), load_stop.clone());
+        std::thread::spawn(move || {
+            while !load_stop.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    load_stop.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
 
     // A revoked token probed throughout: does the fault let it back in?
     let victim = revoked.last().cloned().unwrap_or_default();
@@ -182,6 +201,12 @@ pub fn run(
         }),
     };
     let back = Instant::now();
+    let end = back + settle;
+    while !load.is_finished() && Instant::now() < end {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)));
+    }
+    load_stop.store(true, Ordering::Relaxed);
+    let _ = forward.join();
     let outcome = load.join().map_err(|_| anyhow::anyhow!("load thread panicked"))?;
     stop.store(true, Ordering::Relaxed);
     injected?;
