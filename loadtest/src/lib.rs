@@ -43,7 +43,7 @@ pub use harness::Finished;
 pub use present::compare::{compare, compare_paths};
 pub use present::report::render as render_report;
 pub use process::{ServerProcess, server_binary};
-pub use scenario::outage::{OutagePlan, OutageTarget, run as run_outage};
+pub use scenario::outage::{OutagePlan, OutageStore, OutageTarget, run as run_outage};
 pub use scenario::revocation::{
     Design as RevocationDesign, Pair, ProbePlan, design_at as revocation_design, measure as measure_revocation,
     summarize as summarize_revocation,

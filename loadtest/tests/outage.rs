@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use authbench::results::Fault;
 use authbench::server_binary;
-use authbench::{OutagePlan, OutageTarget};
+use authbench::{OutagePlan, OutageStore, OutageTarget};
 
 #[test]
 fn a_five_second_hang_leaves_a_five_second_hole() {
@@ -25,8 +25,13 @@ fn a_five_second_hang_leaves_a_five_second_hole() {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let args: Vec<String> = ["--strategy", "session", "--users", "1000"].iter().map(|s| (*s).to_owned()).collect();
-    let target =
-        OutageTarget { strategy: "session", variant: "session", server_args: &args, uses_redis: true, binary: &binary };
+    let target = OutageTarget {
+        strategy: "session",
+        variant: "session",
+        server_args: &args,
+        store: OutageStore::Redis,
+        binary: &binary,
+    };
     let r =
         authbench::run_outage(&target, Fault::Hang, 400.0, &plan, runtime.handle(), &Arc::new(AtomicBool::new(false)))
             .unwrap();

@@ -108,7 +108,7 @@ fn renders_every_section_table_and_chart_from_the_fixture() {
         "## Decision guide",
         "## Latency versus offered load",
         "## Revocation",
-        "## Redis failure",
+        "## Store failure",
         "## Memory and scale",
         "## Store round-trip time",
         "## Token size",
@@ -427,7 +427,7 @@ fn a_schema_6_run_shows_fixed_rate_records_and_what_the_generator_did() {
     );
 
     // Outage: availability by intended send time, the drops shown and the record called out.
-    let outage = section(&md, "## Redis failure", "## Memory and scale");
+    let outage = section(&md, "## Store failure", "## Memory and scale");
     assert!(outage.contains("| generator dropped |") && outage.contains("by intended send time"), "{outage}");
     // The drops fell in a bucket during the hang: only that phase is marked.
     assert!(outage.contains("| hybrid-open | hang | 100 % | 0.5 % ✗ | 99.9 % |"), "{outage}");
@@ -471,7 +471,7 @@ fn a_schema_5_run_says_how_it_decided_generator_bound_and_has_no_fixed_rate() {
     let guide = section(&md, "## Decision guide", "## Latency versus");
     assert!(guide.contains("baseline measured 75.6k req/s and is generator-bound"), "{guide}");
     assert!(
-        section(&md, "## Redis failure", "## Memory")
+        section(&md, "## Store failure", "## Memory")
             .contains("counted by when the client learned the outcome (schema 5)")
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -681,5 +681,59 @@ fn a_population_point_off_its_rule_is_called_out_with_why() {
     assert!(!s.contains("Every point is within"), "{s}");
     // The crossing follows the measured points.
     assert!(s.contains("**versioned-g1**: always above (1.27 against 1.00)."), "{s}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Outage records of the PostgreSQL variants beside Redis's: the hang and the kill with crash
+/// recovery, in the same table, charts, summary and guide lines, said of the store they hit.
+#[test]
+fn postgres_outages_read_as_their_store() {
+    let dir = with_fixture("pg-outage", |v| {
+        let outage = v["outage"].as_array_mut().unwrap();
+        let of =
+            |fault: &str| outage.iter().find(|o| o["variant"] == "session" && o["fault"] == fault).unwrap().clone();
+        let (hang, kill) = (of("hang"), of("kill_restart_empty"));
+        for (variant, persistence, lost) in [("session-pg", "wal", 0), ("session-pg-unlogged", "unlogged", 20)] {
+            for (mut o, fault) in [(hang.clone(), "hang"), (kill.clone(), "kill_restart_recovery")] {
+                o["variant"] = variant.into();
+                o["fault"] = fault.into();
+                o["persistence"] = persistence.into();
+                o["sessions_lost"] = (if fault == "hang" { 0 } else { lost }).into();
+                outage.push(o);
+            }
+        }
+    });
+    let rendered = render_report(&dir, None).unwrap();
+    let md = std::fs::read_to_string(&rendered.markdown).unwrap();
+
+    let outage = section(&md, "## Store failure", "## Memory and scale");
+    let row = |variant: &str, fault: &str| {
+        outage
+            .lines()
+            .find(|l| l.starts_with(&format!("| {variant} | {fault} |")))
+            .unwrap_or_else(|| panic!("no {variant} {fault} row: {outage}"))
+    };
+    assert!(row("session", "kill, restart empty").contains("| 20/20 |"));
+    assert!(row("session-pg", "hang").contains("| 0/20 |"));
+    assert!(row("session-pg", "kill, restart (crash recovery)").contains("| 0/20 |"));
+    assert!(row("session-pg-unlogged", "kill, restart (crash recovery)").contains("| 20/20 |"));
+    assert!(outage.contains("restarted on the same data with crash recovery"), "{outage}");
+    assert!(outage.contains("Outage timeline: Redis or PostgreSQL hangs (SIGSTOP)"), "{outage}");
+    assert!(outage.contains("Outage timeline: Redis killed, restarted empty"), "{outage}");
+    assert!(outage.contains("Outage timeline: PostgreSQL killed, restarted with crash recovery"), "{outage}");
+    let chart = dir.join("charts").join("outage_kill_restart_recovery.svg");
+    assert!(std::fs::metadata(&chart).is_ok_and(|m| m.len() > 2000), "{}", chart.display());
+
+    // The summary's restart column takes each store's kill.
+    let summary = section(&md, "## Summary", "## Decision guide");
+    let unlogged = summary.lines().find(|l| l.starts_with("| session-pg-unlogged |")).unwrap();
+    assert!(unlogged.contains("| 20/20 |"), "{unlogged}");
+
+    // The guide's restart line judges each store by its own kill.
+    let guide = section(&md, "## Decision guide", "## Latency versus");
+    let line = guide.lines().find(|l| l.contains("Logged-in users stay logged in when the store is killed")).unwrap();
+    assert!(line.contains("**session-pg** (0/20 users lost their session)"), "{line}");
+    assert!(line.contains("**session-pg-unlogged** (20/20 users lost their session)"), "{line}");
+    assert!(line.contains("**session** (20/20 users lost their session)"), "{line}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -239,7 +239,7 @@ fn smoke_results_match_the_schema_and_the_suite() {
         }
     }
 
-    assert_eq!(results.schema_version, 8);
+    assert_eq!(results.schema_version, 9);
     check_revocation(&results);
     check_outage(&results);
 
@@ -763,6 +763,42 @@ fn a_population_record_matches_the_schema() {
             "an expected figure below zero",
             mutate(&doc, &at("expected_redis_commands_per_user_request"), Some(Value::from(-0.1))),
         ),
+    ] {
+        assert!(!validator.is_valid(&broken), "the schema accepts {what}");
+    }
+}
+
+/// Outage records of the PostgreSQL variants (the smoke suite measures none): the hang and the
+/// kill with crash recovery, on a logged table (`wal`) and an unlogged one. Built from the
+/// committed fixture, so it needs no measurement; a fault or persistence outside the schema's
+/// words must be refused.
+#[test]
+fn postgres_outage_records_match_the_schema() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+    let mut results = authbench::results::load(&fixture).unwrap();
+    results.schema_version = authbench::results::SCHEMA_VERSION;
+    let session = results.outage.iter().find(|o| o.variant == "session").unwrap().clone();
+    for (variant, persistence) in [("session-pg", "wal"), ("session-pg-unlogged", "unlogged")] {
+        for fault in [Fault::Hang, Fault::KillRecover] {
+            let mut o = session.clone();
+            o.variant = variant.into();
+            o.fault = fault;
+            o.persistence = persistence.into();
+            results.outage.push(o);
+        }
+    }
+    let doc = serde_json::to_value(&results).unwrap();
+    let last = doc["outage"].as_array().unwrap().len() - 1;
+    assert_eq!(doc["outage"][last]["fault"], "kill_restart_recovery");
+    assert_eq!(doc["outage"][last]["persistence"], "unlogged");
+    let validator = validator();
+    assert_valid(&validator, &doc, "the fixture with PostgreSQL outage records");
+    let back: Results = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(back.outage("session-pg", Fault::KillRecover).unwrap().persistence, "wal");
+    let at = |field: &str| format!("/outage/{last}/{field}");
+    for (what, broken) in [
+        ("an unknown fault", mutate(&doc, &at("fault"), Some(Value::from("kill_restart_wal")))),
+        ("an unknown persistence", mutate(&doc, &at("persistence"), Some(Value::from("logged")))),
     ] {
         assert!(!validator.is_valid(&broken), "the schema accepts {what}");
     }

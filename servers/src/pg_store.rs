@@ -64,6 +64,9 @@ pub struct PgSettings {
     pub timeout: Duration,
 }
 
+/// How long opening one connection may take, apart from the requests that wait for it.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The pool size when none is given: two connections per core.
 pub fn default_pool_size() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
@@ -102,7 +105,9 @@ impl PgStore {
             .max_size(settings.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(settings.timeout))
-            .create_timeout(Some(settings.timeout.max(Duration::from_millis(100))))
+            // Opening a connection may take longer than a request waits (a restarted server
+            // under load forks a backend per connection): see `checkout`.
+            .create_timeout(Some(CREATE_TIMEOUT.max(settings.timeout)))
             .recycle_timeout(Some(settings.timeout))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -125,7 +130,7 @@ impl PgStore {
     /// Runs one prepared statement and returns its rows.
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         let result = tokio::time::timeout(self.timeout, async {
-            let client = self.pool.get().await.map_err(pool_error)?;
+            let client = self.checkout().await?;
             let statement = client.prepare_cached(sql).await?;
             Ok(client.query(&statement, params).await?)
         })
@@ -136,12 +141,28 @@ impl PgStore {
     /// Runs one prepared statement and returns how many rows it changed.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let result = tokio::time::timeout(self.timeout, async {
-            let client = self.pool.get().await.map_err(pool_error)?;
+            let client = self.checkout().await?;
             let statement = client.prepare_cached(sql).await?;
             Ok(client.execute(&statement, params).await?)
         })
         .await;
         self.finish(result)
+    }
+
+    /// A connection of the pool. With one idle, it is taken at once. Without, the pool may open
+    /// one, and that runs in a task of its own: a request that gives up at its deadline does
+    /// not abandon the connection half-opened, which then joins the pool for the next request.
+    /// Otherwise, after PostgreSQL restarts under load, every attempt would be cut at the request
+    /// deadline and the pool would never fill again while the load lasts.
+    async fn checkout(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        if self.pool.status().available > 0 {
+            return self.pool.get().await.map_err(pool_error);
+        }
+        let pool = self.pool.clone();
+        match tokio::spawn(async move { pool.get().await }).await {
+            Ok(got) => got.map_err(pool_error),
+            Err(e) => Err(StoreError::Pool(e.to_string())),
+        }
     }
 
     /// `SELECT 1`, for `/healthz`.

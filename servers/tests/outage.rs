@@ -202,3 +202,42 @@ async fn unreachable_redis_at_start_is_one_clear_error() {
     assert!(text.contains("cannot reach Redis at redis://127.0.0.1:"), "{text}");
     assert!(text.contains("start redis-server or pass --redis-url"), "{text}");
 }
+
+/// After a crash and restart under load, the pool fills again while the load goes on: the
+/// requests time out at the store deadline, but the connections they asked for are opened to
+/// the end and kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_postgres_recovers_under_load_after_a_crash() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut s = TestServer::start_on_postgres(StrategyName::Session, PgTable::Logged, |c| {
+        c.redis_timeout = REDIS_TIMEOUT;
+        c.postgres_pool_size = 4;
+    })
+    .await;
+    let token = s.login("user1").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // 64 clients in closed loops: every connection of the pool is wanted all the time.
+    let mut loops = Vec::new();
+    for _ in 0..64 {
+        let (client, url, token, stop) = (s.client.clone(), s.url("/me"), token.clone(), stop.clone());
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = client.get(&url).bearer_auth(&token).send().await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pg(&mut s).kill().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| pg(&mut s).restart().unwrap());
+    let back = Instant::now();
+    let status = wait_until_not_503(&s, &token).await;
+    let took = back.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        let _ = l.await;
+    }
+    assert_eq!(status, StatusCode::OK, "no recovery under load within {RECOVERY_BOUND:?} of the restart");
+    println!("served again {took:?} after the restart, under load");
+}

@@ -52,9 +52,11 @@ impl SuitePlan {
         if self.scenarios.contains(&Scenario::Outage) {
             for v in self.outage_variants() {
                 for f in self.outage_faults(v) {
-                    // Kills add a second of load and a restart; every fault adds logins and start-up.
-                    let down = if f == Fault::Hang { 0.0 } else { 1.5 };
-                    let setup = if f == Fault::KillAof { 3.0 } else { 1.5 };
+                    // Kills add a second of load and a restart; every fault adds logins and
+                    // start-up, longer with an append-only file to sync or a PostgreSQL to
+                    // create (initdb and start, about 1.5 s).
+                    let down = if f.kills() { 1.5 } else { 0.0 };
+                    let setup = if f == Fault::KillAof || v.uses_postgres() { 3.0 } else { 1.5 };
                     total += (self.outage_before + self.outage_fault + self.outage_after).as_secs_f64() + down + setup;
                 }
             }

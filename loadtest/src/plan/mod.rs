@@ -375,12 +375,15 @@ impl SuitePlan {
         self.revocation_ttl + Duration::from_secs(4)
     }
 
-    /// The faults the outage scenario injects for a variant: all three where Redis matters
-    /// (only the hang in the smoke suite), the hang alone for designs that never call Redis.
+    /// The faults the outage scenario injects for a variant: where its store matters, the hang
+    /// and that store's kills (Redis: restarted empty and from its append-only file;
+    /// PostgreSQL: restarted through crash recovery), only the hang in the smoke suite; the
+    /// hang alone for designs that never call a store.
     pub fn outage_faults(&self, v: &Variant) -> Vec<Fault> {
         match (self.name, v.outage_matters()) {
             (SuiteName::Smoke, true) => vec![Fault::Hang],
             (SuiteName::Smoke, false) => vec![],
+            (_, true) if v.uses_postgres() => vec![Fault::Hang, Fault::KillRecover],
             (_, true) => vec![Fault::Hang, Fault::KillEmpty, Fault::KillAof],
             (_, false) => vec![Fault::Hang],
         }

@@ -42,6 +42,20 @@ fn scale_measures_every_design_that_keeps_entries_once() {
 }
 
 #[test]
+fn each_store_gets_its_own_kills() {
+    let full = SuitePlan::new(SuiteName::Full);
+    let smoke = SuitePlan::new(SuiteName::Smoke);
+    let faults = |plan: &SuitePlan, name: &str| plan.outage_faults(variant(name).unwrap());
+    for pg in ["session-pg", "session-pg-unlogged"] {
+        assert!(full.measures_outage(variant(pg).unwrap()), "{pg}");
+        assert_eq!(faults(&full, pg), [Fault::Hang, Fault::KillRecover], "{pg}");
+        assert_eq!(faults(&smoke, pg), [Fault::Hang], "{pg}");
+    }
+    assert_eq!(faults(&full, "session"), [Fault::Hang, Fault::KillEmpty, Fault::KillAof]);
+    assert_eq!(faults(&full, "jwt"), [Fault::Hang]);
+}
+
+#[test]
 fn strategies_select_variants() {
     let plan = SuitePlan::new(SuiteName::Default);
     let names = |v: Vec<&Variant>| v.iter().map(|v| v.name).collect::<Vec<_>>();

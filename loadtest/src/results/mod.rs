@@ -39,11 +39,12 @@ pub use run::{
 pub use scale::{EntryKind, ScaleRecord};
 
 /// Bumped on any change that could break a reader.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 /// The oldest version this authbench still reads (version 6 added the fixed-rate fields,
 /// version 7 the rounds: cost records, intervals, the guide's verdicts, the noise monitor and
 /// revocation in trials, each a record of its own; version 8 the population scenario and what
-/// the revocation victim's client did).
+/// the revocation victim's client did; version 9 the PostgreSQL store: its outage fault and
+/// persistence values, and store figures that may be PostgreSQL's).
 pub const OLDEST_READABLE: u32 = 5;
 
 /// The whole file.

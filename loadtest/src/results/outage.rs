@@ -1,9 +1,10 @@
-//! The records of the outage scenario: a Redis fault injected under open-loop load, the
-//! availability clients saw per bucket of time, and what a restart lost.
+//! The records of the outage scenario: a fault of the store (Redis or PostgreSQL) injected
+//! under open-loop load, the availability clients saw per bucket of time, and what a restart
+//! lost.
 
 use serde::{Deserialize, Serialize};
 
-/// A Redis failure.
+/// A failure of the store: `Hang` for either store, the kills for the store they name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
@@ -15,6 +16,11 @@ pub enum Fault {
     /// SIGKILL, then a restart that replays the append-only file (appendfsync everysec).
     #[serde(rename = "kill_restart_aof")]
     KillAof,
+    /// PostgreSQL: SIGKILL to the postmaster and every backend, then a restart on the same
+    /// cluster with crash recovery: a logged table keeps its committed rows (the WAL is
+    /// replayed), an unlogged one comes back empty.
+    #[serde(rename = "kill_restart_recovery")]
+    KillRecover,
 }
 
 impl Fault {
@@ -23,7 +29,13 @@ impl Fault {
             Fault::Hang => "hang",
             Fault::KillEmpty => "kill_restart_empty",
             Fault::KillAof => "kill_restart_aof",
+            Fault::KillRecover => "kill_restart_recovery",
         }
+    }
+
+    /// Whether the store is killed and restarted (every fault but the hang).
+    pub fn kills(self) -> bool {
+        self != Fault::Hang
     }
 }
 
@@ -33,7 +45,8 @@ pub struct OutageRecord {
     pub strategy: String,
     pub variant: String,
     pub fault: Fault,
-    /// `none` or `aof_everysec`.
+    /// The store's durability: Redis `none` or `aof_everysec`; PostgreSQL `wal` (a logged
+    /// table) or `unlogged`.
     pub persistence: String,
     pub offered_rps: f64,
     pub connections: usize,
@@ -41,8 +54,8 @@ pub struct OutageRecord {
     /// timeout.
     pub client_timeout_ms: f64,
     pub bucket_ms: f64,
-    /// When the fault began and when Redis was back (resumed, or restarted and answering),
-    /// in ms from the start of the timeline.
+    /// When the fault began and when the store was back (resumed, or restarted and answering),
+    /// in ms from the start of the timeline (the name is from when the store was Redis alone).
     pub fault_start_ms: f64,
     pub redis_back_ms: f64,
     /// Share of requests answered 2xx within the client deadline, among those intended before,
@@ -50,7 +63,7 @@ pub struct OutageRecord {
     pub availability_before: f64,
     pub availability_during: f64,
     pub availability_after: f64,
-    /// From Redis being back to the first 100 ms in which at least 95 % of outcomes were
+    /// From the store being back to the first 100 ms in which at least 95 % of outcomes were
     /// answers from a working store (2xx, or 401 for tokens a restart lost); null if never.
     pub recovery_ms: Option<f64>,
     /// Probes of a revoked token sent during the fault that were accepted (fail-open shows it).
@@ -69,6 +82,17 @@ pub struct OutageRecord {
     pub dropped: u64,
     /// Outcomes per bucket, by intended send time.
     pub timeline: Vec<Bucket>,
+}
+
+impl OutageRecord {
+    /// The store the fault hit, as its `persistence` says: `PostgreSQL` for `wal` and
+    /// `unlogged`, `Redis` otherwise.
+    pub fn store(&self) -> &'static str {
+        match self.persistence.as_str() {
+            "wal" | "unlogged" => "PostgreSQL",
+            _ => "Redis",
+        }
+    }
 }
 
 /// Outcome classes of a timeline bucket.

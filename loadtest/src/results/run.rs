@@ -26,7 +26,8 @@ pub enum Scenario {
     Login,
     /// How long a revoked token keeps working, per revocation kind, on one and two instances.
     Revocation,
-    /// Redis hangs, dies and restarts (empty or from its append-only file) under load.
+    /// The store hangs, dies and restarts under load (Redis empty or from its append-only
+    /// file, PostgreSQL through crash recovery).
     Outage,
     /// Steady load with Redis behind an injected round-trip time.
     Rtt,

@@ -210,8 +210,8 @@ pub fn compare(a: &Results, b: &Results, a_label: &str, b_label: &str) -> String
         "Revocation: how long a revoked token kept working after the acknowledgement, per kind, on 1 and 2 \
          instances. Sweep knee: the first offered rate where latency turns up; none when it stays flat up to the \
          steady maximum. Rate: open loop at one fixed rate, paired by the rate offered: the rate achieved, p99 \
-         from the intended send time, and sends the generator dropped. Outage: availability during the Redis \
-         fault, recovery once Redis is back. Scale: store memory per entry. Population N/lifetime: the point \
+         from the intended send time, and sends the generator dropped. Outage: availability during the store's \
+         fault, recovery once the store is back. Scale: store memory per entry. Population N/lifetime: the point \
          at N requests per access-token lifetime, Redis commands (cmd) and server CPU per user request, the calls \
          its client added included.",
     );

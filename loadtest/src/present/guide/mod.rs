@@ -14,6 +14,7 @@ use crate::results::{
     Capabilities, Estimate, Fault, GuideEntry, Kind, OutageRecord, Results, RunRecord, Scenario, Side, Verdict,
 };
 
+use super::report::killed_and_restarted;
 use super::units::{ms, pct, per_request, rate, ratio_interval};
 use points::{rtt, tokensize};
 
@@ -133,9 +134,8 @@ pub fn requirements(r: &Results) -> Vec<Requirement> {
     lines.push(throughput(r, &variants));
     lines.push(store::database_lookup(r, &variants));
     lines.push(knee(r, &variants));
-    for (fault, what) in [(Fault::Hang, "while Redis hangs"), (Fault::KillEmpty, "while Redis is down")] {
-        lines.push(available(r, &variants, fault, what));
-    }
+    lines.push(available(&variants, "while its store hangs", |v| r.outage(v, Fault::Hang)));
+    lines.push(available(&variants, "while its store is down", |v| killed_and_restarted(r, v)));
     lines.extend(outage_safety(r, &variants));
     lines.push(memory(r, &variants));
     lines.push(rtt(r, &variants));
@@ -328,13 +328,14 @@ fn wilson(p: f64, n: f64) -> [f64; 2] {
     [(centre - half).max(0.0), (centre + half).min(1.0)]
 }
 
-fn available(r: &Results, variants: &[String], fault: Fault, what: &str) -> Requirement {
+/// The availability line for the fault `record` finds for a variant.
+fn available<'a>(variants: &[String], what: &str, record: impl Fn(&str) -> Option<&'a OutageRecord>) -> Requirement {
     let mut line = Requirement::new(
         format!("Keeps answering {what} (at least {:.0} % of requests answered 2xx).", AVAILABLE * 100.0),
         "the outage scenario did not run",
     );
     for v in variants {
-        let Some(o) = r.outage(v, fault) else { continue };
+        let Some(o) = record(v) else { continue };
         let [_, dropped, _] = super::report::dropped_by_phase(o);
         let n = requests_during(o);
         let [lo, hi] = wilson(o.availability_during, n);
@@ -369,15 +370,17 @@ fn requests_during(o: &OutageRecord) -> f64 {
 
 fn outage_safety(r: &Results, variants: &[String]) -> [Requirement; 3] {
     let mut safe = Requirement::new(
-        "Never accepts a revoked token while Redis is unavailable (fails closed).",
+        "Never accepts a revoked token while its store is unavailable (fails closed).",
         "the outage scenario did not run",
     );
     let mut sessions = Requirement::new(
-        "Logged-in users stay logged in when Redis restarts without persistence.",
+        "Logged-in users stay logged in when the store is killed and restarted (Redis without persistence, PostgreSQL through crash recovery).",
         "the outage scenario did not run",
     );
-    let mut revs =
-        Requirement::new("Revocations survive a Redis restart without persistence.", "the outage scenario did not run");
+    let mut revs = Requirement::new(
+        "Revocations survive the store being killed and restarted (Redis without persistence, PostgreSQL through crash recovery).",
+        "the outage scenario did not run",
+    );
     let yes = |ok: bool| if ok { Verdict::Meets } else { Verdict::Fails };
     for v in variants {
         let recs: Vec<_> = r.outage.iter().filter(|o| &o.variant == v).collect();
@@ -400,7 +403,7 @@ fn outage_safety(r: &Results, variants: &[String]) -> [Requirement; 3] {
                 _ => safe.add(v, yes(accepted == 0), figure),
             }
         }
-        if let Some(o) = r.outage(v, Fault::KillEmpty) {
+        if let Some(o) = killed_and_restarted(r, v) {
             sessions.add(
                 v,
                 yes(o.sessions_lost == 0),

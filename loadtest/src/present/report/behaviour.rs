@@ -1,4 +1,5 @@
-//! The report's behaviour sections: revocation windows and what a Redis outage did.
+//! The report's behaviour sections: revocation windows and what an outage of the store (Redis
+//! or PostgreSQL) did.
 
 use super::*;
 use crate::present::units::count;
@@ -229,7 +230,7 @@ impl Report<'_> {
     }
 
     pub(super) fn outage(&mut self) -> anyhow::Result<()> {
-        self.h2("Redis failure");
+        self.h2("Store failure");
         if self.r.outage.is_empty() {
             self.p("Not measured in this run: the outage scenario did not run.");
             return Ok(());
@@ -261,7 +262,7 @@ impl Report<'_> {
                 };
                 let mut row = vec![
                     v.clone(),
-                    f.as_str().to_owned(),
+                    fault_name(f).to_owned(),
                     share(0, o.availability_before),
                     share(1, o.availability_during),
                     share(2, o.availability_after),
@@ -277,7 +278,7 @@ impl Report<'_> {
                 if o.dropped > 0 {
                     warnings.push(format!(
                         "**{v}** ({}): the generator dropped {} sends at its connection limit, so the availability marked ✗ is not the server's: the requests it could not send are missing from it.",
-                        f.as_str(),
+                        fault_name(f),
                         o.dropped
                     ));
                 }
@@ -300,8 +301,13 @@ impl Report<'_> {
         } else {
             ""
         };
+        let postgres = if self.r.outage.iter().any(|o| o.store() == "PostgreSQL") {
+            " A variant that keeps its sessions in PostgreSQL has a PostgreSQL of its own, frozen (SIGSTOP to the postmaster and every backend) or killed (SIGKILL to all of them, no checkpoint) and restarted on the same data with crash recovery: a logged table replays its WAL and keeps its committed rows, an unlogged one comes back empty."
+        } else {
+            ""
+        };
         t.note = Some(format!(
-            "Open loop against each variant at half its closed-loop maximum (at most 2000 req/s), {} connections to start with and more opened as clients need them; Redis unavailable for about {} per fault. {available} Recovery: from Redis back to the first 100 ms bucket in which at least 95 % of outcomes were answers from a working store (2xx, or 401 for tokens a restart lost). Revoked token accepted: probes with an already revoked token answered 2xx during the fault (fail-open shows here). Sessions lost: logged-in users whose token stopped working after the restart. Revocations lost: revoked tokens accepted again after the restart.{generator}",
+            "Open loop against each variant at half its closed-loop maximum (at most 2000 req/s), {} connections to start with and more opened as clients need them; the store (Redis, or PostgreSQL for the variants that keep their sessions there) unavailable for about {} per fault.{postgres} {available} Recovery: from the store back to the first 100 ms bucket in which at least 95 % of outcomes were answers from a working store (2xx, or 401 for tokens a restart lost). Revoked token accepted: probes with an already revoked token answered 2xx during the fault (fail-open shows here). Sessions lost: logged-in users whose token stopped working after the restart. Revocations lost: revoked tokens accepted again after the restart.{generator}",
             first.map_or(0, |o| o.connections),
             first.map_or("–".into(), |o| ms(o.redis_back_ms - o.fault_start_ms)),
         ));
@@ -357,20 +363,14 @@ impl Report<'_> {
             } else {
                 "by completion"
             };
+            let label = fault_label(f, &records);
             let caption = format!(
-                "{}: share of requests answered 2xx per {} bucket ({by}), with the time Redis was unavailable shaded; each variant's clock starts at its own fault. A bucket with no request counts as 0 %.",
-                fault_label(f),
+                "{label}: share of requests answered 2xx per {} bucket ({by}), with the time the store was unavailable shaded; each variant's clock starts at its own fault. A bucket with no request counts as 0 %.",
                 ms(records.first().map_or(100.0, |o| o.bucket_ms))
             );
             let columns = if panels.len() > 4 { 3 } else { 2 };
-            let fig =
-                Figure { title: format!("Success rate through a Redis fault: {}", fault_label(f)), panels, columns };
-            self.chart(
-                &fig,
-                &format!("outage_{}", f.as_str()),
-                &format!("Outage timeline: {}", fault_label(f)),
-                caption,
-            )?;
+            let fig = Figure { title: format!("Success rate through a store fault: {label}"), panels, columns };
+            self.chart(&fig, &format!("outage_{}", f.as_str()), &format!("Outage timeline: {label}"), caption)?;
         }
         Ok(())
     }

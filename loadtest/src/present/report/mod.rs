@@ -176,15 +176,41 @@ pub(crate) fn dropped_by_phase(o: &OutageRecord) -> [u64; 3] {
     phases
 }
 
-fn fault_label(f: Fault) -> &'static str {
+/// A variant's record of its store killed and restarted as it is run by default: Redis with no
+/// persistence (restarted empty), PostgreSQL through crash recovery.
+pub(crate) fn killed_and_restarted<'a>(r: &'a Results, variant: &str) -> Option<&'a OutageRecord> {
+    r.outage(variant, Fault::KillEmpty).or_else(|| r.outage(variant, Fault::KillRecover))
+}
+
+/// A fault in a few words, the store left out (a table row names its variant).
+pub(crate) fn fault_name(f: Fault) -> &'static str {
     match f {
-        Fault::Hang => "Redis hangs (SIGSTOP)",
-        Fault::KillEmpty => "Redis killed, restarted empty",
-        Fault::KillAof => "Redis killed, restarted from AOF",
+        Fault::Hang => "hang",
+        Fault::KillEmpty => "kill, restart empty",
+        Fault::KillAof => "kill, restart from AOF",
+        Fault::KillRecover => "kill, restart (crash recovery)",
     }
 }
 
-const FAULTS: [Fault; 3] = [Fault::Hang, Fault::KillEmpty, Fault::KillAof];
+/// A fault said of the stores it hit in `records` (`Redis`, `PostgreSQL`, or both, in the
+/// order they come), for a chart's title.
+fn fault_label(f: Fault, records: &[&OutageRecord]) -> String {
+    let mut stores: Vec<&str> = Vec::new();
+    for o in records {
+        if !stores.contains(&o.store()) {
+            stores.push(o.store());
+        }
+    }
+    let store = if stores.is_empty() { "the store".to_owned() } else { stores.join(" or ") };
+    match f {
+        Fault::Hang => format!("{store} hangs (SIGSTOP)"),
+        Fault::KillEmpty => format!("{store} killed, restarted empty"),
+        Fault::KillAof => format!("{store} killed, restarted from AOF"),
+        Fault::KillRecover => format!("{store} killed, restarted with crash recovery"),
+    }
+}
+
+const FAULTS: [Fault; 4] = [Fault::Hang, Fault::KillEmpty, Fault::KillAof, Fault::KillRecover];
 
 impl Report<'_> {
     fn push(&mut self, b: Block) {

@@ -96,9 +96,9 @@ impl Report<'_> {
             "variant",
             "worst revocation window (1 instance)",
             "worst window (A→B)",
-            "available while Redis hangs",
-            "available while Redis is down",
-            "sessions lost on empty restart",
+            "available while its store hangs",
+            "available while its store is down",
+            "sessions lost on a restart (Redis empty, PostgreSQL crash recovery)",
             "store bytes per entry",
         ]);
         let mut any = false;
@@ -106,7 +106,7 @@ impl Report<'_> {
             let w1 = worst_window(self.r, &v, 1);
             let w2 = worst_window(self.r, &v, 2);
             let hang = self.r.outage(&v, Fault::Hang);
-            let kill = self.r.outage(&v, Fault::KillEmpty);
+            let kill = killed_and_restarted(self.r, &v);
             let mem = self.r.scale.iter().filter(|s| s.variant == v).max_by_key(|s| s.entries);
             if w1.is_none() && w2.is_none() && hang.is_none() && kill.is_none() && mem.is_none() {
                 continue;
@@ -133,7 +133,7 @@ impl Report<'_> {
             ]);
         }
         if any {
-            t.note = Some("Worst window: the longest time a revoked token kept working after the revoke was acknowledged, over the kinds probed (details under Revocation). Availability: share of requests answered 2xx while Redis was unavailable (details under Redis failure). Memory: the store's growth per seeded entry at the largest keyspace measured (Redis used_memory; PostgreSQL's pg_total_relation_size of the sessions table).".into());
+            t.note = Some("Worst window: the longest time a revoked token kept working after the revoke was acknowledged, over the kinds probed (details under Revocation). Availability: share of requests answered 2xx while the store (Redis, or PostgreSQL for the variants that keep their sessions there) was unavailable (details under Store failure). Memory: the store's growth per seeded entry at the largest keyspace measured (Redis used_memory; PostgreSQL's pg_total_relation_size of the sessions table).".into());
             self.push(Block::Table(t));
         }
     }

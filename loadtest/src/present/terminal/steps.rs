@@ -5,6 +5,8 @@
 use std::fmt::Write;
 
 use super::*;
+use crate::present::report::fault_name;
+use crate::results::Fault;
 
 /// The one line of a variant's revocation scenario, from every trial written for it: how many
 /// trials of which kinds, the kind and pairing with the longest median window (its maximum and
@@ -101,14 +103,15 @@ pub fn points_summary(results: &Results, scenario: Scenario) -> Vec<String> {
 }
 
 /// One line for a variant's outage faults: availability during each, the slowest recovery,
-/// revoked tokens accepted, and what an empty restart lost.
+/// revoked tokens accepted, and what a restart lost (Redis restarted empty, or PostgreSQL
+/// through crash recovery).
 pub fn outage_summary(results: &Results, variant: &str) -> Option<String> {
     let records: Vec<&OutageRecord> = results.outage.iter().filter(|o| o.variant == variant).collect();
     if records.is_empty() {
         return None;
     }
     let during: Vec<String> =
-        records.iter().map(|o| format!("{} {}", o.fault.as_str(), pct(o.availability_during))).collect();
+        records.iter().map(|o| format!("{} {}", fault_name(o.fault), pct(o.availability_during))).collect();
     let recovery = if records.iter().any(|o| o.recovery_ms.is_none()) {
         "never".to_owned()
     } else {
@@ -118,12 +121,17 @@ pub fn outage_summary(results: &Results, variant: &str) -> Option<String> {
     let probes: u64 = records.iter().map(|o| o.revoked_probes).sum();
     let mut line = format!(
         "  {variant:<16} outage available {}; recovery ≤ {recovery}; revoked accepted {accepted}/{probes}",
-        during.join(", ")
+        during.join(" / ")
     );
-    if let Some(o) = records.iter().find(|o| o.fault == crate::results::Fault::KillEmpty) {
+    let restart = records.iter().find_map(|o| match o.fault {
+        Fault::KillEmpty => Some((o, "empty restart")),
+        Fault::KillRecover => Some((o, "crash-recovery restart")),
+        Fault::Hang | Fault::KillAof => None,
+    });
+    if let Some((o, what)) = restart {
         let _ = write!(
             line,
-            "; empty restart lost {}/{} sessions, {} revocations",
+            "; {what} lost {}/{} sessions, {} revocations",
             o.sessions_lost,
             o.keepers,
             o.revocations_lost.map_or("n/a".to_owned(), |n| format!("{n}/{}", o.revoked_checked))
