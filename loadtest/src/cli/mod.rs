@@ -24,11 +24,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start Redis and every strategy's server, run the scenarios, write results/<run-id>/.
+    /// Start the stores (Redis; PostgreSQL for session-pg) and every strategy's server, run the scenarios, write results/<run-id>/.
     Run(RunArgs),
     /// Measure a server someone else runs (any language speaking authbench protocol 1).
     Load(LoadArgs),
-    /// Start one strategy's server (and the Redis it needs) until Ctrl-C.
+    /// Start one strategy's server (and the store it needs: Redis or PostgreSQL) until Ctrl-C.
     Serve(ServeArgs),
     /// Render the report of a results directory from its results.json.
     Report {

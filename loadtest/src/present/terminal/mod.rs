@@ -176,7 +176,7 @@ pub fn table(results: &Results) -> String {
             "\nrevocation window (last accepted probe after the acknowledgement), median over trials, ms; 1 / 2 instances:"
         );
         let kinds = Kind::ALL;
-        let mut header = format!("{:<16}", "variant");
+        let mut header = format!("{:<20}", "variant");
         for k in kinds {
             let _ = write!(header, " {:>17}", k.as_str());
         }
@@ -188,7 +188,7 @@ pub fn table(results: &Results) -> String {
             }
         }
         for v in variants {
-            let mut line = format!("{v:<16}");
+            let mut line = format!("{v:<20}");
             for k in kinds {
                 let cell = |instances: u32| {
                     revocations::stats(results, v, k, instances)
@@ -213,7 +213,7 @@ fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
     let common = results.runs.iter().find(|r| r.scenario == Scenario::Cost).and_then(|r| r.rate_rps);
     let _ = writeln!(
         out,
-        "\n{:<16} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}",
+        "\n{:<20} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}",
         "variant",
         "capacity req/s [95 %]",
         "server CPU/req [95 %]",
@@ -236,7 +236,7 @@ fn variant_table(out: &mut String, results: &Results, variants: &[&str]) {
         let cpu = |e: Option<&Estimate>| e.map_or_else(|| "–".to_owned(), |e| interval(e.median, e.ci95, ns));
         let _ = writeln!(
             out,
-            "{:<16} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}{}",
+            "{:<20} {:>24} {:>24} {:>24} {:>9} {:>8} {:>7} {:>11} {:>9}{}",
             v,
             throughput,
             cpu(cost.and_then(|c| c.server_cpu_ns_per_request.as_ref())),
@@ -271,7 +271,7 @@ fn rate_table(out: &mut String, results: &Results) {
     }
     let _ = writeln!(
         out,
-        "\nfixed rate (open loop; latency from the intended send time):\n{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  outcomes",
+        "\nfixed rate (open loop; latency from the intended send time):\n{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  outcomes",
         "variant", "offered", "achieved", "p50", "p99", "max", "gen µs", "dropped"
     );
     for r in runs {
@@ -282,7 +282,7 @@ fn rate_table(out: &mut String, results: &Results) {
         let bound = if r.generator_bound { "  ← generator-bound" } else { "" };
         let _ = writeln!(
             out,
-            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {dropped}  {}{invalid}{bound}",
+            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {dropped}  {}{invalid}{bound}",
             r.variant,
             opt(r.offered_rps, rate),
             opt(r.achieved_rps, rate),
