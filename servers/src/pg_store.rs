@@ -122,6 +122,11 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Connections the pool holds at most.
+    pub fn pool_size(&self) -> usize {
+        self.pool.status().max_size
+    }
+
     /// Whether the table is logged.
     pub fn table(&self) -> PgTable {
         self.table

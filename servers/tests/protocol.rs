@@ -189,6 +189,7 @@ async fn capabilities_health_metrics(s: TestServer) {
     assert_eq!(caps["store"], store);
     if s.config.uses_postgres() {
         assert_eq!(caps["postgres_table"], s.config.postgres_table.as_str(), "{caps}");
+        assert_eq!(caps["postgres_pool_size"], s.config.postgres_pool_size, "{caps}");
         assert!(caps.get("redis_client").is_none(), "{caps}");
     }
     for kind in [

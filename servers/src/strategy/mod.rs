@@ -131,6 +131,9 @@ pub struct Capabilities {
     /// `logged` or `unlogged`: the session table, for a store in PostgreSQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_table: Option<String>,
+    /// Connections the PostgreSQL pool holds: at most this many statements in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_pool_size: Option<u64>,
     /// `allowlist` or `denylist`, for hybrid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti_mode: Option<String>,
@@ -164,6 +167,7 @@ impl Capabilities {
             jwt_alg: None,
             redis_client: store.map(|s| s.client_kind().as_str().to_owned()),
             postgres_table: None,
+            postgres_pool_size: None,
             jti_mode: None,
             grace_s: None,
             refresh_ttl_s: None,
@@ -172,13 +176,14 @@ impl Capabilities {
         }
     }
 
-    /// The state is kept in PostgreSQL, in a table of this persistence, not in Redis; a request
-    /// fails closed without it.
-    pub fn postgres(mut self, table: PgTable) -> Self {
+    /// The state is kept in PostgreSQL, in a table of this persistence, through a pool of
+    /// `pool_size` connections, not in Redis; a request fails closed without it.
+    pub fn postgres(mut self, table: PgTable, pool_size: usize) -> Self {
         self.store = "postgres".to_owned();
         self.fail_mode = "closed".to_owned();
         self.redis_client = None;
         self.postgres_table = Some(table.as_str().to_owned());
+        self.postgres_pool_size = Some(u64::try_from(pool_size).unwrap_or(u64::MAX));
         self
     }
 

@@ -86,7 +86,7 @@ impl Report<'_> {
         let mut t = Table::new([
             "variant",
             "added RTT",
-            "measured PING RTT",
+            "measured store RTT",
             "req/s [95 %]",
             "÷ direct, round by round",
             "p50",
@@ -123,10 +123,11 @@ impl Report<'_> {
             self.p("Not measured in this run: the rtt scenario did not run.");
             return Ok(());
         }
-        let caption = format!(
-            "Closed-loop load with the store (Redis, or PostgreSQL for the session-pg variants) reached through {}; every point's server runs at once and the points are measured in rounds, each round in a shuffled order. Median over the rounds with its 95 % interval; the ratio to the direct point is taken round by round, \"≈ same\" when its interval holds 1. Controls (no store on the request path) must read \"≈ same\"; when one does not, the scenario is measured again and the method section says so.",
+        let mut caption = format!(
+            "Closed-loop load with the store (Redis, or PostgreSQL for the session-pg variants) reached through {}; every point's server runs at once and the points are measured in rounds, each round in a shuffled order. Median over the rounds with its 95 % interval; the ratio to the direct point is taken round by round, \"≈ same\" when its interval holds 1. Measured store RTT: Redis PING, PostgreSQL SSLRequest, median of 21. Controls (no store on the request path) must read \"≈ same\"; when one does not, the scenario is measured again and the method section says so.",
             self.r.rtt_injection.as_deref().unwrap_or("a delaying relay")
         );
+        caption.push_str(&pool_limits(self.r));
         t.note = Some(caption.clone());
         self.push(Block::Table(t));
         let fig = Figure::single("Throughput versus store round-trip time", panel);
@@ -268,5 +269,44 @@ fn per_round_ratio(r: &RunRecord, first: Option<&Estimate>) -> String {
         Some(q) if q.ci95[0] <= 1.0 && q.ci95[1] >= 1.0 => format!("≈ same ({})", ratio_interval(q.median, q.ci95)),
         Some(q) => ratio_interval(q.median, q.ci95),
         None => "–".to_owned(),
+    }
+}
+
+/// What bounds the PostgreSQL points: each server holds a pool of connections, one statement in
+/// flight on each, so a round trip caps it at pool ÷ round trip requests per second (Redis's
+/// multiplexed connection pipelines instead). Empty when no PostgreSQL point was measured.
+fn pool_limits(r: &Results) -> String {
+    let mut pools: Vec<(String, u64)> = Vec::new();
+    for x in r.runs.iter().filter(|x| x.scenario == Scenario::Rtt) {
+        let pool = x.capabilities.as_ref().and_then(|c| c.extra.get("postgres_pool_size")?.as_u64());
+        if let Some(pool) = pool
+            && !pools.iter().any(|(v, _)| *v == x.variant)
+        {
+            pools.push((x.variant.clone(), pool));
+        }
+    }
+    pool_sentence(&pools)
+}
+
+fn pool_sentence(pools: &[(String, u64)]) -> String {
+    let Some((_, first)) = pools.first() else { return String::new() };
+    let each: Vec<String> = pools.iter().map(|(v, n)| format!("{v} keeps {n} PostgreSQL connections")).collect();
+    format!(
+        " {}: one statement in flight on each, so a round trip of t caps it at connections ÷ t requests per second ({first} connections at 1 ms: {} req/s), where Redis's one multiplexed connection pipelines every request.",
+        each.join("; "),
+        rate(*first as f64 * 1000.0)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_sentence;
+
+    #[test]
+    fn the_pool_bound_is_said_with_its_figures() {
+        assert_eq!(pool_sentence(&[]), "");
+        let text = pool_sentence(&[("session-pg".to_owned(), 8)]);
+        assert!(text.contains("session-pg keeps 8 PostgreSQL connections"), "{text}");
+        assert!(text.contains("(8 connections at 1 ms: 8000 req/s)"), "{text}");
     }
 }

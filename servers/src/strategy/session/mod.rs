@@ -117,7 +117,9 @@ impl AuthStrategy for SessionStrategy {
     fn capabilities(&self) -> Capabilities {
         let base = match &self.records {
             Records::Redis { store, .. } => Capabilities::new("session", Some(store)),
-            Records::Postgres(sessions) => Capabilities::new("session", None).postgres(sessions.store().table()),
+            Records::Postgres(sessions) => {
+                Capabilities::new("session", None).postgres(sessions.store().table(), sessions.store().pool_size())
+            }
         };
         base.revocation(RevocationSupport::all(self.max_per_user == Some(1)), "immediate").access_ttl(self.ttl)
     }
