@@ -87,6 +87,44 @@ impl Backing {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers. A cluster is not ours to
+    /// freeze.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Own(redis) => Ok(redis.pause()?),
+            Self::Postgres(pg) => Ok(pg.pause()?),
+            Self::Cluster { .. } => anyhow::bail!("a Redis Cluster someone else runs is not frozen by authbench"),
+        }
+    }
+
+    /// Lets a frozen store run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Own(redis) => Ok(redis.resume()?),
+            Self::Postgres(pg) => Ok(pg.resume()?),
+            Self::Cluster { .. } => anyhow::bail!("a Redis Cluster someone else runs is not resumed by authbench"),
+        }
+    }
+
+    /// Kills it (SIGKILL, no shutdown).
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Own(redis) => Ok(redis.kill()?),
+            Self::Postgres(pg) => Ok(pg.kill()?),
+            Self::Cluster { .. } => anyhow::bail!("a Redis Cluster someone else runs is not killed by authbench"),
+        }
+    }
+
+    /// Starts it again on the same port: Redis empty or from its append-only file, PostgreSQL
+    /// through crash recovery.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Own(redis) => Ok(redis.restart()?),
+            Self::Postgres(pg) => Ok(pg.restart()?),
+            Self::Cluster { .. } => anyhow::bail!("a Redis Cluster someone else runs is not restarted by authbench"),
+        }
+    }
+
     /// The Redis the harness owns, if it does.
     pub fn own(&self) -> Option<&RedisServer> {
         match self {

@@ -142,30 +142,21 @@ impl OutageStore {
 /// and restarted after `down` (Redis empty or from its append-only file, PostgreSQL through
 /// crash recovery). Returns once the store is back.
 fn inject(store: &mut Backing, fault: Fault, down: Duration) -> anyhow::Result<()> {
-    match (store, fault) {
-        (Backing::Own(redis), Fault::Hang) => {
-            redis.pause()?;
-            std::thread::sleep(down);
-            redis.resume()?;
-        }
-        (Backing::Own(redis), Fault::KillEmpty | Fault::KillAof) => {
-            redis.kill()?;
-            std::thread::sleep(down);
-            redis.restart()?;
-        }
-        (Backing::Postgres(pg), Fault::Hang) => {
-            pg.pause()?;
-            std::thread::sleep(down);
-            pg.resume()?;
-        }
-        (Backing::Postgres(pg), Fault::KillRecover) => {
-            pg.kill()?;
-            std::thread::sleep(down);
-            pg.restart()?;
-        }
-        (store, fault) => anyhow::bail!("the {} fault does not apply to {}", fault.as_str(), store.process_name()),
+    let applies = match store {
+        Backing::Postgres(_) => matches!(fault, Fault::Hang | Fault::KillRecover),
+        Backing::Own(_) => fault != Fault::KillRecover,
+        Backing::Cluster { .. } => false,
+    };
+    anyhow::ensure!(applies, "the {} fault does not apply to {}", fault.as_str(), store.process_name());
+    if fault.kills() {
+        store.kill()?;
+        std::thread::sleep(down);
+        store.restart()
+    } else {
+        store.pause()?;
+        std::thread::sleep(down);
+        store.resume()
     }
-    Ok(())
 }
 
 /// The server an outage is measured on: what it is and how to start it.
